@@ -1,0 +1,218 @@
+"""The `workbench` command. Imports stay inside the commands so that `workbench invoke` starts
+quickly and the headless commands never load the UI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.core.config import FunctionConfig
+
+EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _function_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("function settings (override what the folder says)")
+    g.add_argument("--handler", help="handler, e.g. app.handler or index.handler")
+    g.add_argument("--runtime", help="python3.12, nodejs20.x, provided.al2023, ...")
+    g.add_argument("--timeout", type=float, metavar="SECONDS", help="timeout (default 3, as in Lambda)")
+    g.add_argument("--memory", type=int, metavar="MB", help="memory size in MB (default 128)")
+    g.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment variable for the function (repeatable)")
+    g.add_argument("--runtime-client", choices=("builtin", "awslambdaric"),
+                   help="Python runtime client: workbench's own (default) or awslambdaric from PyPI")
+    g.add_argument("--region", help="AWS region the function believes it is in (default us-east-1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="Run AWS Lambda functions locally, exactly as Lambda would.")
+    from workbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    inv = sub.add_parser("invoke", help="invoke a function once and print its response",
+                         description="Invoke once: the response on stdout, logs on stderr. "
+                                     "Exit 0 on success, 1 on a function error, 2 on bad input.")
+    inv.add_argument("dir", type=Path, help="the function's folder")
+    inv.add_argument("-e", "--event", metavar="FILE",
+                     help="event JSON file, or - for stdin (default: {})")
+    inv.add_argument("-q", "--quiet", action="store_true", help="do not print logs")
+    _function_flags(inv)
+
+    srv = sub.add_parser("serve", help="serve the Lambda Invoke API for boto3 and the AWS CLI",
+                         description="Serve the Lambda Invoke API on 127.0.0.1 for one or more "
+                                     "functions (each by its folder name).")
+    srv.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="function folders")
+    srv.add_argument("--port", type=int, default=9001, help="port (default 9001; 0 picks a free one)")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default 127.0.0.1; anything else exposes your functions)")
+    srv.add_argument("-q", "--quiet", action="store_true", help="do not print function logs")
+    _function_flags(srv)
+    return parser
+
+
+def resolve_config(folder: Path, args: argparse.Namespace) -> FunctionConfig:
+    from workbench.core.config import RUNTIME_CLIENTS, ConfigError, detect
+    from workbench.core.environment import reserved_keys_in
+
+    cfg = detect(folder, runtime=args.runtime, handler=args.handler)
+    env = dict(cfg.env)
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--env {item!r}: expected KEY=VALUE")
+        env[key] = value
+    reserved = reserved_keys_in(env)
+    if reserved:
+        raise ConfigError("Lambda reserves these environment variables and does not let a "
+                          f"function set them: {', '.join(reserved)}")
+    if args.timeout is not None and not 0 < args.timeout <= 900:
+        raise ConfigError("--timeout must be between 1 and 900 seconds, as in Lambda")
+    if args.memory is not None and not 128 <= args.memory <= 10240:
+        raise ConfigError("--memory must be between 128 and 10240 MB, as in Lambda")
+    if args.runtime_client and args.runtime_client not in RUNTIME_CLIENTS:
+        raise ConfigError(f"--runtime-client must be one of {RUNTIME_CLIENTS}")
+    if args.runtime_client == "awslambdaric" and cfg.family != "python":
+        raise ConfigError("--runtime-client awslambdaric is for Python functions")
+    return cfg.with_overrides(env=env, timeout_s=args.timeout, memory_mb=args.memory,
+                              runtime_client=args.runtime_client, region=args.region)
+
+
+def _read_event(source: str | None) -> bytes:
+    if source is None:
+        return b"{}"
+    if source == "-":
+        return sys.stdin.buffer.read()
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"event file not found: {source}")
+    return path.read_bytes()
+
+
+def _print_logs(event: object) -> None:
+    from workbench.core.bus import LogLine
+
+    if isinstance(event, LogLine):
+        sys.stderr.write(event.text + "\n")
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from workbench.core.config import ConfigError
+    from workbench.core.invoke_api import ServiceError, validate_payload
+
+    try:
+        cfg = resolve_config(args.dir, args)
+        payload = validate_payload(_read_event(args.event))
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ServiceError as exc:
+        print(f"workbench: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    return asyncio.run(_invoke_once(cfg, payload, quiet=args.quiet))
+
+
+async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool) -> int:
+    from workbench.core.bus import Bus
+    from workbench.core.function import Function
+    from workbench.core.record import InvokeRequest
+
+    bus = Bus()
+    if not quiet:
+        bus.subscribe(_print_logs)
+    function = Function(cfg, bus)
+    try:
+        record = await function.invoke(InvokeRequest(payload, source="cli"))
+    finally:
+        await function.close()
+    out = sys.stdout.buffer
+    out.write(record.result.payload)
+    if not record.result.payload.endswith(b"\n"):
+        out.write(b"\n")
+    out.flush()
+    return EXIT_FUNCTION_ERROR if record.result.function_error else EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from workbench.core.config import ConfigError
+
+    try:
+        configs = [resolve_config(d, args) for d in args.dirs]
+    except ConfigError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    names = [c.name for c in configs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        print(f"workbench: two functions are named {', '.join(dupes)}; rename a folder.",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        asyncio.run(_serve(configs, args.host, args.port, args.quiet))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"workbench: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: bool) -> None:
+    import asyncio
+    import signal
+
+    from workbench.core.bus import Bus, LogLine
+    from workbench.core.function import Function
+    from workbench.core.invoke_api import InvokeAPI
+
+    bus = Bus()
+    many = len(configs) > 1
+    if not quiet:
+        def show(event: object) -> None:
+            if isinstance(event, LogLine):
+                prefix = f"[{event.function}] " if many else ""
+                sys.stderr.write(prefix + event.text + "\n")
+        bus.subscribe(show)
+    functions = {c.name: Function(c, bus) for c in configs}
+    api = InvokeAPI(functions, host=host, port=port, region=configs[0].region)
+    await api.start()
+    print(f"workbench: serving the Lambda Invoke API on {api.url}", file=sys.stderr)
+    for c in configs:
+        print(f"  {c.name}: {c.runtime} {c.handler} ({c.code_dir})", file=sys.stderr)
+    print(f"  try: aws lambda invoke --endpoint-url {api.url} --function-name {configs[0].name} "
+          "out.json", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await api.stop()
+        await asyncio.gather(*(f.close() for f in functions.values()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if argv and argv[0] not in ("invoke", "serve", "-h", "--help", "--version"):
+        print("workbench: the TUI (`workbench DIR`) is not built yet; use `workbench invoke DIR` "
+              "or `workbench serve DIR`.", file=sys.stderr)
+        return EXIT_USAGE
+    args = parser.parse_args(argv)
+    if args.command == "invoke":
+        return cmd_invoke(args)
+    if args.command == "serve":
+        return cmd_serve(args)
+    parser.print_help()
+    return EXIT_USAGE

@@ -1,0 +1,1 @@
+"""The headless core of workbench. Nothing under this package may import textual or rich."""

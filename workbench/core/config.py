@@ -1,0 +1,140 @@
+"""What a function is: where its code lives, how it starts, and its Lambda settings.
+
+Detection from a folder is deliberately simple here and explains itself; layered configuration
+(workbench.toml, SAM templates) builds on FunctionConfig.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from workbench.core import protocol as P
+
+PYTHON_MODULE_GUESSES = ("lambda_function", "app", "handler", "main", "index", "function")
+PYTHON_FUNC_GUESSES = ("lambda_handler", "handler", "main")
+NODE_EXTS = (".js", ".mjs", ".cjs")
+PROVIDED = ("provided", "provided.al2", "provided.al2023")
+RUNTIME_CLIENTS = ("builtin", "awslambdaric")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who has to fix it."""
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    name: str
+    code_dir: Path
+    runtime: str
+    handler: str
+    timeout_s: float = P.DEFAULT_TIMEOUT_S
+    memory_mb: int = P.DEFAULT_MEMORY_MB
+    env: dict[str, str] = field(default_factory=dict)
+    region: str = P.DEFAULT_REGION
+    account: str = P.DEFAULT_ACCOUNT
+    architecture: str = "x86_64"
+    runtime_client: str = "builtin"
+    notes: tuple[str, ...] = ()  # what detection found and assumed, for `doctor` and the UI
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.name}"
+
+    @property
+    def family(self) -> str:
+        if self.runtime.startswith("python"):
+            return "python"
+        if self.runtime.startswith("nodejs"):
+            return "node"
+        return "provided"
+
+    def with_overrides(self, **changes: object) -> FunctionConfig:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+def local_python_runtime() -> str:
+    return f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def local_node_runtime() -> str:
+    node = shutil.which("node")
+    if node is None:
+        return "nodejs20.x"
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=5).stdout
+        return f"nodejs{int(out.strip().lstrip('v').split('.')[0])}.x"
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return "nodejs20.x"
+
+
+def _python_handler(folder: Path) -> tuple[str, str] | None:
+    files = sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith(("test_", "_")))
+    ordered = [m for m in PYTHON_MODULE_GUESSES if m in files] + [m for m in files
+                                                                  if m not in PYTHON_MODULE_GUESSES]
+    for module in ordered:
+        source = (folder / f"{module}.py").read_text(errors="replace")
+        for fn in PYTHON_FUNC_GUESSES:
+            if re.search(rf"^(async\s+)?def\s+{fn}\s*\(", source, re.M):
+                return f"{module}.{fn}", f"found def {fn}() in {module}.py"
+    return None
+
+
+def _node_handler(folder: Path) -> tuple[str, str] | None:
+    for stem in ("index", "app", "handler", "main"):
+        for ext in NODE_EXTS:
+            if (folder / f"{stem}{ext}").is_file():
+                return f"{stem}.handler", f"found {stem}{ext}; assumed its export `handler`"
+    return None
+
+
+def detect(folder: Path, runtime: str | None = None, handler: str | None = None) -> FunctionConfig:
+    """Decide the runtime and handler from the folder, unless the caller already knows."""
+    folder = folder.resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a folder. Give the folder that holds the function's code.")
+    notes: list[str] = []
+    bootstrap = folder / "bootstrap"
+    if runtime is None:
+        if bootstrap.is_file():
+            runtime = "provided.al2023"
+            notes.append("found an executable `bootstrap`: custom runtime (provided.al2023)")
+        elif (folder / "package.json").is_file() or _node_handler(folder):
+            runtime = local_node_runtime()
+            notes.append(f"found Node.js code: runtime {runtime} (from the local node)")
+        elif any(folder.glob("*.py")):
+            runtime = local_python_runtime()
+            notes.append(f"found Python code: runtime {runtime} (from this interpreter)")
+        else:
+            raise ConfigError(
+                f"{folder}: cannot tell what kind of function this is (no bootstrap, *.py, "
+                "index.js/mjs or package.json). Pass --runtime (python3.12, nodejs20.x, "
+                "provided.al2023) and --handler."
+            )
+    family = "python" if runtime.startswith("python") else (
+        "node" if runtime.startswith("nodejs") else "provided")
+    if family == "provided" and runtime not in PROVIDED:
+        raise ConfigError(f"unknown runtime {runtime!r}: use python3.X, nodejsNN.x or "
+                          "provided.al2023")
+    if handler is None:
+        found = {"python": _python_handler, "node": _node_handler}.get(family, lambda _: None)(folder)
+        if found:
+            handler, why = found
+            notes.append(f"handler {handler}: {why}")
+        elif family == "provided":
+            handler = "bootstrap"
+        else:
+            raise ConfigError(
+                f"{folder}: found no handler function. Pass --handler MODULE.FUNCTION "
+                "(for example --handler app.handler)."
+            )
+    if family == "provided" and not os.access(bootstrap, os.X_OK):
+        hint = "chmod +x bootstrap" if bootstrap.is_file() else "add an executable `bootstrap`"
+        raise ConfigError(f"{folder}: a custom runtime needs an executable bootstrap ({hint}).")
+    return FunctionConfig(name=folder.name, code_dir=folder, runtime=runtime, handler=handler,
+                          notes=tuple(notes))

@@ -1,0 +1,239 @@
+"""One execution environment: a Runtime API listener and the runtime's process tree.
+
+An Environment lives from INIT to reset or shutdown and is never reused after: a fresh one is
+made for the next cold start, as the service does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from workbench.core import procs
+from workbench.core import protocol as P
+from workbench.core.bus import (
+    Bus,
+    EnvironmentInitFailed,
+    EnvironmentReady,
+    EnvironmentStarting,
+    EnvironmentStopped,
+    LogLine,
+)
+from workbench.core.config import FunctionConfig
+from workbench.core.runtime_api import RuntimeAPI
+from workbench.core.runtimes import Launch
+
+# Keys the service sets itself; a function's configuration may not set them (spec 4).
+RESERVED_KEYS = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
+# Host values that carry over: the local toolchain lives on the host's PATH, and the host's
+# credentials stand in for the execution role.
+PASSTHROUGH = ("PATH", "LD_LIBRARY_PATH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_SESSION_TOKEN")
+LOG_LINES_KEPT = 20_000
+
+
+def reserved_keys_in(env: dict[str, str]) -> list[str]:
+    return sorted(k for k in env if k in RESERVED_KEYS)
+
+
+def log_stream_name() -> str:
+    day = datetime.now(timezone.utc).strftime("%Y/%m/%d")
+    return f"{day}/[$LATEST]{secrets.token_hex(16)}"
+
+
+def lambda_env(cfg: FunctionConfig, launch: Launch, api_address: str, stream: str) -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
+    env.update({k: v for k, v in cfg.env.items() if not k.startswith("_") and k not in RESERVED_KEYS})
+    env.setdefault("TZ", ":UTC")
+    env.setdefault("LANG", "en_US.UTF-8")
+    env.setdefault("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR")
+    env.setdefault("AWS_XRAY_DAEMON_ADDRESS", "169.254.100.1:2000")
+    env.update({
+        "AWS_LAMBDA_RUNTIME_API": api_address,
+        "_HANDLER": cfg.handler,
+        "LAMBDA_TASK_ROOT": str(cfg.code_dir),
+        "LAMBDA_RUNTIME_DIR": str(launch.runtime_dir),
+        "AWS_LAMBDA_FUNCTION_NAME": cfg.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{cfg.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_REGION": cfg.region,
+        "AWS_DEFAULT_REGION": cfg.region,
+        "_AWS_XRAY_DAEMON_ADDRESS": "169.254.100.1",
+        "_AWS_XRAY_DAEMON_PORT": "2000",
+    })
+    if launch.execution_env:
+        env["AWS_EXECUTION_ENV"] = launch.execution_env
+    return env
+
+
+class LogCollector:
+    """The lines of one invocation, bounded: the newest are kept when a function floods."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+        self.total = 0
+
+    def add(self, text: str) -> None:
+        self.lines.append(text)
+        self.total += 1
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.lines)
+
+    def tail_bytes(self, limit: int = P.LOG_TAIL_BYTES) -> bytes:
+        out: list[bytes] = []
+        size = 0
+        for line in reversed(self.lines):
+            data = line.encode() + b"\n"
+            out.append(data)
+            size += len(data)
+            if size >= limit:
+                break
+        return b"".join(reversed(out))[-limit:]
+
+
+@dataclass(slots=True)
+class InitOutcome:
+    ok: bool
+    init_ms: float
+    status: str = "success"  # success, error, timeout
+    error_type: str | None = None
+    error_body: bytes = b""
+
+
+class Environment:
+    def __init__(self, cfg: FunctionConfig, launch: Launch, bus: Bus) -> None:
+        self.cfg = cfg
+        self.launch = launch
+        self.bus = bus
+        self.api: RuntimeAPI | None = None
+        self.proc: asyncio.subprocess.Process | None = None
+        self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self.ready = False
+        self.stopped = False
+        self.request_id: str | None = None
+        self.collector: LogCollector | None = None
+        self.peak_mb = 0
+        self.stream = log_stream_name()
+        self._pipes: list[procs.OutputPipe] = []
+
+    # ---- output ----
+
+    def line(self, text: str, stream: str) -> None:
+        if self.collector is not None:
+            self.collector.add(text)
+        self.bus.emit(LogLine(self.cfg.name, text, stream, self.request_id, time.time()))
+
+    def platform(self, text: str) -> None:
+        self.drain()
+        self.line(text, "platform")
+
+    def drain(self, flush_partial: bool = False) -> None:
+        for pipe in self._pipes:
+            pipe.drain(flush_partial)
+
+    # ---- lifecycle ----
+
+    async def init(self, phase: str, limit_s: float, request_id: str | None = None) -> InitOutcome:
+        """Spawn the runtime and wait until it asks for its first event, posts an init error,
+        exits, or runs out of time."""
+        loop = asyncio.get_running_loop()
+        self.api = RuntimeAPI()
+        await self.api.start()
+        self.bus.emit(EnvironmentStarting(self.cfg.name, phase))
+        self.platform(P.init_start_line(self.launch.runtime_version,
+                                        self.launch.runtime_arn(self.cfg.region)))
+        self._pipes = [procs.OutputPipe(loop, "stdout", self.line),
+                       procs.OutputPipe(loop, "stderr", self.line)]
+        env = lambda_env(self.cfg, self.launch, self.api.address, self.stream)
+        t0 = time.monotonic()
+        stdin = procs.devnull()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.launch.argv, cwd=self.cfg.code_dir, env=env, stdin=stdin,
+                stdout=self._pipes[0].write_fd, stderr=self._pipes[1].write_fd,
+                start_new_session=True)
+        except OSError as exc:
+            detail = f"fork/exec {self.launch.argv[0]}: {(exc.strerror or str(exc)).lower()}"
+            return self._init_failed(phase, t0, "Runtime.InvalidEntrypoint",
+                                     P.platform_error("Runtime.InvalidEntrypoint", detail, request_id))
+        finally:
+            os.close(stdin)
+            for pipe in self._pipes:
+                pipe.close_write_end()
+        loop.create_task(self._watch_exit(self.proc), name=f"exit-watch-{self.cfg.name}")
+        api = self.api
+        done, _ = await asyncio.wait({api.first_next, api.init_failed, self.exited},
+                                     timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+        init_ms = (time.monotonic() - t0) * 1000
+        if api.init_failed.done():
+            err = api.init_failed.result()
+            # the runtime is expected to exit right after posting; give it a moment to do so
+            await asyncio.wait({self.exited}, timeout=0.5)
+            self.drain(flush_partial=True)
+            return self._init_failed(phase, t0, err.error_type, None, err.body, init_ms)
+        if api.first_next.done():
+            self.ready = True
+            self.bus.emit(EnvironmentReady(self.cfg.name, init_ms))
+            return InitOutcome(True, init_ms)
+        if self.exited.done():
+            self.drain(flush_partial=True)
+            detail = P.exit_detail(self.exited.result())
+            return self._init_failed(phase, t0, "Runtime.ExitError",
+                                     P.platform_error("Runtime.ExitError", detail, request_id))
+        outcome = self._init_failed(phase, t0, "Sandbox.Timedout",
+                                    P.platform_error("Sandbox.Timedout",
+                                                     f"Task timed out after {limit_s:.2f} seconds",
+                                                     request_id))
+        outcome.status = "timeout"
+        return outcome
+
+    def _init_failed(self, phase: str, t0: float, error_type: str, doc: dict[str, str] | None,
+                     body: bytes | None = None, init_ms: float | None = None) -> InitOutcome:
+        ms = init_ms if init_ms is not None else (time.monotonic() - t0) * 1000
+        payload = body if body is not None else P.json_body(doc).rstrip(b"\n")
+        self.bus.emit(EnvironmentInitFailed(self.cfg.name, error_type, ms, phase))
+        return InitOutcome(False, ms, "error", error_type, payload)
+
+    async def _watch_exit(self, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        self.ready = False
+        if not self.exited.done():
+            self.exited.set_result(code)
+
+    def measure_memory(self) -> int:
+        if self.proc is not None and self.proc.returncode is None:
+            self.peak_mb = max(self.peak_mb, procs.peak_rss_mb(self.proc.pid))
+        return self.peak_mb
+
+    async def stop(self, reason: str = "spindown") -> None:
+        """Kill the whole tree (no extensions: SIGKILL at once, as the service does), reap it,
+        and close the listener."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.ready = False
+        if self.proc is not None and self.api is not None:
+            procs.kill_all(self.proc.pid, f"AWS_LAMBDA_RUNTIME_API={self.api.address}".encode())
+            await asyncio.wait({self.exited}, timeout=5)
+        self.drain(flush_partial=True)
+        for pipe in self._pipes:
+            pipe.close()
+        if self.api is not None:
+            await self.api.stop()
+        self.bus.emit(EnvironmentStopped(self.cfg.name, reason))

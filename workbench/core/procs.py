@@ -1,0 +1,179 @@
+"""Child processes of an execution environment: spawn, read output, measure memory, kill all.
+
+Output pipes are read with add_reader rather than asyncio streams so that the supervisor can
+drain them synchronously at the moments that matter (before END, before a crash report): the
+function wrote those bytes before it posted its answer, so they are in the pipe already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+LineSink = Callable[[str, str], None]  # (text, stream)
+READ_CHUNK = 256 * 1024
+MAX_LINE = 256 * 1024  # a longer line is cut into pieces instead of growing without bound
+
+
+class OutputPipe:
+    """One pipe (stdout or stderr) of the function, split into lines."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, name: str, sink: LineSink) -> None:
+        self.name = name
+        self._loop = loop
+        self._sink = sink
+        self._buf = b""
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        self._open = True
+        loop.add_reader(self.read_fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self.read_fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        buf = self._buf + data
+        *lines, rest = buf.split(b"\n")
+        for raw in lines:
+            self._sink(raw.decode("utf-8", "replace"), self.name)
+        while len(rest) > MAX_LINE:
+            self._sink(rest[:MAX_LINE].decode("utf-8", "replace"), self.name)
+            rest = rest[MAX_LINE:]
+        self._buf = rest
+
+    def drain(self, flush_partial: bool = False) -> None:
+        """Read whatever is in the pipe now, without waiting for more."""
+        while self._open:
+            try:
+                data = os.read(self.read_fd, READ_CHUNK)
+            except BlockingIOError:
+                break
+            except OSError:
+                break
+            if not data:
+                self.close()
+                break
+            self._feed(data)
+        if flush_partial and self._buf:
+            text, self._buf = self._buf.decode("utf-8", "replace"), b""
+            self._sink(text, self.name)
+
+    def close_write_end(self) -> None:
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._loop.remove_reader(self.read_fd)
+            os.close(self.read_fd)
+        self.close_write_end()
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it, from /proc/<pid>/task/<tid>/children."""
+    seen = [pid]
+    i = 0
+    while i < len(seen):
+        p = seen[i]
+        i += 1
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    seen.extend(int(c) for c in fh.read().split())
+            except (OSError, ValueError):
+                continue
+    return seen
+
+
+def _status_kb(pid: int, key: bytes) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def peak_rss_mb(pid: int) -> int:
+    """Peak resident memory of the process tree: each process's high-water mark (VmHWM), added
+    up. Real memory of the real processes, never the configured size."""
+    kb = sum(_status_kb(p, b"VmHWM:") for p in descendants(pid))
+    return math.ceil(kb / 1024)
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        # the command name may hold spaces and parentheses: split after the last ')'
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        return int(fields[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _has_marker(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return marker in fh.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def stragglers(session: int, marker: bytes) -> list[int]:
+    """Processes that belong to an environment although they left its process group: same
+    session, or (a daemon that called setsid) still carrying the environment's Runtime API
+    address, which is unique to it while it lives."""
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if pid == me:
+            continue
+        if _session_of(pid) == session or _has_marker(pid, marker):
+            found.append(pid)
+    return found
+
+
+def kill_all(pid: int, marker: bytes) -> None:
+    """SIGKILL the environment's process group, then anything of it that escaped the group."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for p in stragglers(pid, marker):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def devnull() -> int:
+    return os.open(os.devnull, os.O_RDONLY)
+
+
+def is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
