@@ -245,5 +245,9 @@ def _error(rid: str, error_type: str, detail: str) -> InvokeResult:
 
 def log_result_header(record: InvocationRecord) -> str:
     """X-Amz-Log-Result: base64 of the last 4 KB of the invocation's log."""
-    data = record.log_text().encode()[-P.LOG_TAIL_BYTES:]
+    lines = record.log_lines
+    start = P.start_line(record.request_id)
+    # the invocation's own log, from START: init output belongs to the environment
+    first = next((i for i in range(len(lines) - 1, -1, -1) if lines[i] == start), 0)
+    data = "".join(line + "\n" for line in lines[first:]).encode()[-P.LOG_TAIL_BYTES:]
     return base64.b64encode(data).decode()

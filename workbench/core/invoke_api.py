@@ -111,7 +111,8 @@ class InvokeAPI:
         app.router.add_get("/2015-03-31/functions{slash:/?}", self._list)
         app.router.add_get(fn, self._get)
         app.router.add_get(fn + "/configuration", self._get_configuration)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()

@@ -96,7 +96,10 @@ class RuntimeAPI:
         app.router.add_post(f"{base}/invocation/{{rid}}/error", self._error)
         app.router.add_post(f"{base}/init/error", self._init_error)
         app.router.add_get(f"/{P.API_VERSION}/ping", self._ping)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # shutdown_timeout: a /next long poll never finishes on its own; stopping must not wait
+        # for it (aiohttp's default would hold every reset for a minute).
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=0.05)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0, reuse_address=True)
         await site.start()
