@@ -90,5 +90,5 @@ class Bus:
         for fn in list(self._subscribers):
             try:
                 fn(event)
-            except Exception:  # noqa: BLE001 - isolate listeners from the engine
+            except Exception:  # isolate listeners from the engine
                 log.exception("bus subscriber %r failed on %r", fn, event)

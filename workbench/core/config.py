@@ -80,7 +80,7 @@ def _python_handler(folder: Path) -> tuple[str, str] | None:
     for module in ordered:
         source = (folder / f"{module}.py").read_text(errors="replace")
         for fn in PYTHON_FUNC_GUESSES:
-            if re.search(rf"^(async\s+)?def\s+{fn}\s*\(", source, re.M):
+            if re.search(rf"^(async\s+)?def\s+{fn}\s*\(", source, re.MULTILINE):
                 return f"{module}.{fn}", f"found def {fn}() in {module}.py"
     return None
 

@@ -12,7 +12,8 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from workbench.core import procs
 from workbench.core import protocol as P
@@ -48,7 +49,7 @@ def reserved_keys_in(env: dict[str, str]) -> list[str]:
 
 
 def log_stream_name() -> str:
-    day = datetime.now(timezone.utc).strftime("%Y/%m/%d")
+    day = datetime.now(UTC).strftime("%Y/%m/%d")
     return f"{day}/[$LATEST]{secrets.token_hex(16)}"
 
 
@@ -131,6 +132,7 @@ class Environment:
         self.peak_mb = 0
         self.stream = log_stream_name()
         self._pipes: list[procs.OutputPipe] = []
+        self._exit_task: asyncio.Task[None] | None = None
 
     # ---- output ----
 
@@ -176,9 +178,11 @@ class Environment:
             os.close(stdin)
             for pipe in self._pipes:
                 pipe.close_write_end()
-        loop.create_task(self._watch_exit(self.proc), name=f"exit-watch-{self.cfg.name}")
+        self._exit_task = loop.create_task(self._watch_exit(self.proc),
+                                           name=f"exit-watch-{self.cfg.name}")
         api = self.api
-        done, _ = await asyncio.wait({api.first_next, api.init_failed, self.exited},
+        waiters: set[asyncio.Future[Any]] = {api.first_next, api.init_failed, self.exited}
+        await asyncio.wait(waiters,
                                      timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
         init_ms = (time.monotonic() - t0) * 1000
         if api.init_failed.done():

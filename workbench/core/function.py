@@ -8,6 +8,7 @@ import base64
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.core import protocol as P
 from workbench.core.bus import Bus, InvocationFinished, InvocationStarted
@@ -134,14 +135,16 @@ class Function:
         t0 = time.monotonic()
         env.api.dispatch(inv)
         timeout_ms = self.cfg.timeout_s * 1000
-        await asyncio.wait({inv.answered, env.exited}, timeout=max(budget_s, 0),
+        first: set[asyncio.Future[Any]] = {inv.answered, env.exited}
+        await asyncio.wait(first, timeout=max(budget_s, 0),
                            return_when=asyncio.FIRST_COMPLETED)
         if inv.answered.done():
             result = inv.answered.result()
             answer.set_result(result)
             # The environment stays busy until the runtime asks for the next event.
             left = budget_s - (time.monotonic() - t0)
-            await asyncio.wait({inv.next_called, env.exited}, timeout=max(left, 0),
+            then: set[asyncio.Future[Any]] = {inv.next_called, env.exited}
+            await asyncio.wait(then, timeout=max(left, 0),
                                return_when=asyncio.FIRST_COMPLETED)
             status = "error" if result.function_error else "ok"
             if inv.next_called.done():

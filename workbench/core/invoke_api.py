@@ -24,6 +24,7 @@ from workbench.core import protocol as P
 from workbench.core.function import Function, log_result_header
 from workbench.core.record import InvokeRequest
 from workbench.core.runtime_api import read_limited
+from workbench.core.servers import start_site
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 LOG_TYPES = ("None", "Tail")
@@ -111,14 +112,8 @@ class InvokeAPI:
         app.router.add_get("/2015-03-31/functions{slash:/?}", self._list)
         app.router.add_get(fn, self._get)
         app.router.add_get(fn + "/configuration", self._get_configuration)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = int(server.sockets[0].getsockname()[1])
+        self._runner, self.port = await start_site(app, self.host, self.port,
+                                                   shutdown_timeout=1.0)
         return self.port
 
     async def stop(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 API_VERSION = "2018-06-01"
 
@@ -105,7 +105,7 @@ def billed_ms(duration_ms: float, init_ms: float | None) -> int:
 
 
 def iso_now() -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from workbench.core import protocol as P
 from workbench.core.record import InvokeResult
+from workbench.core.servers import start_site
 
 ERROR_CAUSE_CT = "application/vnd.aws.lambda.error.cause+json"
 
@@ -98,14 +99,7 @@ class RuntimeAPI:
         app.router.add_get(f"/{P.API_VERSION}/ping", self._ping)
         # shutdown_timeout: a /next long poll never finishes on its own; stopping must not wait
         # for it (aiohttp's default would hold every reset for a minute).
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=0.05)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0, reuse_address=True)
-        await site.start()
-        server = site._server  # the asyncio Server: the only place the bound port is known
-        assert server is not None and server.sockets
-        self.port = int(server.sockets[0].getsockname()[1])
+        self._runner, self.port = await start_site(app, self.host, 0, shutdown_timeout=0.05)
         return self.port
 
     async def stop(self) -> None:

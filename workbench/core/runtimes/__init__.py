@@ -33,7 +33,7 @@ def launch_for(cfg: FunctionConfig) -> Launch:
     if cfg.family == "node":
         node = shutil.which("node")
         if node is None:
-            raise ConfigError("runtime %s needs `node` on PATH; none was found." % cfg.runtime)
+            raise ConfigError(f"runtime {cfg.runtime} needs `node` on PATH; none was found.")
         return Launch([node, str(NODE_RUNTIME)], NODE_RUNTIME.parent,
                       f"AWS_Lambda_{cfg.runtime}", _version_tag(cfg.runtime))
     bootstrap = cfg.code_dir / "bootstrap"
