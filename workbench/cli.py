@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from workbench.core.config import FunctionConfig
 
-EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _function_flags(p: argparse.ArgumentParser) -> None:
@@ -116,10 +116,29 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         print(f"workbench: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_invoke_once(cfg, payload, quiet=args.quiet))
+    try:
+        return asyncio.run(_invoke_once(cfg, payload, quiet=args.quiet))
+    except KeyboardInterrupt:
+        print("workbench: interrupted; the function was stopped.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _cancel_on_termination() -> None:
+    """SIGTERM and SIGHUP cancel the main task like Ctrl+C does, so cleanup always runs: the
+    function lives in its own session and would not get the signal itself."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, task.cancel)
 
 
 async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool) -> int:
+    import asyncio
+
     from workbench.core.bus import Bus
     from workbench.core.function import Function
     from workbench.core.record import InvokeRequest
@@ -128,8 +147,12 @@ async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool) -> int:
     if not quiet:
         bus.subscribe(_print_logs)
     function = Function(cfg, bus)
+    _cancel_on_termination()
     try:
         record = await function.invoke(InvokeRequest(payload, source="cli"))
+    except asyncio.CancelledError:
+        print("workbench: terminated; the function was stopped.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         await function.close()
     out = sys.stdout.buffer
