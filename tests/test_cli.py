@@ -102,3 +102,28 @@ def test_quiet_prints_only_the_response() -> None:
     done = run_workbench("invoke", ECHO, "-q")
     assert done.stderr == b""
     assert json.loads(done.stdout)["event"] == {}
+
+
+def test_sigterm_stops_a_hanging_function_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import processes_with_env, workbench_cmd
+
+    (tmp_path / "app.py").write_text(
+        "import time\ndef handler(event, context):\n    time.sleep(60)\n")
+    proc = subprocess.Popen(
+        workbench_cmd("invoke", str(tmp_path), "--timeout", "100", "--env", "WB_MARK=sigterm"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    for raw in proc.stderr:  # wait until the handler is running
+        if raw.startswith(b"START RequestId:"):
+            break
+    assert processes_with_env("WB_MARK=sigterm")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 130
+    deadline = time.monotonic() + 5
+    while processes_with_env("WB_MARK=sigterm") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with_env("WB_MARK=sigterm") == []
