@@ -193,6 +193,7 @@ class Environment:
             return self._init_failed(phase, t0, err.error_type, None, err.body, init_ms)
         if api.first_next.done():
             self.ready = True
+            self.measure_memory()  # a runtime that crashes later still reports what it used
             self.bus.emit(EnvironmentReady(self.cfg.name, init_ms))
             return InitOutcome(True, init_ms)
         if self.exited.done():
@@ -233,8 +234,10 @@ class Environment:
         self.stopped = True
         self.ready = False
         if self.proc is not None and self.api is not None:
-            procs.kill_all(self.proc.pid, f"AWS_LAMBDA_RUNTIME_API={self.api.address}".encode())
+            killed = procs.kill_all(self.proc.pid,
+                                    f"AWS_LAMBDA_RUNTIME_API={self.api.address}".encode())
             await asyncio.wait({self.exited}, timeout=5)
+            await procs.wait_gone(killed, timeout=2)  # stop() returns when none of it runs
         self.drain(flush_partial=True)
         for pipe in self._pipes:
             pipe.close()

@@ -158,17 +158,44 @@ def stragglers(session: int, marker: bytes) -> list[int]:
     return found
 
 
-def kill_all(pid: int, marker: bytes) -> None:
-    """SIGKILL the environment's process group, then anything of it that escaped the group."""
+def kill_all(pid: int, marker: bytes) -> list[int]:
+    """SIGKILL the environment's process group, then anything of it that escaped the group.
+    Returns the processes it signalled (every group member is in the session, so is among them):
+    SIGKILL is not instant, see wait_gone."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    for p in stragglers(pid, marker):
+    found = stragglers(pid, marker)
+    for p in found:
         try:
             os.kill(p, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    return found
+
+
+def is_gone(pid: int) -> bool:
+    """No such process, or only its zombie (dead, waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rindex(b")") + 2 :][:1] in (b"Z", b"X")
+    except (OSError, ValueError):
+        return True
+
+
+async def wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Wait until every process in `pids` has died; a SIGKILLed process keeps running (and
+    shows in /proc with its environment) for a moment after kill() returns. Returns those
+    still alive at the timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    left = [p for p in pids if not is_gone(p)]
+    while left and loop.time() < deadline:
+        await asyncio.sleep(0.002)
+        left = [p for p in left if not is_gone(p)]
+    return left
 
 
 def devnull() -> int:
