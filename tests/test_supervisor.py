@@ -327,3 +327,20 @@ def test_flood_of_output_is_bounded() -> None:
             assert sum(1 for line in h.lines("stdout")) == 200_000
 
     run(body_)
+
+
+def test_init_failure_still_reports_the_memory_it_used(tmp_path) -> None:
+    import re
+
+    from tests.conftest import run_workbench
+
+    (tmp_path / "app.py").write_text(
+        "ballast = bytearray(48 * 1024 * 1024)\n"
+        "ballast[::4096] = b'x' * len(ballast[::4096])  # touch every page\n"
+        "import a_module_that_is_not_there\n")
+    done = run_workbench("invoke", str(tmp_path), "--handler", "app.handler")
+    assert done.returncode == 1
+    report = next(line for line in done.stderr.decode().splitlines()
+                  if line.startswith("REPORT RequestId:"))
+    used = int(re.search(r"Max Memory Used: (\d+) MB", report).group(1))
+    assert used >= 48, report

@@ -182,8 +182,7 @@ class Environment:
                                            name=f"exit-watch-{self.cfg.name}")
         api = self.api
         waiters: set[asyncio.Future[Any]] = {api.first_next, api.init_failed, self.exited}
-        await asyncio.wait(waiters,
-                                     timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
         init_ms = (time.monotonic() - t0) * 1000
         if api.init_failed.done():
             err = api.init_failed.result()
@@ -216,7 +215,16 @@ class Environment:
         return InitOutcome(False, ms, "error", error_type, payload)
 
     async def _watch_exit(self, proc: asyncio.subprocess.Process) -> None:
-        code = await proc.wait()
+        """Wait for the runtime to exit, sampling the tree's memory meanwhile: a runtime that
+        dies during init, or a child that comes and goes, must still count toward the peak.
+        Samples start dense (init is short) and thin out to a few a second."""
+        waiting = asyncio.ensure_future(proc.wait())
+        interval = 0.005
+        while not waiting.done():
+            self.measure_memory()
+            await asyncio.wait({waiting}, timeout=interval)
+            interval = min(interval * 2, 0.25)
+        code = waiting.result()
         self.ready = False
         if not self.exited.done():
             self.exited.set_result(code)
