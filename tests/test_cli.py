@@ -127,3 +127,28 @@ def test_sigterm_stops_a_hanging_function_and_leaves_nothing_behind(tmp_path: Pa
     while processes_with_env("WB_MARK=sigterm") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with_env("WB_MARK=sigterm") == []
+
+
+def test_kill_9_of_the_workbench_takes_the_runtime_with_it(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import processes_with_env, workbench_cmd
+
+    (tmp_path / "app.py").write_text(
+        "import time\ndef handler(event, context):\n    time.sleep(60)\n")
+    proc = subprocess.Popen(
+        workbench_cmd("invoke", str(tmp_path), "--timeout", "100", "--env", "WB_MARK=kill9"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        if raw.startswith(b"START RequestId:"):
+            break
+    assert processes_with_env("WB_MARK=kill9")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 5
+    while processes_with_env("WB_MARK=kill9") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with_env("WB_MARK=kill9") == []

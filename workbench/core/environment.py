@@ -169,7 +169,7 @@ class Environment:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.launch.argv, cwd=self.cfg.code_dir, env=env, stdin=stdin,
                 stdout=self._pipes[0].write_fd, stderr=self._pipes[1].write_fd,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=procs.die_with_parent)
         except OSError as exc:
             detail = f"fork/exec {self.launch.argv[0]}: {(exc.strerror or str(exc)).lower()}"
             return self._init_failed(phase, t0, "Runtime.InvalidEntrypoint",

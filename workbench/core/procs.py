@@ -198,6 +198,16 @@ async def wait_gone(pids: list[int], timeout: float) -> list[int]:
     return left
 
 
+def die_with_parent() -> None:
+    """Runs in the child between fork and exec: ask the kernel to SIGKILL the runtime if the
+    workbench dies, even by kill -9, so no environment outlives it."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
 def devnull() -> int:
     return os.open(os.devnull, os.O_RDONLY)
 
