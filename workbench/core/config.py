@@ -41,6 +41,16 @@ class FunctionConfig:
     architecture: str = "x86_64"
     runtime_client: str = "builtin"
     notes: tuple[str, ...] = ()  # what detection found and assumed, for `doctor` and the UI
+    # Appended by the configuration layer (workbench.toml, SAM); defaults keep older callers valid.
+    builder: str | None = None  # "go" / "rust": compiled into .workbench/build/bootstrap first
+    build: str | None = None  # a shell command run in code_dir before the function starts
+    start: tuple[str, ...] | None = None  # replaces how the runtime starts, when set
+    layers: tuple[Path, ...] = ()  # local layer folders, in the order Lambda would stack them
+    watch_include: tuple[str, ...] = ()  # globs; empty means everything under code_dir
+    watch_exclude: tuple[str, ...] = ()
+    concurrency: int = 1  # execution environments kept side by side
+    events_dir: str = "events"  # saved events, relative to code_dir
+    theme: str | None = None
 
     @property
     def arn(self) -> str:
@@ -73,16 +83,47 @@ def local_node_runtime() -> str:
         return "nodejs20.x"
 
 
-def _python_handler(folder: Path) -> tuple[str, str] | None:
+def _python_candidates(folder: Path) -> list[tuple[str, str]]:
+    """Every module's first plausible handler, best guess first: one per file."""
     files = sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith(("test_", "_")))
     ordered = [m for m in PYTHON_MODULE_GUESSES if m in files] + [m for m in files
                                                                   if m not in PYTHON_MODULE_GUESSES]
+    found: list[tuple[str, str]] = []
     for module in ordered:
         source = (folder / f"{module}.py").read_text(errors="replace")
         for fn in PYTHON_FUNC_GUESSES:
             if re.search(rf"^(async\s+)?def\s+{fn}\s*\(", source, re.MULTILINE):
-                return f"{module}.{fn}", f"found def {fn}() in {module}.py"
-    return None
+                found.append((f"{module}.{fn}", f"found def {fn}() in {module}.py"))
+                break
+    return found
+
+
+def _python_handler(folder: Path) -> tuple[str, str] | None:
+    found = _python_candidates(folder)
+    return found[0] if found else None
+
+
+def _other_handlers_note(folder: Path, chosen: str) -> str | None:
+    """The guess stands, but a second candidate means the guess may be wrong: say how to pick."""
+    others = [h for h, _ in _python_candidates(folder) if h != chosen]
+    if not others:
+        return None
+    return (f"also found {', '.join(others)}; to use another handler, set it in "
+            f"workbench.toml, e.g. handler = \"{others[0]}\"")
+
+
+BUILDERS = {"go": ("go.mod", "Go module: built with `go build -tags lambda.norpc` into "
+                              ".workbench/build/bootstrap"),
+            "rust": ("Cargo.toml", "Rust crate: built with `cargo build --release` into "
+                                   ".workbench/build/bootstrap")}
+
+
+def _builder(folder: Path) -> str | None:
+    """Compiled custom runtimes: a bootstrap already in the folder wins over building one."""
+    if (folder / "bootstrap").is_file():
+        return None
+    return next((kind for kind, (marker, _) in BUILDERS.items() if (folder / marker).is_file()),
+                None)
 
 
 def _node_handler(folder: Path) -> tuple[str, str] | None:
@@ -100,10 +141,13 @@ def detect(folder: Path, runtime: str | None = None, handler: str | None = None)
         raise ConfigError(f"{folder}: not a folder. Give the folder that holds the function's code.")
     notes: list[str] = []
     bootstrap = folder / "bootstrap"
+    builder = _builder(folder)
     if runtime is None:
         if bootstrap.is_file():
             runtime = "provided.al2023"
             notes.append("found an executable `bootstrap`: custom runtime (provided.al2023)")
+        elif builder is not None:
+            runtime = "provided.al2023"
         elif (folder / "package.json").is_file() or _node_handler(folder):
             runtime = local_node_runtime()
             notes.append(f"found Node.js code: runtime {runtime} (from the local node)")
@@ -113,28 +157,36 @@ def detect(folder: Path, runtime: str | None = None, handler: str | None = None)
         else:
             raise ConfigError(
                 f"{folder}: cannot tell what kind of function this is (no bootstrap, *.py, "
-                "index.js/mjs or package.json). Pass --runtime (python3.12, nodejs20.x, "
-                "provided.al2023) and --handler."
+                "index.js/mjs, package.json, go.mod or Cargo.toml). Pass --runtime (python3.12, "
+                "nodejs20.x, provided.al2023) and --handler, or set runtime and handler in "
+                "workbench.toml."
             )
     family = "python" if runtime.startswith("python") else (
         "node" if runtime.startswith("nodejs") else "provided")
     if family == "provided" and runtime not in PROVIDED:
         raise ConfigError(f"unknown runtime {runtime!r}: use python3.X, nodejsNN.x or "
                           "provided.al2023")
+    if family != "provided":
+        builder = None
+    elif builder is not None:
+        notes.append(BUILDERS[builder][1])
     if handler is None:
         found = {"python": _python_handler, "node": _node_handler}.get(family, lambda _: None)(folder)
         if found:
             handler, why = found
             notes.append(f"handler {handler}: {why}")
+            other = _other_handlers_note(folder, handler) if family == "python" else None
+            notes.extend([other] if other else [])
         elif family == "provided":
             handler = "bootstrap"
         else:
             raise ConfigError(
                 f"{folder}: found no handler function. Pass --handler MODULE.FUNCTION "
-                "(for example --handler app.handler)."
+                "(for example --handler app.handler), or set handler = \"app.handler\" in "
+                "workbench.toml."
             )
-    if family == "provided" and not os.access(bootstrap, os.X_OK):
+    if family == "provided" and builder is None and not os.access(bootstrap, os.X_OK):
         hint = "chmod +x bootstrap" if bootstrap.is_file() else "add an executable `bootstrap`"
         raise ConfigError(f"{folder}: a custom runtime needs an executable bootstrap ({hint}).")
     return FunctionConfig(name=folder.name, code_dir=folder, runtime=runtime, handler=handler,
-                          notes=tuple(notes))
+                          notes=tuple(notes), builder=builder)

@@ -1,0 +1,258 @@
+"""One entry point from command-line targets to runnable functions, with every value explained.
+
+Settings, nearest first (the first layer that sets a value wins it whole, lists included):
+  1. command-line flags (`overrides`: handler, runtime, timeout, memory, region, runtime_client)
+  2. `workbench.toml`, or `[tool.workbench]` in `pyproject.toml`, in the function's code folder
+  3. the SAM / CloudFormation template (with `Globals.Function` under each function)
+  4. detection from the folder's files (`config.detect`)
+  5. Lambda's defaults (3 s, 128 MB, x86_64, us-east-1)
+
+Environment variables merge key by key; later sources win:
+  template Environment.Variables < workbench.toml `environment` < workbench.toml `env_files`
+  (in order) < `.env` in the code folder < `--env-file` files (in order) < `--env`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from workbench.core import protocol as P
+from workbench.core.config import ConfigError, FunctionConfig, detect
+from workbench.core.envfiles import layered_env_files
+from workbench.core.resolve_text import check_handler_file, describe_function
+from workbench.core.sam import (
+    SamFunction,
+    Template,
+    check_overrides,
+    find_template,
+    pick_id,
+    read_template,
+)
+from workbench.core.settings import KEYS, Invalid, Settings, display_path, load_settings
+
+# Our setting name -> FunctionConfig field. Settings name things as workbench.toml does.
+FIELDS = {"name": "name", "code_dir": "code_dir", "runtime": "runtime", "handler": "handler",
+          "timeout": "timeout_s", "memory": "memory_mb", "architecture": "architecture",
+          "region": "region", "runtime_client": "runtime_client", "layers": "layers",
+          "build": "build", "start": "start", "watch.include": "watch_include",
+          "watch.exclude": "watch_exclude", "concurrency": "concurrency",
+          "events_dir": "events_dir", "theme": "theme", "builder": "builder"}
+FLAGS = {"handler": "--handler", "runtime": "--runtime", "timeout": "--timeout",
+         "memory": "--memory", "region": "--region", "runtime_client": "--runtime-client"}
+ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")  # Lambda's own pattern for variable names
+DETECTED = "detected from the folder's files"
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class ResolvedFunction:
+    """A runnable function and why each of its values is what it is."""
+
+    config: FunctionConfig
+    origin: str  # the folder, or "template.yaml: Resources.Api"
+    sources: Mapping[str, str] = field(default_factory=dict)  # setting -> where it came from
+    env_sources: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """Plain text for `workbench doctor`: each setting, its value and its source."""
+        return describe_function(self.config, self.origin, self.sources, self.env_sources,
+                                 self.warnings)
+
+
+@dataclass(frozen=True)
+class _Target:
+    code_dir: Path | None
+    origin: str
+    sam: SamFunction | None = None
+
+
+def resolve_functions(targets: Sequence[Path], *, function: str | None = None,
+                      overrides: Mapping[str, object] | None = None,
+                      parameter_overrides: Mapping[str, str] | None = None,
+                      env_files: Sequence[Path] = (),
+                      env: Mapping[str, str] | None = None) -> list[ResolvedFunction]:
+    """Every function the targets name. A target is a function folder, a template file, or a
+    folder holding template.yaml / template.yml (then each function in it, or `function`)."""
+    flags = _checked_flags(overrides or {})
+    region = str(flags.get("region", P.DEFAULT_REGION))
+    found = _expand(targets, function, parameter_overrides or {}, region)
+    resolved = [_resolve(t, flags, env_files, env or {}, function is not None) for t in found]
+    _refuse_duplicates(resolved)
+    return resolved
+
+
+def _checked_flags(overrides: Mapping[str, object]) -> dict[str, object]:
+    flags: dict[str, object] = {}
+    for key, value in overrides.items():
+        if key not in FLAGS:
+            raise ValueError(f"not a command-line setting: {key!r} (one of {', '.join(FLAGS)})")
+        if value is None:
+            continue
+        try:
+            flags[key] = str(value) if key == "region" else KEYS[key](value, Path.cwd())
+        except Invalid as exc:
+            raise ConfigError(f"{FLAGS[key]} must be {exc}; got {value!r}") from None
+    return flags
+
+
+def _expand(targets: Sequence[Path], function: str | None, params: Mapping[str, str],
+            region: str) -> list[_Target]:
+    """Targets in the order given; each template stands for its (selected) functions."""
+    entries: list[_Target | Template] = []
+    for target in targets:
+        template = target if target.is_file() else find_template(target)
+        if template is not None:
+            entries.append(read_template(template))
+        elif target.is_dir():
+            entries.append(_Target(target.resolve(), display_path(target)))
+        else:
+            raise ConfigError(f"{display_path(target)}: no such file or folder")
+    templates = [e for e in entries if isinstance(e, Template)]
+    if params:
+        check_overrides(params, [n for t in templates for n in t.parameter_names],
+                        ", ".join(t.shown for t in templates) or "--parameter-overrides")
+    chosen = _with_function(templates, function) if function is not None else templates
+    found: list[_Target] = []
+    for entry in entries:
+        if isinstance(entry, _Target):
+            found.append(entry)
+        elif entry in chosen:
+            found += _template_targets(entry, function, params, region)
+    return found
+
+
+def _template_targets(template: Template, function: str | None, params: Mapping[str, str],
+                      region: str) -> list[_Target]:
+    # With several templates, each takes the overrides it declares (_expand checked that
+    # every override is declared by one of them).
+    mine = {k: v for k, v in params.items() if k in template.parameter_names}
+    functions = template.functions(function, mine, region)
+    if not functions:
+        raise ConfigError(f"{template.shown}: declares no function that exists with these "
+                          "parameter values")
+    return [_Target(f.code_dir, f"{template.shown}: Resources.{f.logical_id}", f)
+            for f in functions]
+
+
+def _with_function(templates: list[Template], function: str) -> list[Template]:
+    """The templates that declare `function`; none is an error listing what they do declare."""
+    if not templates:
+        raise ConfigError(f"--function {function}: picks a function of a SAM template, and "
+                          "none of the targets is a template")
+    having = [t for t in templates if function in t.function_ids]
+    if not having:
+        pick_id([i for t in templates for i in t.function_ids], function,
+                ", ".join(t.shown for t in templates))
+    return having
+
+
+def _resolve(target: _Target, flags: Mapping[str, object], env_files: Sequence[Path],
+             env: Mapping[str, str], picked: bool) -> ResolvedFunction:
+    sam = target.sam
+    if sam is not None and (sam.problem or sam.code_dir is None):
+        hint = "" if picked else "; to run the template's other functions, name one with --function"
+        raise ConfigError(f"{display_path(sam.template)}: {sam.problem}{hint}")
+    assert target.code_dir is not None
+    settings = load_settings(target.code_dir)
+    chosen, sources = _layered(flags, settings, sam)
+    base = detect(target.code_dir, runtime=_str(chosen.get("runtime")),
+                  handler=_str(chosen.get("handler")))
+    _fill_from_detection(base, sam, chosen, sources)
+    values, env_sources = _environment(target.code_dir, settings, sam, env_files, env)
+    # Any: each value was checked by its KEYS validator (or came from detection) on the way in.
+    changes: dict[str, Any] = {FIELDS[k]: v for k, v in chosen.items()}
+    config = replace(base, env=values, **changes)
+    _check_runtime_client(config, sources)
+    warnings = [*settings.warnings, *(sam.warnings if sam else ())]
+    missing = check_handler_file(config, sources.get("handler", DETECTED))
+    return ResolvedFunction(config, target.origin, sources, env_sources,
+                            tuple(warnings + ([missing] if missing else [])))
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _layered(flags: Mapping[str, object], settings: Settings,
+             sam: SamFunction | None) -> tuple[dict[str, object], dict[str, str]]:
+    """Nearest layer first: the first that sets a value wins it."""
+    layers: list[tuple[Mapping[str, object], Callable[[str], str]]] = [
+        (flags, lambda k: FLAGS[k]), (settings.values, settings.where)]
+    if sam is not None:
+        layers.append((sam.values, lambda k: sam.sources[k]))
+    chosen: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for key in FIELDS:
+        for values, where in layers:
+            if key in values:
+                chosen[key], sources[key] = values[key], where(key)
+                break
+    return chosen, sources
+
+
+def _fill_from_detection(base: FunctionConfig, sam: SamFunction | None,
+                         chosen: dict[str, object], sources: dict[str, str]) -> None:
+    """Sources for what no layer set: the logical id, detection, or Lambda's defaults."""
+    if sam is not None and "name" not in chosen:
+        chosen["name"] = sam.logical_id
+        sources["name"] = f"logical id in {display_path(sam.template)}"
+    sources.setdefault("name", "the folder's name")
+    sources["code_dir"] = sam.sources["code_dir"] if sam is not None else "the folder given"
+    for key in ("runtime", "handler", "builder"):
+        sources.setdefault(key, DETECTED if getattr(base, key) else DEFAULT)
+    for key in FIELDS:
+        sources.setdefault(key, DEFAULT)
+
+
+def _environment(code_dir: Path, settings: Settings, sam: SamFunction | None,
+                 env_files: Sequence[Path],
+                 env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+
+    def put(new: Mapping[str, str], where: Callable[[str], str] | str) -> None:
+        for key, value in new.items():
+            values[key], sources[key] = value, where if isinstance(where, str) else where(key)
+
+    if sam is not None:
+        put(sam.environment, lambda k: sam.env_sources[k])
+    put(settings.environment, lambda k: settings.where(f"environment.{k}"))
+    configured = [(p, settings.where("env_files")) for p in settings.env_files]
+    for file in layered_env_files(code_dir, configured, env_files):
+        put(file.values, file.shown)
+    put(env, "--env")
+    _check_env_names(sources)
+    return values, sources
+
+
+def _check_env_names(sources: Mapping[str, str]) -> None:
+    from workbench.core.environment import RESERVED_KEYS  # loads the engine: only when needed
+
+    for key, where in sources.items():
+        if key in RESERVED_KEYS:
+            raise ConfigError(f"Lambda reserves the environment variable {key} and does not let "
+                              f"a function set it; it is set in {where}")
+        if not ENV_NAME.fullmatch(key):
+            raise ConfigError(f"{where}: {key!r} is not a name Lambda accepts for an environment "
+                              "variable (a letter, then letters, digits and _; two characters "
+                              "at least)")
+
+
+def _check_runtime_client(config: FunctionConfig, sources: Mapping[str, str]) -> None:
+    if config.runtime_client == "awslambdaric" and config.family != "python":
+        raise ConfigError(f"runtime_client awslambdaric ({sources['runtime_client']}) is for "
+                          f"Python functions; {config.name} runs {config.runtime}")
+
+
+def _refuse_duplicates(resolved: Sequence[ResolvedFunction]) -> None:
+    seen: dict[str, ResolvedFunction] = {}
+    for item in resolved:
+        first = seen.setdefault(item.config.name, item)
+        if first is not item:
+            raise ConfigError(f'two functions are named "{item.config.name}": {first.origin} and '
+                              f"{item.origin}; set a different `name` in one's workbench.toml")
