@@ -66,7 +66,7 @@ def test_missing_event_file_and_missing_folder_are_clear(tmp_path: Path) -> None
     done = run_workbench("invoke", ECHO, "-e", str(tmp_path / "nope.json"))
     assert done.returncode == 2 and "event file not found" in done.stderr.decode()
     done = run_workbench("invoke", str(tmp_path / "nofolder"))
-    assert done.returncode == 2 and "not a folder" in done.stderr.decode()
+    assert done.returncode == 2 and "no such file or folder" in done.stderr.decode()
     assert "Traceback" not in done.stderr.decode()
 
 

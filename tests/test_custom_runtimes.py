@@ -100,7 +100,7 @@ def test_next_headers_and_environment(tmp_path: Path) -> None:
     days = {datetime.now(UTC).strftime("%Y/%m/%d")}
     host_env = {**os.environ, "WB_HOST_ONLY": "must-not-leak"}
     r = cli(folder, "--timeout", "5", "--memory", "256", "--handler", "function.handler",
-            "--env", "MY_SETTING=on", "--env", "_PRIVATE=dropped", event=b'{"k": [1, 2]}',
+            "--env", "MY_SETTING=on", event=b'{"k": [1, 2]}',
             env=host_env)
     days.add(datetime.now(UTC).strftime("%Y/%m/%d"))
     assert r.returncode == 0, r.stderr
@@ -139,7 +139,6 @@ def test_next_headers_and_environment(tmp_path: Path) -> None:
     assert env["LANG"] == "en_US.UTF-8"
     assert re.fullmatch(r"127\.0\.0\.1:\d+", env["AWS_LAMBDA_RUNTIME_API"])  # host:port only
     assert env["MY_SETTING"] == "on"
-    assert "_PRIVATE" not in env  # user keys starting with _ are dropped (spec 4)
     assert "AWS_EXECUTION_ENV" not in env  # unset for provided runtimes
     assert "WB_HOST_ONLY" not in env  # the workbench's own environment does not leak in
     for unset in ("_LAMBDA_SERVER_PORT", "_LAMBDA_TELEMETRY_LOG_FD", "_X_AMZN_TRACE_ID"):
@@ -266,3 +265,10 @@ def test_max_memory_used_is_the_real_peak() -> None:
     reports = [m for m in map(REPORT_RE.fullmatch, r.stderr.splitlines()) if m]
     assert len(reports) == 1, r.stderr
     assert int(reports[0]["used"]) >= 60
+
+
+def test_env_names_lambda_would_refuse_are_refused() -> None:
+    # Lambda's API takes [a-zA-Z]([a-zA-Z0-9_])+ only: a leading _ never reaches a function
+    r = cli(fixture("rt-introspect"), "--env", "_PRIVATE=dropped")
+    assert r.returncode == 2
+    assert "'_PRIVATE' is not a name Lambda accepts" in r.stderr

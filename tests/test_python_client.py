@@ -52,7 +52,8 @@ class Invoked:
     def during_init(self) -> list[str]:
         """The function's own lines of the first INIT (before anything else the platform says)."""
         out = []
-        for line in self.lines[1:]:
+        start = next(i for i, line in enumerate(self.lines) if line.startswith("INIT_START"))
+        for line in self.lines[start + 1:]:
             if line.startswith(PLATFORM):
                 break
             out.append(line)

@@ -10,21 +10,31 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from workbench.core.config import FunctionConfig
+    from workbench.core.resolve import ResolvedFunction
 
 EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _function_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("function settings (override what the folder says)")
+    g = p.add_argument_group("function settings (override workbench.toml, the template and "
+                             "what the folder says)")
     g.add_argument("--handler", help="handler, e.g. app.handler or index.handler")
     g.add_argument("--runtime", help="python3.12, nodejs20.x, provided.al2023, ...")
-    g.add_argument("--timeout", type=float, metavar="SECONDS", help="timeout (default 3, as in Lambda)")
+    g.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="timeout (default 3, as in Lambda)")
     g.add_argument("--memory", type=int, metavar="MB", help="memory size in MB (default 128)")
     g.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                   help="environment variable for the function (repeatable)")
+                   help="environment variable for the function (repeatable; wins over all)")
+    g.add_argument("--env-file", action="append", default=[], type=Path, metavar="FILE",
+                   help="a .env file of variables (repeatable; .env in the folder is read too)")
     g.add_argument("--runtime-client", choices=("builtin", "awslambdaric"),
-                   help="Python runtime client: workbench's own (default) or awslambdaric from PyPI")
-    g.add_argument("--region", help="AWS region the function believes it is in (default us-east-1)")
+                   help="Python runtime client: workbench's own (default) or awslambdaric")
+    g.add_argument("--region", help="AWS region the function believes it is in (us-east-1)")
+    t = p.add_argument_group("SAM / CloudFormation templates")
+    t.add_argument("--function", metavar="LOGICAL_ID",
+                   help="which function of a template (default: all; invoke needs one)")
+    t.add_argument("--parameter-overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="template parameter value (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("invoke", help="invoke a function once and print its response",
                          description="Invoke once: the response on stdout, logs on stderr. "
                                      "Exit 0 on success, 1 on a function error, 2 on bad input.")
-    inv.add_argument("dir", type=Path, help="the function's folder")
+    inv.add_argument("dir", type=Path, metavar="TARGET",
+                     help="the function's folder, a SAM template, or a folder holding one")
     inv.add_argument("-e", "--event", metavar="FILE",
                      help="event JSON file, or - for stdin (default: {})")
     inv.add_argument("-q", "--quiet", action="store_true", help="do not print logs")
@@ -47,40 +58,67 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="serve the Lambda Invoke API for boto3 and the AWS CLI",
                          description="Serve the Lambda Invoke API on 127.0.0.1 for one or more "
                                      "functions (each by its folder name).")
-    srv.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="function folders")
+    srv.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
+                     help="function folders and/or SAM templates")
     srv.add_argument("--port", type=int, default=9001, help="port (default 9001; 0 picks a free one)")
     srv.add_argument("--host", default="127.0.0.1",
                      help="address to bind (default 127.0.0.1; anything else exposes your functions)")
     srv.add_argument("-q", "--quiet", action="store_true", help="do not print function logs")
     _function_flags(srv)
+    doc = sub.add_parser("doctor", help="show the resolved configuration and check toolchains",
+                         description="Print every setting of each function and where it came "
+                                     "from, then the toolchains it needs, with versions.")
+    doc.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
+                     help="function folders and/or SAM templates")
+    _function_flags(doc)
     return parser
 
 
-def resolve_config(folder: Path, args: argparse.Namespace) -> FunctionConfig:
-    from workbench.core.config import RUNTIME_CLIENTS, ConfigError, detect
-    from workbench.core.environment import reserved_keys_in
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    from workbench.core.config import ConfigError
 
-    cfg = detect(folder, runtime=args.runtime, handler=args.handler)
-    env = dict(cfg.env)
-    for item in args.env:
+    out = {}
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--env {item!r}: expected KEY=VALUE")
-        env[key] = value
-    reserved = reserved_keys_in(env)
-    if reserved:
-        raise ConfigError("Lambda reserves these environment variables and does not let a "
-                          f"function set them: {', '.join(reserved)}")
-    if args.timeout is not None and not 0 < args.timeout <= 900:
-        raise ConfigError("--timeout must be between 1 and 900 seconds, as in Lambda")
-    if args.memory is not None and not 128 <= args.memory <= 10240:
-        raise ConfigError("--memory must be between 128 and 10240 MB, as in Lambda")
-    if args.runtime_client and args.runtime_client not in RUNTIME_CLIENTS:
-        raise ConfigError(f"--runtime-client must be one of {RUNTIME_CLIENTS}")
-    if args.runtime_client == "awslambdaric" and cfg.family != "python":
-        raise ConfigError("--runtime-client awslambdaric is for Python functions")
-    return cfg.with_overrides(env=env, timeout_s=args.timeout, memory_mb=args.memory,
-                              runtime_client=args.runtime_client, region=args.region)
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunction]:
+    """Flags, workbench.toml, templates and the folder itself, layered (see core/resolve.py)."""
+    from workbench.core.resolve import resolve_functions
+
+    overrides = {"handler": args.handler, "runtime": args.runtime, "timeout": args.timeout,
+                 "memory": args.memory, "region": args.region,
+                 "runtime_client": args.runtime_client}
+    resolved = resolve_functions(
+        targets, function=args.function, overrides=overrides,
+        parameter_overrides=_pairs(args.parameter_overrides, "--parameter-overrides"),
+        env_files=args.env_file, env=_pairs(args.env, "--env"))
+    for fn in resolved:
+        for warning in fn.warnings:
+            print(f"workbench: warning: {warning}", file=sys.stderr)
+    return resolved
+
+
+def resolve_config(target: Path, args: argparse.Namespace) -> FunctionConfig:
+    from workbench.core.config import ConfigError
+
+    resolved = resolve([target], args)
+    if len(resolved) != 1:
+        names = ", ".join(fn.config.name for fn in resolved)
+        raise ConfigError(f"{target} holds {len(resolved)} functions ({names}); "
+                          "pick one with --function")
+    return resolved[0].config
+
+
+def _check_runnable(cfg: FunctionConfig) -> None:
+    """Refuse early, in words, what cannot start; the runtime launcher knows what each needs."""
+    from workbench.core.runtimes import launch_for
+
+    launch_for(cfg)
 
 
 def _read_event(source: str | None) -> bytes:
@@ -109,6 +147,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
     try:
         cfg = resolve_config(args.dir, args)
+        _check_runnable(cfg)
         payload = validate_payload(_read_event(args.event))
     except (ConfigError, FileNotFoundError) as exc:
         print(f"workbench: {exc}", file=sys.stderr)
@@ -169,15 +208,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from workbench.core.config import ConfigError
 
     try:
-        configs = [resolve_config(d, args) for d in args.dirs]
+        configs = [fn.config for fn in resolve(args.dirs, args)]
+        for c in configs:
+            _check_runnable(c)
     except ConfigError as exc:
         print(f"workbench: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    names = [c.name for c in configs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        print(f"workbench: two functions are named {', '.join(dupes)}; rename a folder.",
-              file=sys.stderr)
         return EXIT_USAGE
     try:
         asyncio.run(_serve(configs, args.host, args.port, args.quiet))
@@ -225,10 +260,63 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
         await asyncio.gather(*(f.close() for f in functions.values()))
 
 
+TOOLCHAINS = (("python", ["python3", "--version"], "Python functions"),
+              ("node", ["node", "--version"], "Node.js functions"),
+              ("go", ["go", "version"], "Go functions (go.mod)"),
+              ("cargo", ["cargo", "--version"], "Rust functions (Cargo.toml)"))
+
+
+def _toolchains(needed: set[str]) -> list[str]:
+    import shutil
+    import subprocess
+
+    lines = []
+    for name, cmd, purpose in TOOLCHAINS:
+        exe = shutil.which(cmd[0])
+        mark = "needed" if name in needed else "optional"
+        if exe is None:
+            lines.append(f"  {name}: not found ({mark}: {purpose})")
+            continue
+        try:
+            out = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=20)
+            version = (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, subprocess.SubprocessError, IndexError):
+            version = "present, but did not say its version"
+        lines.append(f"  {name}: {version} ({exe}; {mark})")
+    return lines
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from workbench.core.config import ConfigError
+
+    try:
+        resolved = resolve(args.dirs, args)
+    except ConfigError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    needed: set[str] = set()
+    problems = 0
+    for fn in resolved:
+        print(fn.describe())
+        cfg = fn.config
+        needed.add({"python": "python", "node": "node"}.get(cfg.family, cfg.builder or ""))
+        try:
+            _check_runnable(cfg)
+        except ConfigError as exc:
+            problems += 1
+            print(f"  cannot start: {exc}")
+        print()
+    print("toolchains:")
+    lines = _toolchains(needed)
+    print("\n".join(lines))
+    missing = [line for line in lines if "not found (needed" in line]
+    return EXIT_USAGE if problems or missing else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if argv and argv[0] not in ("invoke", "serve", "-h", "--help", "--version"):
+    if argv and argv[0] not in ("invoke", "serve", "doctor", "-h", "--help", "--version"):
         print("workbench: the TUI (`workbench DIR`) is not built yet; use `workbench invoke DIR` "
               "or `workbench serve DIR`.", file=sys.stderr)
         return EXIT_USAGE
@@ -237,5 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_invoke(args)
     if args.command == "serve":
         return cmd_serve(args)
+    if args.command == "doctor":
+        return cmd_doctor(args)
     parser.print_help()
     return EXIT_USAGE

@@ -28,6 +28,11 @@ class Launch:
 
 
 def launch_for(cfg: FunctionConfig) -> Launch:
+    if cfg.start:
+        # the user's own start command stands in for the runtime client (a custom bootstrap)
+        return Launch(list(cfg.start), cfg.code_dir,
+                      None if cfg.family == "provided" else f"AWS_Lambda_{cfg.runtime}",
+                      _version_tag(cfg.runtime))
     if cfg.family == "python":
         return _python(cfg)
     if cfg.family == "node":
@@ -37,6 +42,12 @@ def launch_for(cfg: FunctionConfig) -> Launch:
         return Launch([node, str(NODE_RUNTIME)], NODE_RUNTIME.parent,
                       f"AWS_Lambda_{cfg.runtime}", _version_tag(cfg.runtime))
     bootstrap = cfg.code_dir / "bootstrap"
+    if cfg.builder and not bootstrap.is_file():
+        how = {"go": "CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap .",
+               "rust": "cargo build --release && cp target/release/<bin> bootstrap"}[cfg.builder]
+        raise ConfigError(f"{cfg.code_dir}: this {cfg.builder} function has to be built first, "
+                          f"and workbench does not build yet. Build it yourself ({how}), or "
+                          "set `start` in workbench.toml.")
     return Launch([str(bootstrap)], cfg.code_dir, None, _version_tag(cfg.runtime))
 
 
