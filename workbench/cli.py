@@ -143,7 +143,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     import asyncio
 
     from workbench.core.config import ConfigError
-    from workbench.core.invoke_api import ServiceError, validate_payload
+    from workbench.core.payloads import ServiceError, validate_payload
 
     try:
         cfg = resolve_config(args.dir, args)

@@ -130,6 +130,8 @@ class Environment:
         self.request_id: str | None = None
         self.collector: LogCollector | None = None
         self.peak_mb = 0
+        self._others_kb = 0  # peak of the runtime's descendants, as sampled
+        self.sample_every = 0.005  # dense at first (init is short), then a few a second
         self.stream = log_stream_name()
         self._pipes: list[procs.OutputPipe] = []
         self._exit_task: asyncio.Task[None] | None = None
@@ -219,19 +221,29 @@ class Environment:
         dies during init, or a child that comes and goes, must still count toward the peak.
         Samples start dense (init is short) and thin out to a few a second."""
         waiting = asyncio.ensure_future(proc.wait())
-        interval = 0.005
         while not waiting.done():
             self.measure_memory()
-            await asyncio.wait({waiting}, timeout=interval)
-            interval = min(interval * 2, 0.25)
+            await asyncio.wait({waiting}, timeout=self.sample_every)
+            self.sample_every = min(self.sample_every * 2, 0.25)
         code = waiting.result()
         self.ready = False
         if not self.exited.done():
             self.exited.set_result(code)
 
     def measure_memory(self) -> int:
+        """The tree's peak: every process's high-water mark, added up (the sampler's job)."""
         if self.proc is not None and self.proc.returncode is None:
-            self.peak_mb = max(self.peak_mb, procs.peak_rss_mb(self.proc.pid))
+            main_kb, others_kb = procs.tree_hwm_kb(self.proc.pid)
+            self._others_kb = max(self._others_kb, others_kb)
+            self.peak_mb = max(self.peak_mb, procs.to_mb(main_kb + self._others_kb))
+        return self.peak_mb
+
+    def measure_runtime_memory(self) -> int:
+        """At the end of every invoke: the runtime's own high-water mark, one small read,
+        added to the rest of the tree as last sampled (walking the tree is the costly part)."""
+        if self.proc is not None and self.proc.returncode is None:
+            main_kb = procs.hwm_kb(self.proc.pid)
+            self.peak_mb = max(self.peak_mb, procs.to_mb(main_kb + self._others_kb))
         return self.peak_mb
 
     async def stop(self, reason: str = "spindown") -> None:

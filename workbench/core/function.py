@@ -131,21 +131,18 @@ class Function:
     async def _run(self, env: Environment, req: InvokeRequest, rid: str,
                    answer: asyncio.Future[InvokeResult], budget_s: float) -> _Ending:
         assert env.api is not None
-        inv = PendingInvoke(rid, req.payload or b"{}", self._next_headers(req, rid, budget_s))
+        inv = PendingInvoke(rid, req.payload or b"{}", self._next_headers(req, rid, budget_s),
+                            answer_to=answer)
         t0 = time.monotonic()
+        env.sample_every = 0.005  # children an invoke starts count too: sample densely again
         env.api.dispatch(inv)
         timeout_ms = self.cfg.timeout_s * 1000
-        first: set[asyncio.Future[Any]] = {inv.answered, env.exited}
-        await asyncio.wait(first, timeout=max(budget_s, 0),
-                           return_when=asyncio.FIRST_COMPLETED)
+        await first_of((inv.answered, env.exited), budget_s)
         if inv.answered.done():
             result = inv.answered.result()
-            answer.set_result(result)
             # The environment stays busy until the runtime asks for the next event.
             left = budget_s - (time.monotonic() - t0)
-            then: set[asyncio.Future[Any]] = {inv.next_called, env.exited}
-            await asyncio.wait(then, timeout=max(left, 0),
-                               return_when=asyncio.FIRST_COMPLETED)
+            await first_of((inv.next_called, env.exited), left)
             status = "error" if result.function_error else "ok"
             if inv.next_called.done():
                 return _Ending(result, status, (inv.next_called.result() - t0) * 1000, False)
@@ -186,7 +183,7 @@ class Function:
     async def _finish(self, env: Environment, req: InvokeRequest, rid: str, log: LogCollector,
                       started_at: float, cold: bool, init_ms: float | None,
                       ending: _Ending) -> InvocationRecord:
-        max_mb = env.measure_memory()
+        max_mb = env.measure_runtime_memory()
         env.drain(flush_partial=True)
         env.platform(P.end_line(rid))
         status_field, error_field = None, None
@@ -239,6 +236,29 @@ class Function:
             log_lines=list(log.lines), log_truncated=log.truncated)
         self.bus.emit(InvocationFinished(self.cfg.name, record))
         return record
+
+
+async def first_of(futures: tuple[asyncio.Future[Any], ...], timeout: float) -> None:
+    """Return when any of `futures` is done or `timeout` passes. asyncio.wait does the same
+    with sets, a waiter and a timer handle more: this is on every invoke's path."""
+    if any(f.done() for f in futures):
+        return
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    timer = loop.call_later(max(timeout, 0), wake)
+    for f in futures:
+        f.add_done_callback(wake)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+        for f in futures:
+            f.remove_done_callback(wake)
 
 
 def _error(rid: str, error_type: str, detail: str) -> InvokeResult:

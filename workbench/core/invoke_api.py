@@ -2,91 +2,54 @@
 
 Function failures are HTTP 200 with X-Amz-Function-Error, never 5xx: SDKs retry 5xx and would run
 the function again. Service errors carry X-Amzn-ErrorType and a {"Type","Message"} body (spec 3.2).
+Served by http11, like the Runtime API: an invoke's answer is a future that the runtime's
+/response resolves, with no task or framework in between (see bench/invoke_overhead.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import binascii
 import hashlib
 import json
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from aiohttp import web
-
+from workbench.core import http11
 from workbench.core import protocol as P
 from workbench.core.function import Function, log_result_header
-from workbench.core.record import InvokeRequest
-from workbench.core.runtime_api import read_limited
-from workbench.core.servers import start_site
+from workbench.core.payloads import (
+    ServiceError,
+    decode_client_context,
+    enum_error,
+    validate_payload,
+)
+from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 LOG_TYPES = ("None", "Tail")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+FUNCTIONS = "/2015-03-31/functions"
+NAME = r"/([^/]+)"
+Reply = http11.Response | Awaitable[http11.Response]
+Route = tuple[str, re.Pattern[str], Callable[..., Reply]]
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceError(Exception):
-    status: int
-    code: str
-    message: str
-
-    def response(self, request_id: str | None = None) -> web.Response:
-        headers = {"X-Amzn-ErrorType": self.code, "X-Amzn-RequestId": request_id or str(uuid.uuid4())}
-        body = json.dumps({"Type": "User", "Message": self.message}).encode()
-        return web.Response(status=self.status, body=body, headers=headers,
-                            content_type="application/json")
+def error_response(err: ServiceError, request_id: str | None = None) -> http11.Response:
+    headers = {"X-Amzn-ErrorType": err.code, "X-Amzn-RequestId": request_id or str(uuid.uuid4()),
+               "Content-Type": "application/json"}
+    return http11.Response(err.status, err.body(), headers)
 
 
-def validate_payload(data: bytes, invocation_type: str = "RequestResponse") -> bytes:
-    """The checks the service makes before anything runs; returns the payload to deliver."""
-    limit = P.ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else P.SYNC_PAYLOAD_LIMIT
-    if len(data) > limit:
-        raise ServiceError(413, "RequestEntityTooLargeException",
-                           f"{len(data)} byte payload is too large for the {invocation_type} "
-                           f"invocation type (limit {limit} bytes)")
-    if not data.strip():
-        return b"{}"
-    try:
-        json.loads(data)
-    except UnicodeDecodeError:
-        raise ServiceError(400, "InvalidRequestContentException",
-                           "Could not parse request body into json: Could not parse payload into "
-                           "json: the payload is not valid UTF-8") from None
-    except ValueError as exc:
-        raise ServiceError(400, "InvalidRequestContentException",
-                           "Could not parse request body into json: Could not parse payload into "
-                           f"json: {exc}") from None
-    return data
-
-
-def decode_client_context(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        text = base64.b64decode(value, validate=True).decode()
-        if not isinstance(json.loads(text), dict):
-            raise ValueError
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ServiceError(400, "InvalidRequestContentException",
-                           "Client context must be a valid Base64-encoded JSON object.") from None
-    if len(value) > P.CLIENT_CONTEXT_LIMIT:
-        raise ServiceError(400, "InvalidRequestContentException",
-                           f"Client context must be {P.CLIENT_CONTEXT_LIMIT} bytes or less.")
-    return text
-
-
-def _validation(value: str, field: str, allowed: tuple[str, ...]) -> ServiceError:
-    return ServiceError(400, "ValidationException",
-                        f"1 validation error detected: Value '{value}' at '{field}' failed to "
-                        f"satisfy constraint: Member must satisfy enum value set: "
-                        f"[{', '.join(allowed)}]")
+def json_response(doc: object, status: int = 200) -> http11.Response:
+    return http11.Response(status, json.dumps(doc).encode(), {
+        "Content-Type": "application/json", "X-Amzn-RequestId": str(uuid.uuid4())})
 
 
 class InvokeAPI:
@@ -97,7 +60,16 @@ class InvokeAPI:
         self.port = port
         self.region = region
         self.account = account
-        self._runner: web.AppRunner | None = None
+        # payloads over the sync limit are counted, not kept: the error names their size
+        self._server = http11.Server(self._route, max_body=P.SYNC_PAYLOAD_LIMIT)
+        self._routes: list[Route] = [
+            ("POST", re.compile(rf"^{FUNCTIONS}{NAME}/invocations$"), self._invoke),
+            ("POST", re.compile(rf"^/2014-11-13/functions{NAME}/invoke-async/?$"),
+             self._invoke_async),
+            ("GET", re.compile(rf"^{FUNCTIONS}/?$"), self._list),
+            ("GET", re.compile(rf"^{FUNCTIONS}{NAME}/?$"), self._get),
+            ("GET", re.compile(rf"^{FUNCTIONS}{NAME}/configuration$"), self._get_configuration),
+        ]
 
     @property
     def url(self) -> str:
@@ -105,39 +77,44 @@ class InvokeAPI:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> int:
-        app = web.Application(middlewares=[self._guard], client_max_size=P.SYNC_PAYLOAD_LIMIT * 2)
-        fn = "/2015-03-31/functions/{name}"
-        app.router.add_post(fn + "/invocations", self._invoke)
-        app.router.add_post("/2014-11-13/functions/{name}/invoke-async{slash:/?}", self._invoke_async)
-        app.router.add_get("/2015-03-31/functions{slash:/?}", self._list)
-        app.router.add_get(fn, self._get)
-        app.router.add_get(fn + "/configuration", self._get_configuration)
-        self._runner, self.port = await start_site(app, self.host, self.port,
-                                                   shutdown_timeout=1.0)
+        self.port = await self._server.start(self.host, self.port)
         return self.port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        await self._server.stop()
 
-    # ---- guard: nothing from a web page ----
+    # ---- routing, behind the guard ----
 
-    @web.middleware
-    async def _guard(self, request: web.Request,
-                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                     ) -> web.StreamResponse:
+    def _route(self, request: http11.Request) -> Reply:
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
+        path = request.path
+        for method, pattern, handler in self._routes:
+            m = pattern.match(path)
+            if m and request.method == method:
+                args = [unquote(g) for g in m.groups()]
+                try:
+                    return handler(request, *args)
+                except ServiceError as err:
+                    return error_response(err)
+        return error_response(ServiceError(404, "UnknownOperationException",
+                                           f"Unknown operation {request.method} {path}"))
+
+    def _guard(self, request: http11.Request) -> http11.Response | None:
         """A web page can reach a loopback port; refuse anything a browser marks as foreign.
         DNS rebinding shows up as a foreign Host header, a cross-site fetch as an Origin."""
-        origin = request.headers.get("Origin")
+        origin = request.headers.get("origin")
         if origin is not None and not self._is_own_origin(origin):
-            return ServiceError(403, "AccessDeniedException",
-                                f"Requests from web pages are refused (Origin: {origin}).").response()
-        host = (request.headers.get("Host") or "").rsplit(":", 1)[0]
+            return error_response(ServiceError(
+                403, "AccessDeniedException",
+                f"Requests from web pages are refused (Origin: {origin})."))
+        host = request.headers.get("host", "").rsplit(":", 1)[0]
         if self.host in LOOPBACK_NAMES and host not in LOOPBACK_NAMES:
-            return ServiceError(403, "AccessDeniedException",
-                                f"Requests for host {host!r} are refused; use 127.0.0.1.").response()
-        return await handler(request)
+            return error_response(ServiceError(
+                403, "AccessDeniedException",
+                f"Requests for host {host!r} are refused; use 127.0.0.1."))
+        return None
 
     def _is_own_origin(self, origin: str) -> bool:
         parts = urlsplit(origin)
@@ -149,11 +126,11 @@ class InvokeAPI:
         arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
         return f"{arn}:{qualifier}" if qualifier else arn
 
-    def _resolve(self, request: web.Request) -> Function:
+    def _resolve(self, request: http11.Request, raw: str) -> Function:
         """name, name:qualifier, account:function:name[:q] or the full ARN (spec 3.2)."""
-        raw = request.match_info["name"]
         parts = raw.split(":")
-        qualifier = request.query.get("Qualifier")
+        query = parse_qs(urlsplit(request.target).query)
+        qualifier = query.get("Qualifier", [None])[0]
         if raw.startswith("arn:") and len(parts) >= 7 and parts[5] == "function":
             name, rest = parts[6], parts[7:]
         elif len(parts) >= 3 and parts[1] == "function":
@@ -170,76 +147,55 @@ class InvokeAPI:
 
     # ---- Invoke ----
 
-    async def _invoke(self, request: web.Request) -> web.StreamResponse:
-        rid = None
-        try:
-            function = self._resolve(request)
-            itype = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-            if itype not in INVOCATION_TYPES:
-                raise _validation(itype, "invocationType", INVOCATION_TYPES)
-            log_type = request.headers.get("X-Amz-Log-Type", "None")
-            if log_type not in LOG_TYPES:
-                raise _validation(log_type, "logType", LOG_TYPES)
-            data, size = await read_limited(request, P.SYNC_PAYLOAD_LIMIT)
-            payload = validate_payload(data if size == len(data) else b"\0" * size, itype)
-            context = decode_client_context(request.headers.get("X-Amz-Client-Context"))
-        except ServiceError as err:
-            return err.response(rid)
+    def _invoke(self, request: http11.Request, raw_name: str) -> Reply:
+        function = self._resolve(request, raw_name)
+        headers = request.headers
+        itype = headers.get("x-amz-invocation-type", "RequestResponse")
+        if itype not in INVOCATION_TYPES:
+            raise enum_error(itype, "invocationType", INVOCATION_TYPES)
+        log_type = headers.get("x-amz-log-type", "None")
+        if log_type not in LOG_TYPES:
+            raise enum_error(log_type, "logType", LOG_TYPES)
+        payload = validate_payload(request.body, itype, request.body_size)
+        context = decode_client_context(headers.get("x-amz-client-context"))
         req = InvokeRequest(
             payload=payload, invocation_type=itype, source="invoke-api",
             client_context=context if itype == "RequestResponse" else None,
-            trace_id=request.headers.get("X-Amzn-Trace-Id"),
-            tenant_id=request.headers.get("X-Amz-Tenant-Id"))
+            trace_id=headers.get("x-amzn-trace-id"), tenant_id=headers.get("x-amz-tenant-id"))
         if itype == "DryRun":
-            return web.Response(status=204, headers={"X-Amzn-RequestId": str(uuid.uuid4())})
+            return http11.Response(204, b"", {"X-Amzn-RequestId": str(uuid.uuid4())})
         handle = function.start_invoke(req)
-        headers = {"X-Amzn-RequestId": handle.request_id}
         if itype == "Event":
-            return web.Response(status=202, headers=headers)
+            return http11.Response(202, b"", {"X-Amzn-RequestId": handle.request_id})
+        reply: asyncio.Future[http11.Response] = asyncio.get_running_loop().create_future()
         if log_type == "Tail":
-            record = await handle.record
-            result = record.result
-            headers["X-Amz-Log-Result"] = log_result_header(record)
+            handle.record.add_done_callback(lambda t: _settle(reply, t, _tailed))
         else:
-            result = await handle.answer
-        headers["X-Amz-Executed-Version"] = "$LATEST"
-        if result.function_error:
-            headers["X-Amz-Function-Error"] = "Unhandled"
-        headers["Content-Type"] = result.content_type or "application/json"
-        return web.Response(status=200, body=result.payload, headers=headers)
+            handle.answer.add_done_callback(lambda f: _settle(reply, f, _answered))
+        return reply
 
-    async def _invoke_async(self, request: web.Request) -> web.StreamResponse:
+    def _invoke_async(self, request: http11.Request, raw_name: str) -> Reply:
         """The deprecated InvokeAsync: 202 and {"Status": 202}."""
-        try:
-            function = self._resolve(request)
-            data, size = await read_limited(request, P.ASYNC_PAYLOAD_LIMIT)
-            payload = validate_payload(data if size == len(data) else b"\0" * size, "Event")
-        except ServiceError as err:
-            return err.response()
+        function = self._resolve(request, raw_name)
+        payload = validate_payload(request.body, "Event", request.body_size)
         function.start_invoke(InvokeRequest(payload, "Event", source="invoke-api"))
-        return web.json_response({"Status": 202}, status=202)
+        return json_response({"Status": 202}, status=202)
 
     # ---- discovery ----
 
-    async def _list(self, request: web.Request) -> web.Response:
-        configs = [self._configuration(f) for f in self.functions.values()]
-        return web.json_response({"Functions": configs})
+    def _list(self, request: http11.Request) -> Reply:
+        return json_response({"Functions": [self._configuration(f)
+                                            for f in self.functions.values()]})
 
-    async def _get(self, request: web.Request) -> web.Response:
-        try:
-            function = self._resolve(request)
-        except ServiceError as err:
-            return err.response()
-        return web.json_response({
+    def _get(self, request: http11.Request, raw_name: str) -> Reply:
+        function = self._resolve(request, raw_name)
+        return json_response({
             "Configuration": self._configuration(function),
             "Code": {"RepositoryType": "Local", "Location": function.cfg.code_dir.as_uri()},
         })
 
-    async def _get_configuration(self, request: web.Request) -> web.Response:
-        try:
-            return web.json_response(self._configuration(self._resolve(request)))
-        except ServiceError as err:
-            return err.response()
+    def _get_configuration(self, request: http11.Request, raw_name: str) -> Reply:
+        return json_response(self._configuration(self._resolve(request, raw_name)))
 
     def _configuration(self, function: Function) -> dict[str, object]:
         cfg = function.cfg
@@ -297,3 +253,35 @@ def _code_digest(folder: os.PathLike[str]) -> str:
     for rel, st in _code_files(folder):
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return base64.b64encode(h.digest()).decode()
+
+
+def _result_response(result: InvokeResult, log: str | None = None) -> http11.Response:
+    headers = {"X-Amzn-RequestId": result.request_id, "X-Amz-Executed-Version": "$LATEST",
+               "Content-Type": result.content_type or "application/json"}
+    if result.function_error:
+        headers["X-Amz-Function-Error"] = "Unhandled"
+    if log is not None:
+        headers["X-Amz-Log-Result"] = log
+    return http11.Response(200, result.payload, headers)
+
+
+def _answered(fut: asyncio.Future[InvokeResult]) -> http11.Response:
+    return _result_response(fut.result())
+
+
+def _tailed(task: asyncio.Future[InvocationRecord]) -> http11.Response:
+    record = task.result()
+    return _result_response(record.result, log_result_header(record))
+
+
+def _settle(reply: asyncio.Future[http11.Response], source: asyncio.Future[Any],
+            render: Callable[..., http11.Response]) -> None:
+    """Turn the invocation's outcome into the HTTP answer; a failure inside workbench is a
+    ServiceException (500), which SDKs do retry, as they would with the service."""
+    if reply.done():
+        return
+    if source.cancelled() or source.exception() is not None:
+        reply.set_result(error_response(ServiceError(500, "ServiceException",
+                                                     "The invocation did not complete.")))
+        return
+    reply.set_result(render(source))

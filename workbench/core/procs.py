@@ -115,10 +115,18 @@ def _status_kb(pid: int, key: bytes) -> int:
     return 0
 
 
-def peak_rss_mb(pid: int) -> int:
-    """Peak resident memory of the process tree: each process's high-water mark (VmHWM), added
-    up. Real memory of the real processes, never the configured size."""
-    kb = sum(_status_kb(p, b"VmHWM:") for p in descendants(pid))
+def hwm_kb(pid: int) -> int:
+    return _status_kb(pid, b"VmHWM:")
+
+
+def tree_hwm_kb(pid: int) -> tuple[int, int]:
+    """Peak resident memory (VmHWM) of `pid`, and of its descendants added up. Real memory of
+    the real processes, never the configured size."""
+    tree = descendants(pid)
+    return hwm_kb(pid), sum(hwm_kb(p) for p in tree[1:])
+
+
+def to_mb(kb: int) -> int:
     return math.ceil(kb / 1024)
 
 

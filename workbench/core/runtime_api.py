@@ -3,23 +3,28 @@
 The runtime finds us through AWS_LAMBDA_RUNTIME_API, which must be a bare host:port, so each
 environment gets its own listener: the port is the only thing that tells environments apart.
 State follows the service's runtime state machine (spec 1.7); codes and bodies follow spec 1.2-1.6.
+Served by http11 (see why there); every answer here is immediate except a parked /next.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import json
+import re
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
+from workbench.core import http11
 from workbench.core import protocol as P
 from workbench.core.record import InvokeResult
-from workbench.core.servers import start_site
 
 ERROR_CAUSE_CT = "application/vnd.aws.lambda.error.cause+json"
+BASE = f"/{P.API_VERSION}/runtime"
+INVOCATION = re.compile(rf"^{BASE}/invocation/([^/]+)/(response|error)$")
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class State(enum.Enum):
@@ -32,18 +37,20 @@ class State(enum.Enum):
 
 @dataclass(eq=False)
 class PendingInvoke:
-    """One event on its way to the runtime, and the futures that say how it went."""
+    """One event on its way to the runtime, and the futures that say how it went. `answered`
+    may be the caller's own future, so the caller wakes the moment the runtime answers."""
 
     request_id: str
     payload: bytes
     headers: dict[str, str]
+    answer_to: asyncio.Future[InvokeResult] | None = None
     answered: asyncio.Future[InvokeResult] = field(init=False)
     next_called: asyncio.Future[float] = field(init=False)  # monotonic time of the next /next
     handed_out_at: float = 0.0
 
     def __post_init__(self) -> None:
         loop = asyncio.get_running_loop()
-        self.answered = loop.create_future()
+        self.answered = self.answer_to if self.answer_to is not None else loop.create_future()
         self.next_called = loop.create_future()
 
 
@@ -54,20 +61,11 @@ class InitError:
     error_type: str
 
 
-def _reply(status: int, doc: object) -> web.Response:
-    return web.Response(status=status, body=P.json_body(doc), content_type="application/json")
+def _reply(status: int, doc: object) -> http11.Response:
+    return http11.Response(status, P.json_body(doc), JSON_HEADERS)
 
 
-async def read_limited(request: web.Request, limit: int) -> tuple[bytes, int]:
-    """Read a body up to `limit` bytes; past that, keep counting (the service reports the size)
-    but stop keeping the bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
-    return (b"".join(chunks) if size <= limit else b""), size
+ACCEPTED = _reply(202, P.STATUS_OK)
 
 
 class RuntimeAPI:
@@ -77,46 +75,55 @@ class RuntimeAPI:
         self.state = State.STARTED
         self.current: PendingInvoke | None = None
         self.init_error: InitError | None = None
-        self._queue: asyncio.Queue[PendingInvoke] = asyncio.Queue()
+        self._queue: collections.deque[PendingInvoke] = collections.deque()
+        self._parked: asyncio.Future[http11.Response] | None = None  # a /next waiting
         loop = asyncio.get_running_loop()
         self.first_next: asyncio.Future[float] = loop.create_future()
         self.init_failed: asyncio.Future[InitError] = loop.create_future()
-        self._runner: web.AppRunner | None = None
+        # keep the whole oversized body's size, not its bytes (the caller is told the size)
+        self._server = http11.Server(self._route, max_body=P.RESPONSE_LIMIT)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    # ---- lifecycle ----
-
     async def start(self) -> int:
-        app = web.Application()
-        base = f"/{P.API_VERSION}/runtime"
-        app.router.add_get(f"{base}/invocation/next", self._next)
-        app.router.add_post(f"{base}/invocation/{{rid}}/response", self._response)
-        app.router.add_post(f"{base}/invocation/{{rid}}/error", self._error)
-        app.router.add_post(f"{base}/init/error", self._init_error)
-        app.router.add_get(f"/{P.API_VERSION}/ping", self._ping)
-        # shutdown_timeout: a /next long poll never finishes on its own; stopping must not wait
-        # for it (aiohttp's default would hold every reset for a minute).
-        self._runner, self.port = await start_site(app, self.host, 0, shutdown_timeout=0.05)
+        self.port = await self._server.start(self.host, 0)
         return self.port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        await self._server.stop()
 
     def dispatch(self, inv: PendingInvoke) -> None:
-        """Hand an event to the runtime; it is delivered by the pending (or the next) /next."""
-        self._queue.put_nowait(inv)
+        """Hand an event to the runtime: to the /next waiting now, or to the next one."""
+        parked, self._parked = self._parked, None
+        if parked is not None and not parked.done():
+            parked.set_result(self._hand_out(inv))
+        else:
+            self._queue.append(inv)
+
+    # ---- routing ----
+
+    def _route(self, req: http11.Request) -> http11.Response | Awaitable[http11.Response]:
+        path = req.path
+        if path == f"{BASE}/invocation/next":
+            return self._next() if req.method == "GET" else _reply(405, _no_method(req))
+        m = INVOCATION.match(path)
+        if m:
+            if req.method != "POST":
+                return _reply(405, _no_method(req))
+            if m.group(2) == "response":
+                return self._response(req, m.group(1))
+            return self._error(req, m.group(1))
+        if path == f"{BASE}/init/error":
+            return self._init_error(req) if req.method == "POST" else _reply(405, _no_method(req))
+        if path == f"/{P.API_VERSION}/ping":
+            return http11.Response(200, b"pong", {"Content-Type": "text/plain"})
+        return http11.Response(404, b"404 page not found\n", {"Content-Type": "text/plain"})
 
     # ---- handlers ----
 
-    async def _ping(self, request: web.Request) -> web.Response:
-        return web.Response(text="pong")
-
-    async def _next(self, request: web.Request) -> web.StreamResponse:
+    def _next(self) -> http11.Response | Awaitable[http11.Response]:
         now = time.monotonic()
         if self.state is State.INIT_ERROR:
             return _reply(403, P.invalid_transition(self.state.value, State.READY.value))
@@ -124,25 +131,30 @@ class RuntimeAPI:
             # The runtime lost the event (a dropped connection, a retry): hand out the same one.
             return self._render(self.current)
         if self.state is State.RESPONSE_SENT and self.current is not None:
-            done = self.current
-            self.current = None
+            done, self.current = self.current, None
             if not done.next_called.done():
                 done.next_called.set_result(now)
         if not self.first_next.done():
             self.first_next.set_result(now)
         self.state = State.READY
-        inv = await self._queue.get()
+        if self._queue:
+            return self._hand_out(self._queue.popleft())
+        # Parked until dispatch(); if the runtime hangs up first, the future is cancelled and
+        # the next event waits in the queue for the next /next.
+        self._parked = asyncio.get_running_loop().create_future()
+        return self._parked
+
+    def _hand_out(self, inv: PendingInvoke) -> http11.Response:
         self.current = inv
         self.state = State.RUNNING
         inv.handed_out_at = time.monotonic()
         return self._render(inv)
 
-    def _render(self, inv: PendingInvoke) -> web.Response:
-        return web.Response(status=200, body=inv.payload, headers=inv.headers)
+    def _render(self, inv: PendingInvoke) -> http11.Response:
+        return http11.Response(200, inv.payload, inv.headers)
 
-    def _check_invocation(self, request: web.Request, target: str) -> web.Response | PendingInvoke:
+    def _check(self, rid: str, target: str) -> http11.Response | PendingInvoke:
         """The id is checked before the state, as the service does (spec 1.3)."""
-        rid = request.match_info["rid"]
         inv = self.current
         if inv is None or rid != inv.request_id:
             return _reply(400, P.INVALID_REQUEST_ID)
@@ -150,68 +162,82 @@ class RuntimeAPI:
             return _reply(403, P.invalid_transition(self.state.value, target))
         return inv
 
-    async def _response(self, request: web.Request) -> web.Response:
-        checked = self._check_invocation(request, "InvocationResponse")
-        if isinstance(checked, web.Response):
-            await request.release()
+    def _oversized(self, req: http11.Request, inv: PendingInvoke) -> http11.Response | None:
+        if req.body_size <= P.RESPONSE_LIMIT:
+            return None
+        too_big = P.json_body(P.response_too_large(req.body_size)).rstrip(b"\n")
+        self._answer(inv, InvokeResult(inv.request_id, too_big, function_error=True))
+        return _reply(413, P.TOO_LARGE_FOR_RUNTIME)
+
+    def _response(self, req: http11.Request, rid: str) -> http11.Response | Awaitable[
+            http11.Response]:
+        checked = self._check(rid, "InvocationResponse")
+        if isinstance(checked, http11.Response):
             return checked
         inv = checked
-        mode = request.headers.get("Lambda-Runtime-Function-Response-Mode")
+        mode = req.headers.get("lambda-runtime-function-response-mode")
         if mode is not None and mode != "streaming":
-            await request.release()
             self._answer(inv, _error_result(inv, "Runtime.InvalidResponseModeHeader",
                                             "Invalid function response mode"))
             return _reply(400, P.INVALID_RESPONSE_MODE)
-        body, size = await read_limited(request, P.RESPONSE_LIMIT)
-        if self.current is not inv or self.state is not State.RUNNING:
-            return _reply(403, P.invalid_transition(self.state.value, "InvocationResponse"))
-        if size > P.RESPONSE_LIMIT:
-            too_big = P.json_body(P.response_too_large(size)).rstrip(b"\n")
-            self._answer(inv, InvokeResult(inv.request_id, too_big, function_error=True))
-            return _reply(413, P.TOO_LARGE_FOR_RUNTIME)
-        ctype = request.headers.get("Content-Type") or "application/json"
-        self._answer(inv, InvokeResult(inv.request_id, body, ctype))
-        return _reply(202, P.STATUS_OK)
+        error = _trailer_error(req)
+        if error is not None:  # a stream that failed part-way: the trailers say how
+            self._answer(inv, InvokeResult(inv.request_id, error, function_error=True))
+            return self._after_caller(ACCEPTED)
+        refused = self._oversized(req, inv)
+        if refused is not None:
+            return refused
+        ctype = req.headers.get("content-type") or "application/json"
+        self._answer(inv, InvokeResult(inv.request_id, req.body, ctype))
+        return self._after_caller(ACCEPTED)
 
-    async def _error(self, request: web.Request) -> web.Response:
-        checked = self._check_invocation(request, "InvocationErrorResponse")
-        if isinstance(checked, web.Response):
-            await request.release()
+    def _error(self, req: http11.Request, rid: str) -> http11.Response | Awaitable[
+            http11.Response]:
+        checked = self._check(rid, "InvocationErrorResponse")
+        if isinstance(checked, http11.Response):
             return checked
         inv = checked
-        body, size = await read_limited(request, P.RESPONSE_LIMIT)
-        if self.current is not inv or self.state is not State.RUNNING:
-            return _reply(403, P.invalid_transition(self.state.value, "InvocationErrorResponse"))
-        if size > P.RESPONSE_LIMIT:
-            too_big = P.json_body(P.response_too_large(size)).rstrip(b"\n")
-            self._answer(inv, InvokeResult(inv.request_id, too_big, function_error=True))
-            return _reply(413, P.TOO_LARGE_FOR_RUNTIME)
-        body, ctype = _error_document(request, body)
+        refused = self._oversized(req, inv)
+        if refused is not None:
+            return refused
+        body, ctype = _error_document(req)
         self._answer(inv, InvokeResult(inv.request_id, body, ctype, function_error=True))
-        return _reply(202, P.STATUS_OK)
+        return self._after_caller(ACCEPTED)
 
-    async def _init_error(self, request: web.Request) -> web.Response:
-        body = await request.read()
+    def _init_error(self, req: http11.Request) -> http11.Response:
         if self.state is not State.STARTED:
             return _reply(403, P.invalid_transition(self.state.value, "InitError"))
-        error_type = request.headers.get("Lambda-Runtime-Function-Error-Type") or ""
+        error_type = req.headers.get("lambda-runtime-function-error-type") or ""
         try:
-            doc = json.loads(body)
+            doc = json.loads(req.body)
             ctype = "application/json"
             if isinstance(doc, dict) and isinstance(doc.get("errorType"), str):
                 error_type = error_type or doc["errorType"]
         except ValueError:
             ctype = "application/octet-stream"
-        self.init_error = InitError(body, ctype, _sanitise_error_type(error_type))
+        self.init_error = InitError(req.body, ctype, _sanitise_error_type(error_type))
         self.state = State.INIT_ERROR
         if not self.init_failed.done():
             self.init_failed.set_result(self.init_error)
-        return _reply(202, P.STATUS_OK)
+        return ACCEPTED
 
     def _answer(self, inv: PendingInvoke, result: InvokeResult) -> None:
         self.state = State.RESPONSE_SENT
         if not inv.answered.done():
             inv.answered.set_result(result)
+
+    @staticmethod
+    def _after_caller(resp: http11.Response) -> asyncio.Future[http11.Response]:
+        """Let the woken caller write its answer before the runtime gets its 202: the caller
+        is who is waiting; the runtime only goes on to /next."""
+        loop = asyncio.get_running_loop()
+        later: asyncio.Future[http11.Response] = loop.create_future()
+        loop.call_soon(later.set_result, resp)
+        return later
+
+
+def _no_method(req: http11.Request) -> dict[str, str]:
+    return P.api_error("MethodNotAllowed", f"{req.method} is not allowed on {req.path}")
 
 
 def _error_result(inv: PendingInvoke, error_type: str, message: str) -> InvokeResult:
@@ -219,15 +245,32 @@ def _error_result(inv: PendingInvoke, error_type: str, message: str) -> InvokeRe
     return InvokeResult(inv.request_id, P.json_body(doc).rstrip(b"\n"), function_error=True)
 
 
-def _error_document(request: web.Request, body: bytes) -> tuple[bytes, str]:
-    """Pass the error document through, except the X-Ray `errorCause`, which the service strips."""
-    ctype = request.headers.get("Content-Type", "application/json")
-    if ctype.split(";")[0].strip() != ERROR_CAUSE_CT:
-        return body, ctype
+def _trailer_error(req: http11.Request) -> bytes | None:
+    """Lambda-Runtime-Function-Error-Type/-Body trailers: set only when a response failed
+    mid-body (aws-lambda-go declares them on every post and fills them only then)."""
+    error_type = req.trailers.get("lambda-runtime-function-error-type")
+    if not error_type:
+        return None
+    import base64
+    import binascii
+
+    encoded = req.trailers.get("lambda-runtime-function-error-body", "")
     try:
-        doc = json.loads(body)
+        return base64.b64decode(encoded, validate=True) or P.json_body(
+            P.api_error(error_type, "")).rstrip(b"\n")
+    except (binascii.Error, ValueError):
+        return P.json_body(P.api_error(error_type, encoded)).rstrip(b"\n")
+
+
+def _error_document(req: http11.Request) -> tuple[bytes, str]:
+    """Pass the error document through, except the X-Ray `errorCause`, which the service strips."""
+    ctype = req.headers.get("content-type", "application/json")
+    if ctype.split(";")[0].strip() != ERROR_CAUSE_CT:
+        return req.body, ctype
+    try:
+        doc = json.loads(req.body)
         if not isinstance(doc, dict):
-            raise ValueError
+            return json.dumps("Invalid error body").encode(), "application/json"
         doc.pop("errorCause", None)
         return json.dumps(doc).encode(), "application/json"
     except ValueError:
@@ -236,8 +279,6 @@ def _error_document(request: web.Request, body: bytes) -> tuple[bytes, str]:
 
 def _sanitise_error_type(value: str) -> str:
     """The service keeps an error type only if it looks like one of its own (spec 1.4)."""
-    import re
-
     if re.search(r"(Runtime|Function)\.[A-Z][a-zA-Z]+", value):
         return value
     if value.startswith("Function."):

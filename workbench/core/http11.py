@@ -1,0 +1,310 @@
+"""A small HTTP/1.1 server on asyncio.Protocol, for the Runtime API.
+
+Why not aiohttp here: an invoke crosses the Runtime API twice, and aiohttp's per-request cost
+(~100 us of CPU) was most of workbench's overhead (bench/invoke_overhead.py). aiohttp also
+drops chunked request trailers, which aws-lambda-go declares on every post and which carry
+streaming errors (spec 2.4). The clients are runtime libraries speaking plain HTTP/1.1 with
+Content-Length or chunked bodies; that is all this parses.
+
+A handler returns a Response, or an awaitable of one (a /next long poll). Requests on one
+connection are answered in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+MAX_HEAD = 64 * 1024
+REASONS = {100: "Continue", 200: "OK", 202: "Accepted", 204: "No Content",
+           400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           413: "Request Entity Too Large", 431: "Request Header Fields Too Large",
+           500: "Internal Server Error"}
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    target: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes = b""
+    body_size: int = 0  # may exceed len(body) when the body was over the size limit
+    trailers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode_head(self, keep_alive: bool) -> bytes:
+        lines = [f"HTTP/1.1 {self.status} {REASONS.get(self.status, 'Unknown')}"]
+        lines += [f"{k}: {v}" for k, v in self.headers.items()]
+        lines.append(f"Content-Length: {len(self.body)}")
+        if not keep_alive:
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+Handler = Callable[[Request], "Response | Awaitable[Response]"]
+
+
+class BadRequest(Exception):
+    pass
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.state = "head"
+        self.req: Request | None = None
+        self.remaining = 0
+        self.chunks: list[bytes] = []
+        self.queue: list[Request] = []
+        self.busy: asyncio.Future[Response] | None = None
+        self.closing = False
+
+    # ---- connection ----
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # small answers must not wait for Nagle and delayed ACKs
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.closing = True
+        if self.busy is not None and not self.busy.done():
+            self.busy.cancel()  # a parked /next: its event stays queued for the next caller
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # ---- parsing ----
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        try:
+            while self._step():
+                pass
+        except BadRequest as exc:
+            self._fail(400, str(exc))
+
+    def _step(self) -> bool:
+        """Advance the parser by one piece; False when it needs more bytes."""
+        if self.state == "head":
+            return self._head()
+        if self.state == "length":
+            return self._length_body()
+        if self.state == "chunk-size":
+            return self._chunk_size()
+        if self.state == "chunk-data":
+            return self._chunk_data()
+        if self.state == "trailers":
+            return self._trailers()
+        return False
+
+    def _head(self) -> bool:
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buf) > MAX_HEAD:
+                raise BadRequest("request head too large")
+            return False
+        lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+        del self.buf[: end + 4]
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise BadRequest("malformed request line")
+        self.req = Request(parts[0], parts[1], _parse_fields(lines[1:]))
+        headers = self.req.headers
+        if headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self.state = "chunk-size"
+            self.chunks = []
+            return True
+        try:
+            self.remaining = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise BadRequest("bad Content-Length") from None
+        if self.remaining < 0:
+            raise BadRequest("bad Content-Length")
+        self.chunks = []
+        self.state = "length"
+        return True
+
+    def _take(self, n: int) -> None:
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        assert self.req is not None
+        self.req.body_size += len(data)
+        if self.req.body_size <= self.server.max_body:
+            self.chunks.append(data)
+
+    def _length_body(self) -> bool:
+        if self.remaining and not self.buf:
+            return False
+        n = min(self.remaining, len(self.buf))
+        self._take(n)
+        self.remaining -= n
+        if self.remaining:
+            return False
+        self._complete()
+        return True
+
+    def _chunk_size(self) -> bool:
+        end = self.buf.find(b"\r\n")
+        if end < 0:
+            if len(self.buf) > 1024:
+                raise BadRequest("bad chunk size line")
+            return False
+        line = bytes(self.buf[:end]).split(b";", 1)[0].strip()
+        del self.buf[: end + 2]
+        try:
+            self.remaining = int(line, 16)
+        except ValueError:
+            raise BadRequest("bad chunk size") from None
+        self.state = "chunk-data" if self.remaining else "trailers"
+        if self.remaining:
+            self.remaining += 2  # the CRLF that ends the chunk
+        return True
+
+    def _chunk_data(self) -> bool:
+        if not self.buf:
+            return False
+        data_left = self.remaining - 2
+        if data_left > 0:
+            n = min(data_left, len(self.buf))
+            self._take(n)
+            self.remaining -= n
+            return True
+        if len(self.buf) < self.remaining:
+            return False
+        del self.buf[: self.remaining]
+        self.state = "chunk-size"
+        return True
+
+    def _trailers(self) -> bool:
+        if self.buf.startswith(b"\r\n"):
+            del self.buf[:2]
+            self._complete()
+            return True
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buf) > MAX_HEAD:
+                raise BadRequest("trailers too large")
+            return False
+        assert self.req is not None
+        lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+        del self.buf[: end + 4]
+        self.req.trailers = _parse_fields(lines)
+        self._complete()
+        return True
+
+    def _complete(self) -> None:
+        req, self.req = self.req, None
+        assert req is not None
+        req.body = b"".join(self.chunks) if req.body_size <= self.server.max_body else b""
+        self.chunks = []
+        self.state = "head"
+        self.queue.append(req)
+        if self.busy is None:
+            self._dispatch()
+
+    # ---- answering ----
+
+    def _dispatch(self) -> None:
+        while self.queue and self.busy is None and not self.closing:
+            req = self.queue.pop(0)
+            try:
+                out = self.server.handler(req)
+            except Exception:  # noqa: BLE001 - one bad request must not take the server down
+                out = Response(500, b'{"errorMessage":"Internal Server Error",'
+                                    b'"errorType":"InternalServerError"}\n')
+            if isinstance(out, Response):
+                self._send(out, req)
+                continue
+            fut = asyncio.ensure_future(out)
+            self.busy = fut
+            fut.add_done_callback(functools.partial(self._finished, req=req))
+
+    def _finished(self, fut: asyncio.Future[Response], *, req: Request) -> None:
+        self.busy = None
+        if fut.cancelled() or self.closing:
+            return
+        exc = fut.exception()
+        self._send(fut.result() if exc is None else Response(500), req)
+        self._dispatch()
+
+    def _send(self, resp: Response, req: Request) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        keep = req.headers.get("connection", "").lower() != "close"
+        head = resp.encode_head(keep)
+        if len(resp.body) < 64 * 1024:
+            self.transport.write(head + resp.body)
+        else:  # do not copy a 6 MB body just to glue a head on
+            self.transport.write(head)
+            self.transport.write(resp.body)
+        if not keep:
+            self.close()
+
+    def _fail(self, status: int, message: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            body = f'{{"errorMessage":"{message}","errorType":"InvalidRequest"}}\n'.encode()
+            self.transport.write(Response(status, body).encode_head(False) + body)
+        self.close()
+
+
+def _parse_fields(lines: list[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise BadRequest("malformed header line")
+        fields[name.lower()] = value.strip()
+    return fields
+
+
+class Server:
+    """Owns the listening socket and every live connection; stop() drops both at once."""
+
+    def __init__(self, handler: Handler, max_body: int) -> None:
+        self.handler = handler
+        self.max_body = max_body
+        self.connections: set[_Connection] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int = 0) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._connection, host, port,
+                                                reuse_address=True)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def _connection(self) -> _Connection:
+        return _Connection(self)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
+        for conn in list(self.connections):
+            conn.close()
+            conn.connection_lost(None)
+        await server.wait_closed()
