@@ -224,7 +224,8 @@ class Environment:
         while not waiting.done():
             self.measure_memory()
             await asyncio.wait({waiting}, timeout=self.sample_every)
-            self.sample_every = min(self.sample_every * 2, 0.25)
+            if self.ready:  # during init keep sampling densely: a failing init dies any moment
+                self.sample_every = min(self.sample_every * 2, 0.25)
         code = waiting.result()
         self.ready = False
         if not self.exited.done():
