@@ -23,7 +23,7 @@ print(','.join(bad))
 """
 
 
-@pytest.mark.parametrize("module", CORE_MODULES + ["workbench.cli"])
+@pytest.mark.parametrize("module", [*CORE_MODULES, "workbench.cli"])
 def test_module_imports_no_ui_toolkit(module: str) -> None:
     done = subprocess.run([sys.executable, "-c", PROBE.format(module=module)],
                           capture_output=True, text=True, timeout=60)

@@ -242,7 +242,7 @@ def _raw(port: int, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes
 
 def test_requests_from_web_pages_are_refused(echo) -> None:
     server, _ = echo
-    status, headers, body = _raw(server.port, {"Origin": "https://evil.example"})
+    status, _headers, body = _raw(server.port, {"Origin": "https://evil.example"})
     assert status == 403
     assert "web pages" in json.loads(body)["Message"]
     status, _, _ = _raw(server.port, {"Host": "evil.example"})  # DNS rebinding

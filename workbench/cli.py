@@ -60,9 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "functions (each by its folder name).")
     srv.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
                      help="function folders and/or SAM templates")
-    srv.add_argument("--port", type=int, default=9001, help="port (default 9001; 0 picks a free one)")
+    srv.add_argument("--port", type=int, default=9001,
+                     help="port (default 9001; 0 picks a free one)")
     srv.add_argument("--host", default="127.0.0.1",
-                     help="address to bind (default 127.0.0.1; anything else exposes your functions)")
+                     help="address to bind (default 127.0.0.1; anything else exposes "
+                          "your functions to the network)")
     srv.add_argument("-q", "--quiet", action="store_true", help="do not print function logs")
     _function_flags(srv)
     doc = sub.add_parser("doctor", help="show the resolved configuration and check toolchains",

@@ -138,7 +138,8 @@ def detect(folder: Path, runtime: str | None = None, handler: str | None = None)
     """Decide the runtime and handler from the folder, unless the caller already knows."""
     folder = folder.resolve()
     if not folder.is_dir():
-        raise ConfigError(f"{folder}: not a folder. Give the folder that holds the function's code.")
+        raise ConfigError(f"{folder}: not a folder. "
+                          "Give the folder that holds the function's code.")
     notes: list[str] = []
     bootstrap = folder / "bootstrap"
     builder = _builder(folder)
@@ -171,7 +172,8 @@ def detect(folder: Path, runtime: str | None = None, handler: str | None = None)
     elif builder is not None:
         notes.append(BUILDERS[builder][1])
     if handler is None:
-        found = {"python": _python_handler, "node": _node_handler}.get(family, lambda _: None)(folder)
+        finders = {"python": _python_handler, "node": _node_handler}
+        found = finders[family](folder) if family in finders else None
         if found:
             handler, why = found
             notes.append(f"handler {handler}: {why}")

@@ -53,9 +53,11 @@ def log_stream_name() -> str:
     return f"{day}/[$LATEST]{secrets.token_hex(16)}"
 
 
-def lambda_env(cfg: FunctionConfig, launch: Launch, api_address: str, stream: str) -> dict[str, str]:
+def lambda_env(cfg: FunctionConfig, launch: Launch, api_address: str,
+               stream: str) -> dict[str, str]:
     env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
-    env.update({k: v for k, v in cfg.env.items() if not k.startswith("_") and k not in RESERVED_KEYS})
+    env.update({k: v for k, v in cfg.env.items()
+                if not k.startswith("_") and k not in RESERVED_KEYS})
     env.setdefault("TZ", ":UTC")
     env.setdefault("LANG", "en_US.UTF-8")
     env.setdefault("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR")
@@ -174,8 +176,8 @@ class Environment:
                 start_new_session=True, preexec_fn=procs.die_with_parent)
         except OSError as exc:
             detail = f"fork/exec {self.launch.argv[0]}: {(exc.strerror or str(exc)).lower()}"
-            return self._init_failed(phase, t0, "Runtime.InvalidEntrypoint",
-                                     P.platform_error("Runtime.InvalidEntrypoint", detail, request_id))
+            doc = P.platform_error("Runtime.InvalidEntrypoint", detail, request_id)
+            return self._init_failed(phase, t0, "Runtime.InvalidEntrypoint", doc)
         finally:
             os.close(stdin)
             for pipe in self._pipes:

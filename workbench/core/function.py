@@ -160,7 +160,8 @@ class Function:
             return _Ending(result, "crash", (time.monotonic() - t0) * 1000, True)
         env.measure_memory()  # before the kill takes the process tree away
         env.platform(P.timeout_line(rid, self.cfg.timeout_s))
-        result = _error(rid, "Sandbox.Timedout", f"Task timed out after {self.cfg.timeout_s:.2f} seconds")
+        result = _error(rid, "Sandbox.Timedout",
+                        f"Task timed out after {self.cfg.timeout_s:.2f} seconds")
         answer.set_result(result)
         return _Ending(result, "timeout", timeout_ms, True)
 

@@ -233,7 +233,7 @@ class _Connection(asyncio.Protocol):
             req = self.queue.pop(0)
             try:
                 out = self.server.handler(req)
-            except Exception:  # noqa: BLE001 - one bad request must not take the server down
+            except Exception:
                 out = Response(500, b'{"errorMessage":"Internal Server Error",'
                                     b'"errorType":"InternalServerError"}\n')
             if isinstance(out, Response):

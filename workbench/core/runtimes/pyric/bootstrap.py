@@ -208,7 +208,7 @@ class RuntimeAPI:
         return status, headers, body
 
     def _chunked(self) -> bytes:
-        parts = []
+        parts: List[bytes] = []
         while True:
             size = int(self._line().split(b";", 1)[0].strip(), 16)
             if size == 0:
