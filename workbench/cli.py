@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from workbench.core.config import FunctionConfig
     from workbench.core.resolve import ResolvedFunction
 
@@ -73,7 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
                      help="function folders and/or SAM templates")
     _function_flags(doc)
+    for module in _extra_commands().values():
+        module.add_parser(sub)
     return parser
+
+
+def _extra_commands() -> dict[str, ModuleType]:
+    from workbench.commands import discover
+
+    return discover()
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -318,7 +328,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if argv and argv[0] not in ("invoke", "serve", "doctor", "-h", "--help", "--version"):
+    extra = _extra_commands()
+    known = ("invoke", "serve", "doctor", "-h", "--help", "--version", *extra)
+    if argv and argv[0] not in known:
         print("workbench: the TUI (`workbench DIR`) is not built yet; use `workbench invoke DIR` "
               "or `workbench serve DIR`.", file=sys.stderr)
         return EXIT_USAGE
@@ -329,5 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "doctor":
         return cmd_doctor(args)
+    if args.command in extra:
+        return int(extra[args.command].run(args))
     parser.print_help()
     return EXIT_USAGE
