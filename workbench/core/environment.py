@@ -133,6 +133,7 @@ class Environment:
         self.collector: LogCollector | None = None
         self.peak_mb = 0
         self._others_kb = 0  # peak of the runtime's descendants, as sampled
+        self._hwm: procs.HwmReader | None = None
         self.sample_every = 0.005  # dense at first (init is short), then a few a second
         self.stream = log_stream_name()
         self._pipes: list[procs.OutputPipe] = []
@@ -245,7 +246,9 @@ class Environment:
         """At the end of every invoke: the runtime's own high-water mark, one small read,
         added to the rest of the tree as last sampled (walking the tree is the costly part)."""
         if self.proc is not None and self.proc.returncode is None:
-            main_kb = procs.hwm_kb(self.proc.pid)
+            if self._hwm is None:
+                self._hwm = procs.HwmReader(self.proc.pid)
+            main_kb = self._hwm.read_kb()
             self.peak_mb = max(self.peak_mb, procs.to_mb(main_kb + self._others_kb))
         return self.peak_mb
 
@@ -264,6 +267,8 @@ class Environment:
         self.drain(flush_partial=True)
         for pipe in self._pipes:
             pipe.close()
+        if self._hwm is not None:
+            self._hwm.close()
         if self.api is not None:
             await self.api.stop()
         self.bus.emit(EnvironmentStopped(self.cfg.name, reason))

@@ -107,6 +107,8 @@ class _Connection(asyncio.Protocol):
 
     def _step(self) -> bool:
         """Advance the parser by one piece; False when it needs more bytes."""
+        if not self.buf and self.state != "length":
+            return False
         if self.state == "head":
             return self._head()
         if self.state == "length":

@@ -119,6 +119,39 @@ def hwm_kb(pid: int) -> int:
     return _status_kb(pid, b"VmHWM:")
 
 
+class HwmReader:
+    """The runtime's VmHWM, read once per invoke: /proc/<pid>/status kept open and re-read with
+    pread (the kernel regenerates it at offset 0), one syscall instead of open+read+close."""
+
+    def __init__(self, pid: int) -> None:
+        self._fd: int | None
+        try:
+            self._fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def read_kb(self) -> int:
+        if self._fd is None:
+            return 0
+        try:
+            data = os.pread(self._fd, 8192, 0)
+        except OSError:
+            return 0
+        at = data.find(b"VmHWM:")
+        if at < 0:  # a zombie has no memory lines
+            return 0
+        end = data.find(b"\n", at)
+        try:
+            return int(data[at + 6 : end].split()[0])
+        except (ValueError, IndexError):
+            return 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def tree_hwm_kb(pid: int) -> tuple[int, int]:
     """Peak resident memory (VmHWM) of `pid`, and of its descendants added up. Real memory of
     the real processes, never the configured size."""
