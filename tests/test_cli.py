@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
-from tests.conftest import EXAMPLES, FIXTURES, run_workbench
+from tests.conftest import EXAMPLES, FIXTURES, processes_with_env, run_workbench, workbench_cmd
 
 HELLO = EXAMPLES / "hello-python"
 ECHO = str(FIXTURES / "api-echo")
@@ -104,51 +107,37 @@ def test_quiet_prints_only_the_response() -> None:
     assert json.loads(done.stdout)["event"] == {}
 
 
-def test_sigterm_stops_a_hanging_function_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import time
-
-    from tests.conftest import processes_with_env, workbench_cmd
-
-    (tmp_path / "app.py").write_text(
+def _hanging_invoke(folder: Path, mark: str) -> subprocess.Popen[bytes]:
+    """`workbench invoke` on a handler that sleeps, returned once the handler is running."""
+    (folder / "app.py").write_text(
         "import time\ndef handler(event, context):\n    time.sleep(60)\n")
     proc = subprocess.Popen(
-        workbench_cmd("invoke", str(tmp_path), "--timeout", "100", "--env", "WB_MARK=sigterm"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    for raw in proc.stderr:  # wait until the handler is running
-        if raw.startswith(b"START RequestId:"):
-            break
-    assert processes_with_env("WB_MARK=sigterm")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(10) == 130
-    deadline = time.monotonic() + 5
-    while processes_with_env("WB_MARK=sigterm") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert processes_with_env("WB_MARK=sigterm") == []
-
-
-def test_kill_9_of_the_workbench_takes_the_runtime_with_it(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import time
-
-    from tests.conftest import processes_with_env, workbench_cmd
-
-    (tmp_path / "app.py").write_text(
-        "import time\ndef handler(event, context):\n    time.sleep(60)\n")
-    proc = subprocess.Popen(
-        workbench_cmd("invoke", str(tmp_path), "--timeout", "100", "--env", "WB_MARK=kill9"),
+        workbench_cmd("invoke", str(folder), "--timeout", "100", "--env", f"WB_MARK={mark}"),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     for raw in proc.stderr:
         if raw.startswith(b"START RequestId:"):
             break
-    assert processes_with_env("WB_MARK=kill9")
+    assert processes_with_env(f"WB_MARK={mark}")
+    return proc
+
+
+def _none_left(mark: str) -> bool:
+    deadline = time.monotonic() + 5
+    while processes_with_env(f"WB_MARK={mark}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return processes_with_env(f"WB_MARK={mark}") == []
+
+
+def test_sigterm_stops_a_hanging_function_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    proc = _hanging_invoke(tmp_path, "sigterm")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 130
+    assert _none_left("sigterm")
+
+
+def test_kill_9_of_the_workbench_takes_the_runtime_with_it(tmp_path: Path) -> None:
+    proc = _hanging_invoke(tmp_path, "kill9")
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    deadline = time.monotonic() + 5
-    while processes_with_env("WB_MARK=kill9") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert processes_with_env("WB_MARK=kill9") == []
+    assert _none_left("kill9")
