@@ -1,0 +1,152 @@
+"""`workbench history [TARGET]`: the invocations recorded in a function folder, newest first."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.core.history import HistoryEntry, HistoryStore
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "history", help="list the invocations recorded for a function",
+        description="List the invocations recorded in the function folder's .workbench/ "
+                    "history (from the CLI, serve, replays and the TUI), newest first.")
+    p.add_argument("dir", type=Path, nargs="?", default=Path("."), metavar="TARGET",
+                   help="the function's folder, a SAM template, or a folder holding one "
+                        "(default: the current folder)")
+    p.add_argument("-n", "--last", type=int, default=20, metavar="N",
+                   help="how many invocations to show (default 20)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line, with the event, response and log")
+    p.add_argument("--function", metavar="NAME", help="only this function's invocations")
+
+
+def run(args: argparse.Namespace) -> int:
+    from workbench.core.config import ConfigError
+    from workbench.core.history import HistoryError
+
+    if args.last < 1:
+        print("workbench: --last must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        folders = _folders(args.dir)
+        entries = _entries(folders, args.last, args.function)
+    except (ConfigError, HistoryError) as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(entries)
+        return 0
+    if not entries:
+        what = f" of {args.function}" if args.function else ""
+        where = ", ".join(str(f) for f in folders) or str(args.dir)
+        print(f"No invocations{what} recorded yet in {where}. Invoke the function "
+              "(workbench invoke, serve, replay or the TUI) and they will show here.")
+        return 0
+    print(_table(entries))
+    return 0
+
+
+def _folders(target: Path) -> list[Path]:
+    """The code folders whose history to read: the folder itself when it has a history (or
+    holds no template), else the code folder of each function of its template."""
+    from workbench.core.config import ConfigError
+    from workbench.core.history import DB_NAME, STORE_DIR
+    from workbench.core.resolve import resolve_functions
+    from workbench.core.sam import find_template
+    from workbench.core.settings import display_path
+
+    if target.is_dir() and ((target / STORE_DIR / DB_NAME).is_file()
+                            or find_template(target) is None):
+        return [target.resolve()]
+    if not target.exists():
+        raise ConfigError(f"{display_path(target)}: no such file or folder")
+    folders: list[Path] = []
+    try:
+        resolved = resolve_functions([target])
+    except ConfigError:
+        # The template does not resolve as it stands (a parameter without a default...):
+        # its history is still worth reading, wherever it is under the template's folder.
+        found = _stores_under(target if target.is_dir() else target.parent)
+        if not found:
+            raise
+        return found
+    for fn in resolved:
+        folder = fn.config.code_dir.resolve()
+        if folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def _stores_under(top: Path, depth: int = 4) -> list[Path]:
+    from workbench.core.history import DB_NAME, STORE_DIR
+
+    found: list[Path] = []
+    level = [top.resolve()]
+    for _ in range(depth + 1):
+        below: list[Path] = []
+        for folder in level:
+            if (folder / STORE_DIR / DB_NAME).is_file():
+                found.append(folder)
+            try:
+                below += sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
+                                and not p.name.startswith(".") and p.name != "node_modules")
+            except OSError:
+                continue
+        level = below
+    return found
+
+
+def _entries(folders: list[Path], last: int, function: str | None) -> list[HistoryEntry]:
+    from workbench.core.history import HistoryStore
+
+    entries: list[HistoryEntry] = []
+    for folder in folders:
+        store: HistoryStore | None = HistoryStore.open_existing(folder)
+        if store is None:
+            continue
+        with store:
+            entries += store.last(last, function)
+    entries.sort(key=lambda e: (e.started_at, e.id), reverse=True)
+    return entries[:last]
+
+
+def _print_json(entries: list[HistoryEntry]) -> None:
+    import json
+
+    out = sys.stdout
+    for entry in entries:
+        out.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.2f} ms"
+
+
+def _table(entries: list[HistoryEntry]) -> str:
+    import time
+
+    from workbench.core.history import render_table
+
+    many = len({e.function for e in entries}) > 1
+    headers = ["time", *(["function"] if many else []), "request", "source", "event", "status",
+               "start", "duration", "billed", "init", "max mem"]
+    rows = []
+    for e in entries:
+        status = e.status if not e.error_type or e.status != "error" else f"error {e.error_type}"
+        rows.append([
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.started_at)),
+            *([e.function] if many else []), e.request_id[:8], e.source, e.event_name or "-",
+            status, "cold" if e.cold else "warm", _ms(e.duration_ms), f"{e.billed_ms} ms",
+            _ms(e.init_ms), f"{e.max_memory_mb}/{e.memory_mb} MB"])
+    first = 2 if many else 1
+    right = [first + 5, first + 6, first + 7, first + 8]
+    return render_table(headers, rows, right)
