@@ -1,0 +1,264 @@
+"""`workbench events`: the sample event library, saved events, and the Lambda console's
+shareable test events."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "events", help="sample events, saved events and the console's shareable test events",
+        description="Sample events for 30+ AWS services (names as in `sam local "
+                    "generate-event SERVICE EVENT`), saved events in a function's folder, and "
+                    "import/export of the Lambda console's shareable test events.")
+    ev = p.add_subparsers(dest="events_command", metavar="ACTION")
+
+    ls = ev.add_parser("list", help="list the sample events (of one service)")
+    ls.add_argument("service", nargs="?", help="e.g. s3, apigateway, sqs")
+
+    for name, text in (("show", "a sample's parameters and the event they make"),
+                       ("new", "a fresh event from a sample, as JSON")):
+        q = ev.add_parser(name, help=text)
+        q.add_argument("name", help="SERVICE/EVENT, e.g. s3/put (or SERVICE EVENT, as in SAM)")
+        q.add_argument("event", nargs="?", help=argparse.SUPPRESS)
+        q.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                       help="a sample parameter (repeatable; see `workbench events show`)")
+        if name == "new":
+            q.add_argument("-o", "--output", type=Path, metavar="FILE",
+                           help="write the event to FILE instead of printing it")
+
+    sv = ev.add_parser("save", help="save an event in a function's folder",
+                       description="Save an event as DIR/events/NAME.json (the function's "
+                                   "events_dir), exactly what will be sent.")
+    sv.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
+    sv.add_argument("name", help="the saved event's name")
+    src = sv.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from", dest="sample", metavar="SAMPLE", help="render this sample")
+    src.add_argument("-e", "--event", metavar="FILE", help="a JSON file, or - for stdin")
+    sv.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                    help="a sample parameter, with --from (repeatable)")
+    sv.add_argument("--description", help="kept in the sidecar, not in the event")
+    sv.add_argument("--force", action="store_true", help="replace an existing saved event")
+
+    sd = ev.add_parser("saved", help="list a function's saved events")
+    sd.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
+
+    im = ev.add_parser("import", help="save the events of a console shareable-test-event "
+                                      "document in a function's folder")
+    im.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
+    im.add_argument("file", metavar="CONSOLE.json",
+                    help="the schema content (or `aws schemas describe-schema` output), "
+                         "or - for stdin")
+    im.add_argument("--replace", action="store_true",
+                    help="overwrite saved events of the same name with other content")
+
+    ex = ev.add_parser("export", help="a function's saved events as a console shareable-test-"
+                                      "event document")
+    ex.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
+    ex.add_argument("-o", "--output", type=Path, metavar="FILE", help="write it to FILE")
+    ex.add_argument("--function", metavar="NAME",
+                    help="the deployed function's name, for the upload hint")
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    from workbench.core.events import EventError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EventError(f"--param {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _sample_name(args: argparse.Namespace) -> str:
+    return f"{args.name}/{args.event}" if args.event else str(args.name)
+
+
+def _dump(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _events_dir(function_dir: Path) -> Path:
+    from workbench.core.events import EventError, events_folder
+    from workbench.core.settings import load_settings
+
+    if not function_dir.is_dir():
+        raise EventError(f"{function_dir} is not a folder (give the function's folder)")
+    events_dir = load_settings(function_dir).values.get("events_dir", "events")
+    return events_folder(function_dir, str(events_dir))
+
+
+def _read(source: str) -> str:
+    from workbench.core.events import EventError
+
+    if source == "-":
+        return sys.stdin.read()
+    path = Path(source)
+    if not path.is_file():
+        raise EventError(f"file not found: {source}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EventError(f"cannot read {source}: {exc}") from None
+
+
+def _list(args: argparse.Namespace) -> int:
+    from workbench.core.events import list_samples
+
+    samples = list_samples(args.service)
+    width = max(len(s.name) for s in samples)
+    for s in samples:
+        aliases = f"  (also {', '.join(s.aliases)})" if s.aliases else ""
+        print(f"{s.name:<{width}}  {s.title}{aliases}")
+    count = len({s.service for s in samples})
+    print(f"\n{len(samples)} events, {count} service{'s' if count != 1 else ''}. "
+          "`workbench events show NAME` for parameters.", file=sys.stderr)
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from workbench.core.events import get_sample
+    from workbench.core.sample_catalog import render
+
+    sample = get_sample(_sample_name(args))
+    event = render(sample, _pairs(args.param))
+    print(f"{sample.name}: {sample.title}")
+    if sample.aliases:
+        print(f"also known as: {', '.join(sample.aliases)}")
+    if sample.description:
+        print(sample.description)
+    print("\nparameters (--param KEY=VALUE):")
+    width = max((len(p.name) for p in sample.params), default=0)
+    for p in sample.params:
+        kind = "" if p.type == "string" else f" [{p.type}]"
+        print(f"  {p.name:<{width}}  {p.help}{kind}; default: {p.default!r}")
+    if not sample.params:
+        print("  (none)")
+    if sample.derived:
+        print(f"\ncomputed on every use: {', '.join(sample.derived)}")
+    print()
+    sys.stdout.write(_dump(event))
+    return EXIT_OK
+
+
+def _new(args: argparse.Namespace) -> int:
+    from workbench.core.events import EventError, render_sample
+
+    event = render_sample(_sample_name(args), _pairs(args.param))
+    if args.output is None:
+        sys.stdout.write(_dump(event))
+        return EXIT_OK
+    try:
+        args.output.write_text(_dump(event), encoding="utf-8")
+    except OSError as exc:
+        raise EventError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"workbench: wrote {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _save(args: argparse.Namespace) -> int:
+    import json
+
+    from workbench.core.events import EventError, load_meta, render_sample, save_event
+
+    folder = _events_dir(args.dir)
+    meta: dict[str, Any] = {}
+    if args.sample:
+        params = _pairs(args.param)
+        event: Any = render_sample(args.sample, params)
+        meta["sample"] = args.sample
+        if params:
+            meta["params"] = params
+    else:
+        if args.param:
+            raise EventError("--param goes with --from SAMPLE")
+        try:
+            event = json.loads(_read(args.event))
+        except json.JSONDecodeError as exc:
+            raise EventError(f"{args.event} is not valid JSON: line {exc.lineno} column "
+                             f"{exc.colno}: {exc.msg}") from None
+    if args.description:
+        meta["description"] = args.description
+    old = load_meta(folder, args.name) if args.force else {}
+    path = save_event(folder, args.name, event, {**old, **meta} if meta else None,
+                      overwrite=args.force)
+    print(f"workbench: saved {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _saved(args: argparse.Namespace) -> int:
+    from workbench.core.events import list_saved, load_meta
+
+    folder = _events_dir(args.dir)
+    names = list_saved(folder)
+    if not names:
+        print(f"workbench: no saved events in {folder}", file=sys.stderr)
+        return EXIT_OK
+    width = max(len(n) for n in names)
+    for name in names:
+        description = load_meta(folder, name).get("description", "")
+        print(f"{name:<{width}}  {description}".rstrip())
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace) -> int:
+    from workbench.core.console_events import import_into_folder
+
+    folder = _events_dir(args.dir)
+    statuses = import_into_folder(folder, _read(args.file), replace=args.replace)
+    for name, status in statuses:
+        print(f"  {name}: {status}", file=sys.stderr)
+    print(f"workbench: {len(statuses)} event{'s' if len(statuses) != 1 else ''} in {folder}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from workbench.core.console_events import REGISTRY, SCHEMA_TYPE, export_folder, schema_name
+    from workbench.core.events import EventError
+
+    document = export_folder(_events_dir(args.dir))
+    if args.output is None:
+        sys.stdout.write(_dump(document))
+        return EXIT_OK
+    try:
+        args.output.write_text(_dump(document), encoding="utf-8")
+    except OSError as exc:
+        raise EventError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    count = len(document["components"]["examples"])
+    print(f"workbench: wrote {count} event{'s' if count != 1 else ''} to {args.output}; to share "
+          f"them in the console:\n  aws schemas update-schema --registry-name {REGISTRY} "
+          f"--schema-name {schema_name(args.function or 'FUNCTION')} --type {SCHEMA_TYPE} "
+          f"--content file://{args.output}\n  (create-schema the first time)", file=sys.stderr)
+    return EXIT_OK
+
+
+ACTIONS = {"list": _list, "show": _show, "new": _new, "save": _save, "saved": _saved,
+           "import": _import, "export": _export}
+
+
+def run(args: argparse.Namespace) -> int:
+    from workbench.core.config import ConfigError
+    from workbench.core.events import EventError
+
+    action = ACTIONS.get(args.events_command or "")
+    if action is None:
+        print("workbench: events needs an action: " + ", ".join(ACTIONS), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return action(args)
+    except (EventError, ConfigError) as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
