@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lambda_client, run_workbench
+from tests.conftest import FIXTURES, lambda_client, run_workbench
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: '2010-09-09'
@@ -130,9 +130,20 @@ def test_doctor_explains_each_value_and_checks_toolchains(app: Path) -> None:
     assert "node: v" in out and "needed" in out.split("node: v", 1)[1].splitlines()[0]
 
 
-def test_go_folder_without_a_build_says_how_to_build(tmp_path: Path) -> None:
+def test_a_go_folder_is_built_then_invoked(tmp_path: Path) -> None:
+    """No aws-lambda-go here (only PyPI, npm and Debian are reachable): a stdlib runtime loop
+    in a folder with a go.mod, built by `workbench invoke` itself."""
     (tmp_path / "go.mod").write_text("module example.com/fn\n\ngo 1.19\n")
-    (tmp_path / "main.go").write_text("package main\nfunc main() {}\n")
-    done = run_workbench("invoke", str(tmp_path))
-    assert done.returncode == 2
-    assert "go build -tags lambda.norpc" in done.stderr.decode()
+    (tmp_path / "main.go").write_text((FIXTURES / "rt-go" / "main.go").read_text())
+    done = run_workbench("invoke", str(tmp_path), "-e", "-", stdin=b'{"n": 7}', timeout=180)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert json.loads(done.stdout)["event"] == {"n": 7}
+    assert "$ CGO_ENABLED=0 go build -tags lambda.norpc -o .workbench/build/bootstrap" in err
+    assert (tmp_path / ".workbench" / "build" / "bootstrap").is_file()
+
+    (tmp_path / "main.go").write_text("package main\nfunc main() { undefinedName() }\n")
+    failed = run_workbench("invoke", str(tmp_path), "-q", timeout=180)
+    assert failed.returncode == 2 and failed.stdout == b""
+    assert "undefined: undefinedName" in failed.stderr.decode()
+    assert "the build failed" in failed.stderr.decode()

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from workbench.core.config import FunctionConfig
+    from workbench.core.function import Invocable
     from workbench.core.resolve import ResolvedFunction
 
 EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="address to bind (default 127.0.0.1; anything else exposes "
                           "your functions to the network)")
     srv.add_argument("-q", "--quiet", action="store_true", help="do not print function logs")
+    srv.add_argument("--watch", action="store_true",
+                     help="live reload: rebuild and restart a function when its files are saved "
+                          "(SIGUSR1 forces a cold start, SIGUSR2 a reload without a change)")
     _function_flags(srv)
     doc = sub.add_parser("doctor", help="show the resolved configuration and check toolchains",
                          description="Print every setting of each function and where it came "
@@ -167,11 +171,62 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         print(f"workbench: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    from workbench.core.builders import builder_for
+
     try:
+        if builder_for(cfg).needed and not asyncio.run(_build_once(cfg, quiet=args.quiet)):
+            return EXIT_USAGE
         return asyncio.run(_invoke_once(cfg, payload, quiet=args.quiet))
     except KeyboardInterrupt:
         print("workbench: interrupted; the function was stopped.", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+async def _build_once(cfg: FunctionConfig, quiet: bool) -> bool:
+    """Build a function that builds (go.mod, Cargo.toml, `build` in config) before it runs:
+    output on stderr as it comes (the tail only, on failure, when quiet)."""
+    from workbench.core.builders import builder_for
+    from workbench.core.bus import Bus
+
+    bus = Bus()
+    if not quiet:
+        bus.subscribe(_print_logs)
+    builder = builder_for(cfg, bus)
+    if not builder.needed:
+        return True
+    result = await builder.build()
+    if not result.ok:
+        if quiet:
+            sys.stderr.write(result.output_tail + "\n")
+        print(f"workbench: {cfg.name}: the build failed ({builder.kind}); see its output above",
+              file=sys.stderr)
+    return result.ok
+
+
+def _changed_text(paths: tuple[str, ...]) -> str:
+    if not paths:
+        return "no file changed"
+    if len(paths) <= 3:
+        return ", ".join(paths) + " changed"
+    return f"{len(paths)} files changed ({', '.join(paths[:3])}, ...)"
+
+
+def _reload_line(event: object, quiet: bool) -> str | None:
+    """What a reload says on stderr: one line when it worked, the error when it did not."""
+    from workbench.core.bus import BuildFinished, ReloadFinished, WorkerFailed
+
+    if isinstance(event, ReloadFinished):
+        if not event.ok:
+            return (f"workbench: reload of {event.function} failed: {event.error}; "
+                    "the last good version keeps serving")
+        build = f"build {event.build_ms:.0f} ms; " if event.build_ms is not None else ""
+        return (f"workbench: reloaded {event.function} in {event.save_to_ready_ms:.0f} ms "
+                f"({_changed_text(event.changed_paths)}; {build}init {event.init_ms or 0:.0f} ms)")
+    if isinstance(event, BuildFinished) and quiet and not event.ok and not event.cancelled:
+        return f"workbench: build of {event.function} failed:\n{event.output_tail}"
+    if isinstance(event, WorkerFailed):
+        return f"workbench: {event.function}: {event.worker} stopped: {event.error}"
+    return None
 
 
 def _cancel_on_termination() -> None:
@@ -227,7 +282,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"workbench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        asyncio.run(_serve(configs, args.host, args.port, args.quiet))
+        return asyncio.run(_serve(configs, args.host, args.port, args.quiet, args.watch))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -237,39 +292,84 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: bool) -> None:
+async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: bool,
+                 watch: bool = False) -> int:
     import asyncio
-    import signal
 
     from workbench.core.bus import Bus, LogLine
     from workbench.core.function import Function
-    from workbench.core.invoke_api import InvokeAPI
 
     bus = Bus()
     many = len(configs) > 1
-    if not quiet:
-        def show(event: object) -> None:
-            if isinstance(event, LogLine):
-                prefix = f"[{event.function}] " if many else ""
-                sys.stderr.write(prefix + event.text + "\n")
-        bus.subscribe(show)
-    functions = {c.name: Function(c, bus) for c in configs}
+
+    def show(event: object) -> None:
+        if isinstance(event, LogLine) and not quiet:
+            prefix = f"[{event.function}] " if many else ""
+            sys.stderr.write(prefix + event.text + "\n")
+        line = _reload_line(event, quiet)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
+    bus.subscribe(show)
+    functions: dict[str, Invocable] = {}
+    try:
+        if watch:
+            from workbench.core.reloader import Reloader
+
+            reloaders = [Reloader(c, bus) for c in configs]
+            functions.update((r.name, r) for r in reloaders)
+            try:
+                built = [await r.start() for r in reloaders]
+            except OSError as exc:  # e.g. the system's limit on watched folders
+                print(f"workbench: cannot watch for changes: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            failed = [c.name for c, b in zip(configs, built, strict=True) if not b.ok]
+        else:
+            failed = [c.name for c in configs if not await _build_once(c, quiet)]
+            functions.update((c.name, Function(c, bus)) for c in configs)
+        if failed:
+            print(f"workbench: cannot serve: {', '.join(failed)} did not build",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        return await _serve_api(functions, configs, host, port, watch)
+    finally:
+        await asyncio.gather(*(f.close() for f in functions.values()))
+
+
+async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConfig], host: str,
+                     port: int, watch: bool) -> int:
+    import asyncio
+    import signal
+
+    from workbench.core.invoke_api import InvokeAPI
+
     api = InvokeAPI(functions, host=host, port=port, region=configs[0].region)
     await api.start()
     print(f"workbench: serving the Lambda Invoke API on {api.url}", file=sys.stderr)
     for c in configs:
         print(f"  {c.name}: {c.runtime} {c.handler} ({c.code_dir})", file=sys.stderr)
+    if watch:
+        print("  watching for changes: a save reloads the function", file=sys.stderr)
     print(f"  try: aws lambda invoke --endpoint-url {api.url} --function-name {configs[0].name} "
           "out.json", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    background: set[asyncio.Task[object]] = set()
+
+    def each(action: str) -> None:  # every function is a Reloader when watching
+        for f in functions.values():
+            task: asyncio.Task[object] = asyncio.ensure_future(getattr(f, action)())
+            background.add(task)
+            task.add_done_callback(background.discard)
+    if watch:
+        loop.add_signal_handler(signal.SIGUSR1, each, "force_cold")
+        loop.add_signal_handler(signal.SIGUSR2, each, "reload_now")
     try:
         await stop.wait()
     finally:
         await api.stop()
-        await asyncio.gather(*(f.close() for f in functions.values()))
+    return EXIT_OK
 
 
 TOOLCHAINS = (("python", ["python3", "--version"], "Python functions"),

@@ -19,7 +19,7 @@ class LogLine:
 
     function: str
     text: str
-    stream: str  # "stdout", "stderr" or "platform"
+    stream: str  # "stdout", "stderr", "platform", or "build" (a builder's output)
     request_id: str | None
     ts: float
 
@@ -63,6 +63,50 @@ class InvocationFinished:
     record: InvocationRecord = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeDetected:
+    """Files of the function changed on disk (paths relative to its code folder)."""
+
+    function: str
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildStarted:
+    function: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildFinished:
+    function: str
+    ok: bool
+    duration_ms: float
+    output_tail: str  # the last lines of the compiler's output, for a failure's message
+    cancelled: bool = False  # a newer save stopped it; another build follows
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadFinished:
+    """One reload: the new code serving (ok), or the last good version still serving."""
+
+    function: str
+    changed_paths: tuple[str, ...]  # empty for a reload asked for without a change
+    build_ms: float | None  # None when the function does not build
+    init_ms: float | None  # the new environment's eager init; None when it never started
+    save_to_ready_ms: float  # from the last save (the newest file time) to ready
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerFailed:
+    """A background loop (watcher, reload) failed unexpectedly: shown, never swallowed."""
+
+    function: str
+    worker: str
+    error: str
+
+
 Event = (
     LogLine
     | EnvironmentStarting
@@ -71,6 +115,11 @@ Event = (
     | EnvironmentStopped
     | InvocationStarted
     | InvocationFinished
+    | ChangeDetected
+    | BuildStarted
+    | BuildFinished
+    | ReloadFinished
+    | WorkerFailed
 )
 Subscriber = Callable[[Event], None]
 

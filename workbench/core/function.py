@@ -8,7 +8,7 @@ import base64
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from workbench.core import protocol as P
 from workbench.core.bus import Bus, InvocationFinished, InvocationStarted
@@ -34,6 +34,23 @@ class _Ending:
     reset: bool
 
 
+class Invocable(Protocol):
+    """What the Invoke API and the CLI need of a function: a Function, or a Reloader that
+    swaps Functions as the code changes."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def cfg(self) -> FunctionConfig: ...
+
+    def start_invoke(self, req: InvokeRequest) -> InvocationHandle: ...
+
+    async def invoke(self, req: InvokeRequest) -> InvocationRecord: ...
+
+    async def close(self) -> None: ...
+
+
 class Function:
     def __init__(self, cfg: FunctionConfig, bus: Bus | None = None) -> None:
         self.cfg = cfg
@@ -49,8 +66,8 @@ class Function:
 
     # ---- public ----
 
-    def start_invoke(self, req: InvokeRequest) -> InvocationHandle:
-        rid = str(uuid.uuid4())
+    def start_invoke(self, req: InvokeRequest, rid: str | None = None) -> InvocationHandle:
+        rid = rid or str(uuid.uuid4())
         answer: asyncio.Future[InvokeResult] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._invoke(req, rid, answer), name=f"invoke-{rid}")
         self._tasks.add(task)
@@ -59,6 +76,28 @@ class Function:
 
     async def invoke(self, req: InvokeRequest) -> InvocationRecord:
         return await self.start_invoke(req).record
+
+    async def prewarm(self) -> InitOutcome:
+        """Start an environment now, outside any invoke, so that the next invoke is warm (a
+        reload's new code). Its init is reported here (INIT_REPORT), not in an invoke's REPORT;
+        a failed init leaves no environment behind."""
+        async with self._lock:
+            env = self._env
+            if env is not None and not env.stopped and not env.exited.done():
+                return InitOutcome(True, 0.0)
+            env = await self._fresh_env()
+            outcome = await env.init("init", P.INIT_TIMEOUT_S)
+            env.platform(P.init_report_line(outcome.init_ms, "init", outcome.status,
+                                            outcome.error_type))
+            if not outcome.ok:
+                await env.stop("failure")
+                self._env = None
+            return outcome
+
+    async def idle(self) -> None:
+        """Return when no invocation is running or waiting here."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     async def close(self) -> None:
         """Stop at once, even mid-invoke (quit, Ctrl+C): nothing may outlive the workbench."""

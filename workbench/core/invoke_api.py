@@ -17,13 +17,13 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workbench.core import http11
 from workbench.core import protocol as P
-from workbench.core.function import Function, log_result_header
+from workbench.core.function import Invocable, log_result_header
 from workbench.core.payloads import (
     ServiceError,
     decode_client_context,
@@ -53,8 +53,9 @@ def json_response(doc: object, status: int = 200) -> http11.Response:
 
 
 class InvokeAPI:
-    def __init__(self, functions: dict[str, Function], host: str = "127.0.0.1", port: int = 9001,
-                 region: str = P.DEFAULT_REGION, account: str = P.DEFAULT_ACCOUNT) -> None:
+    def __init__(self, functions: Mapping[str, Invocable], host: str = "127.0.0.1",
+                 port: int = 9001, region: str = P.DEFAULT_REGION,
+                 account: str = P.DEFAULT_ACCOUNT) -> None:
         self.functions = functions
         self.host = host
         self.port = port
@@ -126,7 +127,7 @@ class InvokeAPI:
         arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
         return f"{arn}:{qualifier}" if qualifier else arn
 
-    def _resolve(self, request: http11.Request, raw: str) -> Function:
+    def _resolve(self, request: http11.Request, raw: str) -> Invocable:
         """name, name:qualifier, account:function:name[:q] or the full ARN (spec 3.2)."""
         parts = raw.split(":")
         query = parse_qs(urlsplit(request.target).query)
@@ -197,7 +198,7 @@ class InvokeAPI:
     def _get_configuration(self, request: http11.Request, raw_name: str) -> Reply:
         return json_response(self._configuration(self._resolve(request, raw_name)))
 
-    def _configuration(self, function: Function) -> dict[str, object]:
+    def _configuration(self, function: Invocable) -> dict[str, object]:
         cfg = function.cfg
         modified = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000",
                                  time.gmtime(cfg.code_dir.stat().st_mtime))

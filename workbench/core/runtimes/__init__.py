@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.core.builders import built_bootstrap
 from workbench.core.config import ConfigError, FunctionConfig
 
 HERE = Path(__file__).resolve().parent
@@ -42,12 +43,10 @@ def launch_for(cfg: FunctionConfig) -> Launch:
         return Launch([node, str(NODE_RUNTIME)], NODE_RUNTIME.parent,
                       f"AWS_Lambda_{cfg.runtime}", _version_tag(cfg.runtime))
     bootstrap = cfg.code_dir / "bootstrap"
-    if cfg.builder and not bootstrap.is_file():
-        how = {"go": "CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap .",
-               "rust": "cargo build --release && cp target/release/<bin> bootstrap"}[cfg.builder]
-        raise ConfigError(f"{cfg.code_dir}: this {cfg.builder} function has to be built first, "
-                          f"and workbench does not build yet. Build it yourself ({how}), or "
-                          "set `start` in workbench.toml.")
+    if cfg.builder in ("go", "rust") and not cfg.build:
+        # built by workbench before any environment starts (builders.py); a `build` command
+        # from config replaces the compile step and leaves its own bootstrap in the folder
+        bootstrap = built_bootstrap(cfg)
     return Launch([str(bootstrap)], cfg.code_dir, None, _version_tag(cfg.runtime))
 
 
