@@ -176,7 +176,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     try:
         if builder_for(cfg).needed and not asyncio.run(_build_once(cfg, quiet=args.quiet)):
             return EXIT_USAGE
-        return asyncio.run(_invoke_once(cfg, payload, quiet=args.quiet))
+        event_name = Path(args.event).stem if args.event not in (None, "-") else None
+        return asyncio.run(_invoke_once(cfg, payload, quiet=args.quiet, event_name=event_name))
     except KeyboardInterrupt:
         print("workbench: interrupted; the function was stopped.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -242,25 +243,33 @@ def _cancel_on_termination() -> None:
         loop.add_signal_handler(sig, task.cancel)
 
 
-async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool) -> int:
+async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool,
+                       event_name: str | None = None) -> int:
     import asyncio
 
     from workbench.core.bus import Bus
     from workbench.core.function import Function
+    from workbench.core.history import attach, open_stores_for
     from workbench.core.record import InvokeRequest
 
     bus = Bus()
     if not quiet:
         bus.subscribe(_print_logs)
+    stores = open_stores_for([cfg])
+    recorder = attach(bus, stores)
     function = Function(cfg, bus)
     _cancel_on_termination()
     try:
-        record = await function.invoke(InvokeRequest(payload, source="cli"))
+        handle = function.start_invoke(InvokeRequest(payload, source="cli"))
+        if event_name:
+            recorder.name_event(handle.request_id, event_name)
+        record = await handle.record
     except asyncio.CancelledError:
         print("workbench: terminated; the function was stopped.", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         await function.close()
+        stores.close()
     out = sys.stdout.buffer
     out.write(record.result.payload)
     if not record.result.payload.endswith(b"\n"):
@@ -298,9 +307,12 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
 
     from workbench.core.bus import Bus, LogLine
     from workbench.core.function import Function
+    from workbench.core.history import attach, open_stores_for
 
     bus = Bus()
     many = len(configs) > 1
+    stores = open_stores_for(configs)
+    attach(bus, stores)
 
     def show(event: object) -> None:
         if isinstance(event, LogLine) and not quiet:
@@ -333,6 +345,7 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
         return await _serve_api(functions, configs, host, port, watch)
     finally:
         await asyncio.gather(*(f.close() for f in functions.values()))
+        stores.close()
 
 
 async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConfig], host: str,
