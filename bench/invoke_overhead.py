@@ -46,7 +46,21 @@ from typing import Any, ClassVar
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-FUNCTIONS = HERE / "functions"
+def _fresh_functions() -> Path:
+    """The bench functions copied to a new temp folder: workbench records history in each
+    function's .workbench/, and a store left big by earlier runs would skew this one."""
+    import atexit
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="wb-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    shutil.copytree(HERE / "functions", tmp / "functions",
+                    ignore=shutil.ignore_patterns(".workbench", "__pycache__"))
+    return tmp / "functions"
+
+
+FUNCTIONS = _fresh_functions()
 ECHO_LOOP = FUNCTIONS / "echo-loop"
 ECHO_PY = FUNCTIONS / "echo-py"
 FLOOR_SERVER = HERE / "floor_server.py"

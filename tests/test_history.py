@@ -204,23 +204,25 @@ def test_structural_json_comparison() -> None:
 
 # ---- recording from the engine ----
 
-def test_attach_records_every_invocation_before_invoke_returns(tmp_path: Path) -> None:
+def test_attach_records_every_invocation_once_flushed(tmp_path: Path) -> None:
     folder = copy_fixture(tmp_path)
     cfg = resolve_functions([folder])[0].config
 
     async def body() -> None:
         bus = Bus()
         stores = open_stores_for([cfg])
-        attach(bus, stores)
+        recorder = attach(bus, stores)
         fn = Function(cfg, bus)
         try:
             first = await fn.invoke(InvokeRequest(b'{"name": "x"}', source="tui"))
-            # committed already: another connection sees it
+            recorder.flush()  # the writer thread commits moments after an invoke finishes
+            # committed: another connection sees it
             rows = db_rows(folder, "SELECT request_id, source, cold FROM invocations")
             assert rows == [(first.request_id, "tui", 1)]
             second = await fn.invoke(InvokeRequest(b'{"fail": "nope"}', source="tui"))
         finally:
             await fn.close()
+            recorder.detach()
             stores.close()
         with HistoryStore(folder) as store:
             newest, oldest = store.last(5)

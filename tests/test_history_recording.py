@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 from tests.conftest import EXAMPLES, lambda_client, run_workbench
@@ -17,7 +18,7 @@ def _history(folder: Path) -> list[dict[str, object]]:
 
 def test_invoke_records_the_invocation_with_its_event_name(tmp_path: Path) -> None:
     fn = tmp_path / "hello"
-    shutil.copytree(EXAMPLES / "hello-python", fn)
+    shutil.copytree(EXAMPLES / "hello-python", fn, ignore=shutil.ignore_patterns(".workbench"))
     done = run_workbench("invoke", str(fn), "-e", str(fn / "events" / "hello.json"))
     assert done.returncode == 0
     [entry] = _history(fn)
@@ -30,12 +31,15 @@ def test_invoke_records_the_invocation_with_its_event_name(tmp_path: Path) -> No
 
 def test_serve_records_each_invoke_api_call(serve, tmp_path: Path) -> None:
     fn = tmp_path / "hello"
-    shutil.copytree(EXAMPLES / "hello-python", fn)
+    shutil.copytree(EXAMPLES / "hello-python", fn, ignore=shutil.ignore_patterns(".workbench"))
     server = serve(str(fn), "--port", "0")
     client = lambda_client(server.url)
     ids = [client.invoke(FunctionName="hello", Payload=json.dumps({"name": n}).encode())
            ["ResponseMetadata"]["RequestId"] for n in ("a", "b")]
-    entries = _history(fn)
+    # serve commits on a writer thread, moments after each invoke: wait for both, bounded
+    deadline = time.monotonic() + 10
+    while len(entries := _history(fn)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [e["request_id"] for e in entries] == list(reversed(ids))  # newest first
     assert {e["source"] for e in entries} == {"invoke-api"}
     assert [e["cold"] for e in entries] == [False, True]
