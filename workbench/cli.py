@@ -269,6 +269,7 @@ async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool,
         return EXIT_INTERRUPTED
     finally:
         await function.close()
+        recorder.detach()
         stores.close()
     out = sys.stdout.buffer
     out.write(record.result.payload)
@@ -312,7 +313,7 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
     bus = Bus()
     many = len(configs) > 1
     stores = open_stores_for(configs)
-    attach(bus, stores)
+    recorder = attach(bus, stores)
 
     def show(event: object) -> None:
         if isinstance(event, LogLine) and not quiet:
@@ -345,6 +346,7 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
         return await _serve_api(functions, configs, host, port, watch)
     finally:
         await asyncio.gather(*(f.close() for f in functions.values()))
+        recorder.detach()
         stores.close()
 
 
