@@ -17,6 +17,7 @@ import functools
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 MAX_HEAD = 64 * 1024
 REASONS = {100: "Continue", 200: "OK", 202: "Accepted", 204: "No Content",
@@ -77,8 +78,8 @@ class _Connection(asyncio.Protocol):
     # ---- connection ----
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # any stream transport (uvloop's does not subclass asyncio.Transport)
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:  # small answers must not wait for Nagle and delayed ACKs
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
