@@ -116,6 +116,11 @@ def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunct
     for fn in resolved:
         for warning in fn.warnings:
             print(f"workbench: warning: {warning}", file=sys.stderr)
+        if fn.config.concurrency > 1:
+            print(f"workbench: warning: {fn.config.name}: concurrency = {fn.config.concurrency} "
+                  "is not honoured yet: workbench keeps one execution environment per "
+                  "function, so invokes run one at a time (later ones wait their turn).",
+                  file=sys.stderr)
     return resolved
 
 

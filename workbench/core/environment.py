@@ -80,7 +80,36 @@ def lambda_env(cfg: FunctionConfig, launch: Launch, api_address: str,
     })
     if launch.execution_env:
         env["AWS_EXECUTION_ENV"] = launch.execution_env
+    _add_layers(env, cfg)
     return env
+
+
+def _add_layers(env: dict[str, str], cfg: FunctionConfig) -> None:
+    """Lambda unpacks layers into /opt, a later layer over an earlier one, and its runtimes
+    look there after the function's own code. Locally each layer stays in its folder, so the
+    same lookups get each folder's equivalent, the last layer first."""
+    if not cfg.layers:
+        return
+    layers = list(reversed(cfg.layers))
+    version = cfg.runtime.removeprefix("python")
+    python = [str(p) for layer in layers
+              for p in (layer / "python" / "lib" / f"python{version}" / "site-packages",
+                        layer / "python")]
+    node_major = cfg.runtime.removeprefix("nodejs").removesuffix(".x")
+    node = [str(p) for layer in layers
+            for p in (layer / "nodejs" / f"node{node_major}" / "node_modules",
+                      layer / "nodejs" / "node_modules")]
+    bins = [str(layer / "bin") for layer in layers]
+    libs = [str(layer / "lib") for layer in layers]
+    _extend(env, "PYTHONPATH", python, first=False)
+    _extend(env, "NODE_PATH", node, first=False)
+    _extend(env, "PATH", bins, first=False)  # /opt/bin comes last on Lambda's PATH too
+    _extend(env, "LD_LIBRARY_PATH", libs, first=False)
+
+
+def _extend(env: dict[str, str], key: str, paths: list[str], first: bool) -> None:
+    current = [p for p in env.get(key, "").split(os.pathsep) if p]
+    env[key] = os.pathsep.join(paths + current if first else current + paths)
 
 
 class LogCollector:
