@@ -557,6 +557,11 @@ def _row(rec: InvocationRecord, event_name: str | None,
 
 WRITE_BATCH = 64  # records committed together at most, when they queue up
 GATHER_S = 0.005  # how long the writer waits for more records before committing
+BATCH_BYTES = 4 * 1024 * 1024  # and how much one transaction may carry
+
+
+def _size(rec: InvocationRecord) -> int:
+    return len(rec.request.payload) + len(rec.result.payload)
 
 StoreFor = Callable[[str], "HistoryStore | None"]
 
@@ -634,13 +639,17 @@ class Recorder:
             # Gather what arrives in the next few ms: under sustained load one commit then
             # carries many records instead of paying a commit (and its WAL pages) each.
             deadline = time.monotonic() + GATHER_S
-            while len(batch) < WRITE_BATCH:
+            size = _size(batch[0][1])
+            # bounded in bytes too: a transaction holds the write lock, which another
+            # workbench on the same folder (serve and invoke side by side) waits for
+            while len(batch) < WRITE_BATCH and size < BATCH_BYTES:
                 left = deadline - time.monotonic()
                 try:
                     batch.append(self._pending.get(timeout=left) if left > 0
                                  else self._pending.get_nowait())
                 except queue.Empty:
                     break
+                size += _size(batch[-1][1])
             by_store: dict[int, list[tuple[HistoryStore, InvocationRecord, str | None,
                                            str | None]]] = {}
             for item in batch:
