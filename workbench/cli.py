@@ -90,14 +90,19 @@ def _extra_commands() -> dict[str, ModuleType]:
     return discover()
 
 
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
-    from workbench.core.config import ConfigError
+def key_values(items: list[str], flag: str,
+               error: type[Exception] | None = None) -> dict[str, str]:
+    """`KEY=VALUE` flags (--env, --param, ...) as a dict; a malformed one raises `error`
+    (ConfigError by default) naming the flag."""
+    if error is None:
+        from workbench.core.config import ConfigError
 
+        error = ConfigError
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+            raise error(f"{flag} {item!r}: expected KEY=VALUE")
         out[key] = value
     return out
 
@@ -111,8 +116,8 @@ def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunct
                  "runtime_client": args.runtime_client}
     resolved = resolve_functions(
         targets, function=args.function, overrides=overrides,
-        parameter_overrides=_pairs(args.parameter_overrides, "--parameter-overrides"),
-        env_files=args.env_file, env=_pairs(args.env, "--env"))
+        parameter_overrides=key_values(args.parameter_overrides, "--parameter-overrides"),
+        env_files=args.env_file, env=key_values(args.env, "--env"))
     for fn in resolved:
         for warning in fn.warnings:
             print(f"workbench: warning: {warning}", file=sys.stderr)

@@ -67,15 +67,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
+    from workbench.cli import key_values
     from workbench.core.events import EventError
 
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise EventError(f"--param {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
+    return key_values(items, "--param", EventError)
 
 
 def _sample_name(args: argparse.Namespace) -> str:
