@@ -58,11 +58,3 @@ def test_without_the_layer_the_import_fails(tmp_path: Path) -> None:
     done = run_workbench("invoke", str(fn), "-q")
     assert done.returncode == 1
     assert json.loads(done.stdout)["errorType"] == "Runtime.ImportModuleError"
-
-
-def test_concurrency_above_one_is_said_to_be_not_yet_honoured(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text("def handler(event, context):\n    return 1\n")
-    (tmp_path / "workbench.toml").write_text("concurrency = 4\n")
-    done = run_workbench("invoke", str(tmp_path))
-    assert done.returncode == 0
-    assert "concurrency = 4" in done.stderr.decode() and "one at a time" in done.stderr.decode()

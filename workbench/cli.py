@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from workbench.core.bus import Bus
     from workbench.core.config import FunctionConfig
     from workbench.core.function import Invocable
     from workbench.core.resolve import ResolvedFunction
@@ -121,11 +122,6 @@ def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunct
     for fn in resolved:
         for warning in fn.warnings:
             print(f"workbench: warning: {warning}", file=sys.stderr)
-        if fn.config.concurrency > 1:
-            print(f"workbench: warning: {fn.config.name}: concurrency = {fn.config.concurrency} "
-                  "is not honoured yet: workbench keeps one execution environment per "
-                  "function, so invokes run one at a time (later ones wait their turn).",
-                  file=sys.stderr)
     return resolved
 
 
@@ -317,7 +313,6 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
     import asyncio
 
     from workbench.core.bus import Bus, LogLine
-    from workbench.core.function import Function
     from workbench.core.history import attach, open_stores_for
 
     bus = Bus()
@@ -338,6 +333,11 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
         if watch:
             from workbench.core.reloader import Reloader
 
+            for c in configs:
+                if c.concurrency > 1:
+                    print(f"workbench: warning: {c.name}: concurrency = {c.concurrency} is not "
+                          "honoured with --watch yet: one environment at a time, later "
+                          "invokes wait their turn.", file=sys.stderr)
             reloaders = [Reloader(c, bus) for c in configs]
             functions.update((r.name, r) for r in reloaders)
             try:
@@ -348,7 +348,7 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
             failed = [c.name for c, b in zip(configs, built, strict=True) if not b.ok]
         else:
             failed = [c.name for c in configs if not await _build_once(c, quiet)]
-            functions.update((c.name, Function(c, bus)) for c in configs)
+            functions.update((c.name, _served(c, bus)) for c in configs)
         if failed:
             print(f"workbench: cannot serve: {', '.join(failed)} did not build",
                   file=sys.stderr)
@@ -358,6 +358,17 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
         await asyncio.gather(*(f.close() for f in functions.values()))
         recorder.detach()
         stores.close()
+
+
+def _served(cfg: FunctionConfig, bus: Bus) -> Invocable:
+    """One environment, or a pool of them when the function's concurrency allows more."""
+    from workbench.core.function import Function
+
+    if cfg.concurrency > 1:
+        from workbench.core.pool import FunctionPool
+
+        return FunctionPool(cfg, bus)
+    return Function(cfg, bus)
 
 
 async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConfig], host: str,

@@ -64,6 +64,12 @@ class Function:
     def name(self) -> str:
         return self.cfg.name
 
+    @property
+    def warm(self) -> bool:
+        """An environment is up and its runtime is waiting for events."""
+        env = self._env
+        return env is not None and env.ready and not env.stopped
+
     # ---- public ----
 
     def start_invoke(self, req: InvokeRequest, rid: str | None = None) -> InvocationHandle:

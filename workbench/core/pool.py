@@ -1,0 +1,95 @@
+"""Several execution environments for one function, as Lambda scales out: each invoke goes to
+an idle environment (a warm one first), a new one starts while fewer than `concurrency` exist,
+and beyond that invokes wait their turn in arrival order (the service would throttle with 429;
+a workbench queues, which is kinder to a developer's script)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import uuid
+
+from workbench.core.bus import Bus
+from workbench.core.config import FunctionConfig
+from workbench.core.function import Function, InvocationHandle
+from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
+
+
+class FunctionPool:
+    def __init__(self, cfg: FunctionConfig, bus: Bus | None = None) -> None:
+        self.cfg = cfg
+        self.bus = bus or Bus()
+        self._slots: list[Function] = []
+        self._busy: set[Function] = set()
+        self._waiting: collections.deque[asyncio.Future[Function]] = collections.deque()
+        self._tasks: set[asyncio.Task[InvocationRecord]] = set()
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def environments(self) -> int:
+        return len(self._slots)
+
+    def start_invoke(self, req: InvokeRequest) -> InvocationHandle:
+        rid = str(uuid.uuid4())
+        answer: asyncio.Future[InvokeResult] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._invoke(req, rid, answer), name=f"pool-invoke-{rid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return InvocationHandle(rid, answer, task)
+
+    async def invoke(self, req: InvokeRequest) -> InvocationRecord:
+        return await self.start_invoke(req).record
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*(slot.close() for slot in self._slots))
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+    async def _invoke(self, req: InvokeRequest, rid: str,
+                      answer: asyncio.Future[InvokeResult]) -> InvocationRecord:
+        slot = await self._acquire()
+        try:
+            handle = slot.start_invoke(req, rid)
+            handle.answer.add_done_callback(lambda f: _pass_on(f, answer))
+            return await handle.record
+        finally:
+            self._release(slot)
+
+    async def _acquire(self) -> Function:
+        idle = [s for s in self._slots if s not in self._busy]
+        if idle:  # a warm environment first: its runtime is already up
+            slot = max(idle, key=lambda s: s.warm)
+        elif len(self._slots) < self.cfg.concurrency:
+            slot = Function(self.cfg, self.bus)
+            self._slots.append(slot)
+        else:
+            waiter: asyncio.Future[Function] = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            slot = await waiter  # handed over by _release, already marked busy
+            return slot
+        self._busy.add(slot)
+        return slot
+
+    def _release(self, slot: Function) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():  # a cancelled waiter is skipped
+                waiter.set_result(slot)  # stays busy: it passes straight to the next invoke
+                return
+        self._busy.discard(slot)
+
+
+def _pass_on(source: asyncio.Future[InvokeResult], target: asyncio.Future[InvokeResult]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())
