@@ -307,6 +307,22 @@ async def first_of(futures: tuple[asyncio.Future[Any], ...], timeout: float) -> 
             f.remove_done_callback(wake)
 
 
+def copy_outcome(source: asyncio.Future[InvokeResult],
+                 target: asyncio.Future[InvokeResult]) -> None:
+    """Carry one future's outcome to another (an invocation answered through a wrapper: a
+    pool slot, a reloaded Function), unless the target was settled already."""
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+        return
+    exc = source.exception()
+    if exc is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
+
+
 def _error(rid: str, error_type: str, detail: str) -> InvokeResult:
     body = P.json_body(P.platform_error(error_type, detail, rid)).rstrip(b"\n")
     return InvokeResult(rid, body, function_error=True)

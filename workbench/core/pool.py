@@ -11,7 +11,7 @@ import uuid
 
 from workbench.core.bus import Bus
 from workbench.core.config import FunctionConfig
-from workbench.core.function import Function, InvocationHandle
+from workbench.core.function import Function, InvocationHandle, copy_outcome
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 
 
@@ -55,7 +55,7 @@ class FunctionPool:
         slot = await self._acquire()
         try:
             handle = slot.start_invoke(req, rid)
-            handle.answer.add_done_callback(lambda f: _pass_on(f, answer))
+            handle.answer.add_done_callback(lambda f: copy_outcome(f, answer))
             return await handle.record
         finally:
             self._release(slot)
@@ -82,14 +82,3 @@ class FunctionPool:
                 waiter.set_result(slot)  # stays busy: it passes straight to the next invoke
                 return
         self._busy.discard(slot)
-
-
-def _pass_on(source: asyncio.Future[InvokeResult], target: asyncio.Future[InvokeResult]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
-    else:
-        target.set_result(source.result())

@@ -24,7 +24,7 @@ from workbench.core.builders import Builder, BuildResult, builder_for
 from workbench.core.bus import Bus, ChangeDetected, ReloadFinished, WorkerFailed
 from workbench.core.config import ConfigError, FunctionConfig
 from workbench.core.environment import InitOutcome
-from workbench.core.function import Function, InvocationHandle
+from workbench.core.function import Function, InvocationHandle, copy_outcome
 from workbench.core.payloads import ServiceError
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 from workbench.core.watcher import BUILD_OUTPUTS, Watcher, WatchFilter
@@ -132,7 +132,7 @@ class Reloader:
             if self._current is None:
                 raise self._refusal()
             handle = self._current.start_invoke(req, rid)
-            handle.answer.add_done_callback(lambda f: _copy(f, answer))
+            handle.answer.add_done_callback(lambda f: copy_outcome(f, answer))
             return await handle.record
         except BaseException as exc:
             if not answer.done():
@@ -264,17 +264,6 @@ class Reloader:
         self.bus.emit(WorkerFailed(self.name, task.get_name(), f"{type(exc).__name__}: {exc}"))
         if task in self._reloads or task.get_name().startswith("reload-"):
             self._open.set()  # never leave invokes waiting on a reload that died
-
-
-def _copy(source: asyncio.Future[InvokeResult], target: asyncio.Future[InvokeResult]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
-    else:
-        target.set_result(source.result())
 
 
 def _init_error(outcome: InitOutcome) -> str:
