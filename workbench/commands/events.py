@@ -147,18 +147,26 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from workbench.core.events import EventError, render_sample
+    from workbench.core.events import render_sample
 
     event = render_sample(_sample_name(args), _pairs(args.param))
-    if args.output is None:
-        sys.stdout.write(_dump(event))
-        return EXIT_OK
-    try:
-        args.output.write_text(_dump(event), encoding="utf-8")
-    except OSError as exc:
-        raise EventError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    print(f"workbench: wrote {args.output}", file=sys.stderr)
+    if _output(event, args.output):
+        print(f"workbench: wrote {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _output(doc: object, path: Path | None) -> bool:
+    """Pretty JSON on stdout, or into `path`; True when it went to a file."""
+    from workbench.core.events import EventError
+
+    if path is None:
+        sys.stdout.write(_dump(doc))
+        return False
+    try:
+        path.write_text(_dump(doc), encoding="utf-8")
+    except OSError as exc:
+        raise EventError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return True
 
 
 def _save(args: argparse.Namespace) -> int:
@@ -220,16 +228,10 @@ def _import(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from workbench.core.console_events import REGISTRY, SCHEMA_TYPE, export_folder, schema_name
-    from workbench.core.events import EventError
 
     document = export_folder(_events_dir(args.dir))
-    if args.output is None:
-        sys.stdout.write(_dump(document))
+    if not _output(document, args.output):
         return EXIT_OK
-    try:
-        args.output.write_text(_dump(document), encoding="utf-8")
-    except OSError as exc:
-        raise EventError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     count = len(document["components"]["examples"])
     print(f"workbench: wrote {count} event{'s' if count != 1 else ''} to {args.output}; to share "
           f"them in the console:\n  aws schemas update-schema --registry-name {REGISTRY} "

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,6 +52,23 @@ class Invocable(Protocol):
     async def close(self) -> None: ...
 
 
+Runner = Callable[[InvokeRequest, str, "asyncio.Future[InvokeResult]"],
+                  Coroutine[Any, Any, InvocationRecord]]
+
+
+def start_invocation(run: Runner, req: InvokeRequest, rid: str | None,
+                     tasks: set[asyncio.Task[InvocationRecord]]) -> InvocationHandle:
+    """The handle every invoker returns: a request id, the answer future `run` settles as soon
+    as the runtime answers, and the task that ends with the record (kept in `tasks`, so close()
+    can cancel what is still running)."""
+    rid = rid or str(uuid.uuid4())
+    answer: asyncio.Future[InvokeResult] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run(req, rid, answer), name=f"invoke-{rid}")
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return InvocationHandle(rid, answer, task)
+
+
 class Function:
     def __init__(self, cfg: FunctionConfig, bus: Bus | None = None) -> None:
         self.cfg = cfg
@@ -73,12 +91,7 @@ class Function:
     # ---- public ----
 
     def start_invoke(self, req: InvokeRequest, rid: str | None = None) -> InvocationHandle:
-        rid = rid or str(uuid.uuid4())
-        answer: asyncio.Future[InvokeResult] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._invoke(req, rid, answer), name=f"invoke-{rid}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return InvocationHandle(rid, answer, task)
+        return start_invocation(self._invoke, req, rid, self._tasks)
 
     async def invoke(self, req: InvokeRequest) -> InvocationRecord:
         return await self.start_invoke(req).record

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import uuid
 
 from workbench.core.bus import Bus
 from workbench.core.config import FunctionConfig
-from workbench.core.function import Function, InvocationHandle, copy_outcome
+from workbench.core.function import (
+    Function,
+    InvocationHandle,
+    copy_outcome,
+    start_invocation,
+)
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 
 
@@ -32,13 +36,8 @@ class FunctionPool:
     def environments(self) -> int:
         return len(self._slots)
 
-    def start_invoke(self, req: InvokeRequest) -> InvocationHandle:
-        rid = str(uuid.uuid4())
-        answer: asyncio.Future[InvokeResult] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._invoke(req, rid, answer), name=f"pool-invoke-{rid}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return InvocationHandle(rid, answer, task)
+    def start_invoke(self, req: InvokeRequest, rid: str | None = None) -> InvocationHandle:
+        return start_invocation(self._invoke, req, rid, self._tasks)
 
     async def invoke(self, req: InvokeRequest) -> InvocationRecord:
         return await self.start_invoke(req).record
