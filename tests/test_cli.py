@@ -141,3 +141,10 @@ def test_kill_9_of_the_workbench_takes_the_runtime_with_it(tmp_path: Path) -> No
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     assert _none_left("kill9")
+
+
+def test_serve_refuses_a_port_that_cannot_exist() -> None:
+    done = run_workbench("serve", ECHO, "--port", "99999")
+    assert done.returncode == 2
+    assert "is not a port (0 to 65535" in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()

@@ -41,6 +41,16 @@ def _function_flags(p: argparse.ArgumentParser) -> None:
                    help="template parameter value (repeatable)")
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0 picks a free one)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench", description="Run AWS Lambda functions locally, exactly as Lambda would.")
@@ -64,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "functions (each by its folder name).")
     srv.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
                      help="function folders and/or SAM templates")
-    srv.add_argument("--port", type=int, default=9001,
+    srv.add_argument("--port", type=_port, default=9001,
                      help="port (default 9001; 0 picks a free one)")
     srv.add_argument("--host", default="127.0.0.1",
                      help="address to bind (default 127.0.0.1; anything else exposes "
