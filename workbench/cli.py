@@ -418,6 +418,54 @@ async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConf
     return EXIT_OK
 
 
+def tui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="workbench", usage="workbench TARGET [TARGET ...] [options]",
+        description="Open the workbench TUI on one or more functions (folders or SAM "
+                    "templates). Other commands: workbench {invoke,serve,replay,events,history,"
+                    "doctor} --help.")
+    p.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
+                   help="function folders and/or SAM templates")
+    p.add_argument("--no-watch", dest="watch", action="store_false",
+                   help="do not reload when files change")
+    p.add_argument("--port", type=_port, default=None,
+                   help="also serve the Invoke API here (default 9001, or a free port when "
+                        "9001 is taken; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address of the Invoke API (default 127.0.0.1)")
+    p.add_argument("--no-api", dest="api", action="store_false",
+                   help="do not serve the Invoke API")
+    p.add_argument("--theme", help="theme for this run (ctrl+t switches and remembers one)")
+    _function_flags(p)
+    return p
+
+
+def cmd_tui(argv: list[str]) -> int:
+    from workbench.core.config import ConfigError
+
+    args = tui_parser().parse_args(argv)
+    try:
+        configs = [fn.config for fn in resolve(args.dirs, args)]
+        for c in configs:
+            _check_runnable(c)
+    except ConfigError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not sys.stdout.isatty():
+        print("workbench: the TUI needs a terminal; for scripts use `workbench invoke` or "
+              "`workbench serve`", file=sys.stderr)
+        return EXIT_USAGE
+    from workbench.core.session import Session
+    from workbench.ui.app import WorkbenchApp
+
+    port = None if not args.api else args.port
+    session = Session(configs, watch=args.watch, host=args.host,
+                      port=(9001 if port is None else port) if args.api else None,
+                      port_fallback=args.api and port is None)
+    app = WorkbenchApp(session, theme=args.theme)
+    return app.run() or EXIT_OK
+
+
 TOOLCHAINS = (("python", ["python3", "--version"], "Python functions"),
               ("node", ["node", "--version"], "Node.js functions"),
               ("go", ["go", "version"], "Go functions (go.mod)"),
@@ -477,9 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = _extra_commands()
     known = ("invoke", "serve", "doctor", "-h", "--help", "--version", *extra)
     if argv and argv[0] not in known:
-        print("workbench: the TUI (`workbench DIR`) is not built yet; use `workbench invoke DIR` "
-              "or `workbench serve DIR`.", file=sys.stderr)
-        return EXIT_USAGE
+        return cmd_tui(argv)
     args = parser.parse_args(argv)
     if args.command == "invoke":
         return cmd_invoke(args)
