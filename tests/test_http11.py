@@ -73,7 +73,7 @@ def test_chunked_response_is_reassembled() -> None:
         [(status, _, body)] = await exchange(api, chunked(
             f"/2018-06-01/runtime/invocation/{RID}/response", [b'{"hel', b'lo": ', b'"go"}'], {}))
         assert status == 202 and json.loads(body) == {"status": "OK"}
-        result = inv.answered.result()
+        result = inv.result
         assert result.payload == b'{"hello": "go"}' and not result.function_error
     run(t)
 
@@ -88,7 +88,7 @@ def test_error_trailers_turn_a_response_into_a_function_error() -> None:
         [(status, _, _)] = await exchange(api, chunked(
             f"/2018-06-01/runtime/invocation/{RID}/response", [b"partial"], trailers))
         assert status == 202
-        result = inv.answered.result()
+        result = inv.result
         assert result.function_error and json.loads(result.payload) == doc
     run(t)
 
@@ -104,7 +104,7 @@ def test_expect_100_continue_is_answered_before_the_body() -> None:
         writer.write(b"true")
         assert (await reader.readline()).startswith(b"HTTP/1.1 202")
         writer.close()
-        assert inv.answered.result().payload == b"true"
+        assert inv.result.payload == b"true"
     run(t)
 
 
@@ -163,7 +163,51 @@ def test_oversized_response_is_counted_not_kept() -> None:
         [(status, _, body)] = await exchange(api, raw)
         assert status == 413
         assert json.loads(body)["errorType"] == "RequestEntityTooLarge"
-        doc = json.loads(inv.answered.result().payload)
+        doc = json.loads(inv.result.payload)
         assert doc["errorType"] == "Function.ResponseSizeTooLarge"
         assert f"({size} bytes)" in doc["errorMessage"]
+    run(t)
+
+
+def test_a_request_pipelined_behind_a_parked_next_waits_its_turn() -> None:
+    """A parked /next is answered from a callback (dispatch); what the same connection sent
+    after it is answered after it, in order."""
+    async def t(api: RuntimeAPI) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        writer.write(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # both are in the server now, the first one parked
+        api.dispatch(PendingInvoke(RID, b'{"k":1}', {"Lambda-Runtime-Aws-Request-Id": RID}))
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and RID.encode() in head
+        assert await reader.readexactly(7) == b'{"k":1}'
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert await reader.readexactly(4) == b"pong"
+        writer.close()
+    run(t)
+
+
+def test_a_body_in_pieces_with_a_request_behind_it() -> None:
+    """A Content-Length body that arrives over several reads is kept as it came and joined
+    once; what follows it in the last read is the next request."""
+    async def t(api: RuntimeAPI) -> None:
+        inv = await hand_out(api)
+        body = b'"' + b"x" * 300_000 + b'"'
+        raw = (f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
+               f"Host: x\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        for at in range(0, len(raw) - 1000, 70_000):
+            writer.write(raw[at:min(at + 70_000, len(raw) - 1000)])
+            await writer.drain()
+            await asyncio.sleep(0.01)  # separate reads on the server's side
+        writer.write(raw[len(raw) - 1000:] + b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 202 ")
+        await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and await reader.readexactly(4) == b"pong"
+        writer.close()
+        assert inv.result is not None and inv.result.payload == body
     run(t)

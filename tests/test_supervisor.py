@@ -63,6 +63,23 @@ def test_timeout_through_the_cli() -> None:
     assert report["status"] in ("Status: timeout", "Status: timeout\t"), lines[end + 1]
 
 
+def test_a_warm_invoke_times_out_after_quick_ones() -> None:
+    """Back-to-back invokes share one deadline timer, moved on when it fires for an invocation
+    that has already ended: the slow one after them still times out, at its own deadline."""
+    async def body_() -> None:
+        async with Harness(fixture("rt-sleepy"), {"timeout_s": 1.0}) as h:
+            quick = [await h.invoke({}) for _ in range(3)]
+            assert [r.status for r in quick] == ["ok"] * 3
+            late = await h.invoke({"sleep": True})
+            assert late.status == "timeout" and not late.cold
+            assert late.duration_ms == 1000.0
+            assert body(late)["errorType"] == "Sandbox.Timedout"
+            again = await h.invoke({})
+            assert again.status == "ok" and again.cold
+
+    run(body_)
+
+
 def test_timeout_resets_the_environment() -> None:
     async def body_() -> None:
         async with Harness(fixture("rt-sleepy"), {"timeout_s": 1.0}) as h:

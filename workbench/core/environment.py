@@ -11,6 +11,7 @@ import collections
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,7 @@ RESERVED_KEYS = frozenset({
 PASSTHROUGH = ("PATH", "LD_LIBRARY_PATH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                "AWS_SESSION_TOKEN")
 LOG_LINES_KEPT = 20_000
+DENSE_AGAIN_S = 0.25  # the sampling interval grows back to its sparse 0.25 s in about this long
 
 
 def reserved_keys_in(env: dict[str, str]) -> list[str]:
@@ -160,13 +162,52 @@ class Environment:
         self.stopped = False
         self.request_id: str | None = None
         self.collector: LogCollector | None = None
+        # the invocation running, if any: told when the runtime exits or its deadline passes
+        self.on_exit: Callable[[], None] | None = None
+        self.on_deadline: Callable[[], None] | None = None
+        self.deadline_at = 0.0  # loop time
+        self._timer: asyncio.TimerHandle | None = None
+        self.exited.add_done_callback(self._exit_seen)
         self.peak_mb = 0
         self._others_kb = 0  # peak of the runtime's descendants, as sampled
         self._hwm: procs.HwmReader | None = None
         self.sample_every = 0.005  # dense at first (init is short), then a few a second
+        self._dense_at = 0.0  # when an invoke last made the sampling dense again
         self.stream = log_stream_name()
         self._pipes: list[procs.OutputPipe] = []
         self._exit_task: asyncio.Task[None] | None = None
+
+    def watch(self, deadline_at: float, on_exit: Callable[[], None],
+              on_deadline: Callable[[], None]) -> None:
+        """Tell the invocation now running when the runtime exits or `deadline_at` (loop
+        time) passes, until unwatch(). One timer serves many invocations: back to back, each
+        deadline is later than the last, so the timer set for an earlier one is kept and moved
+        on when it fires, instead of a timer made and cancelled on every invoke."""
+        self.on_exit, self.on_deadline, self.deadline_at = on_exit, on_deadline, deadline_at
+        timer = self._timer
+        if timer is None or timer.when() > deadline_at:
+            if timer is not None:
+                timer.cancel()
+            self._timer = asyncio.get_running_loop().call_at(deadline_at, self._deadline_due)
+        if self.exited.done():  # gone before it could be watched
+            asyncio.get_running_loop().call_soon(self._exit_seen, None)
+
+    def unwatch(self) -> None:
+        self.on_exit = self.on_deadline = None
+
+    def _exit_seen(self, _: object) -> None:
+        if self.on_exit is not None:
+            self.on_exit()
+
+    def _deadline_due(self) -> None:
+        self._timer = None
+        if self.on_deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        if self.deadline_at - loop.time() > 0.001:  # a later invocation's: wait for that
+            self._timer = loop.call_at(self.deadline_at, self._deadline_due)
+        else:
+            self.on_deadline()
 
     # ---- output ----
 
@@ -182,6 +223,14 @@ class Environment:
     def drain(self, flush_partial: bool = False) -> None:
         for pipe in self._pipes:
             pipe.drain(flush_partial)
+
+    def invoke_started(self, now: float) -> None:
+        """Children an invoke starts count too: sample densely again. At most every
+        DENSE_AGAIN_S: back-to-back invokes would otherwise keep the tree walk (tens of us of
+        CPU each) going every few ms, which cost a sustained load a tenth of its throughput."""
+        if now - self._dense_at >= DENSE_AGAIN_S:
+            self._dense_at = now
+            self.sample_every = 0.005
 
     # ---- lifecycle ----
 
@@ -287,6 +336,9 @@ class Environment:
         if self.stopped:
             return
         self.stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.ready = False
         if self.proc is not None and self.api is not None:
             killed = procs.kill_all(self.proc.pid,

@@ -2,8 +2,9 @@
 
 Function failures are HTTP 200 with X-Amz-Function-Error, never 5xx: SDKs retry 5xx and would run
 the function again. Service errors carry X-Amzn-ErrorType and a {"Type","Message"} body (spec 3.2).
-Served by http11, like the Runtime API: an invoke's answer is a future that the runtime's
-/response resolves, with no task or framework in between (see bench/invoke_overhead.py).
+Served by http11, like the Runtime API: an invoke's answer is an http11.Later that the runtime's
+/response fills in and writes, with no task or framework in between (see
+bench/invoke_overhead.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -37,7 +38,7 @@ LOG_TYPES = ("None", "Tail")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 FUNCTIONS = "/2015-03-31/functions"
 NAME = r"/([^/]+)"
-Reply = http11.Response | Awaitable[http11.Response]
+Reply = http11.Response | http11.Later
 Route = tuple[str, re.Pattern[str], Callable[..., Reply]]
 
 
@@ -130,8 +131,9 @@ class InvokeAPI:
     def _resolve(self, request: http11.Request, raw: str) -> Invocable:
         """name, name:qualifier, account:function:name[:q] or the full ARN (spec 3.2)."""
         parts = raw.split(":")
-        query = parse_qs(urlsplit(request.target).query)
-        qualifier = query.get("Qualifier", [None])[0]
+        qualifier = None
+        if "?" in request.target:
+            qualifier = parse_qs(urlsplit(request.target).query).get("Qualifier", [None])[0]
         if raw.startswith("arn:") and len(parts) >= 7 and parts[5] == "function":
             name, rest = parts[6], parts[7:]
         elif len(parts) >= 3 and parts[1] == "function":
@@ -168,11 +170,11 @@ class InvokeAPI:
         handle = function.start_invoke(req)
         if itype == "Event":
             return http11.Response(202, b"", {"X-Amzn-RequestId": handle.request_id})
-        reply: asyncio.Future[http11.Response] = asyncio.get_running_loop().create_future()
+        reply = http11.Later()
         if log_type == "Tail":
             handle.record.add_done_callback(lambda t: _settle(reply, t, _tailed))
         else:
-            handle.answer.add_done_callback(lambda f: _settle(reply, f, _answered))
+            handle.when_answered(lambda f: _settle(reply, f, _answered))
         return reply
 
     def _invoke_async(self, request: http11.Request, raw_name: str) -> Reply:
@@ -275,14 +277,14 @@ def _tailed(task: asyncio.Future[InvocationRecord]) -> http11.Response:
     return _result_response(record.result, log_result_header(record))
 
 
-def _settle(reply: asyncio.Future[http11.Response], source: asyncio.Future[Any],
+def _settle(reply: http11.Later, source: asyncio.Future[Any],
             render: Callable[..., http11.Response]) -> None:
     """Turn the invocation's outcome into the HTTP answer; a failure inside workbench is a
     ServiceException (500), which SDKs do retry, as they would with the service."""
-    if reply.done():
+    if reply.done:
         return
     if source.cancelled() or source.exception() is not None:
-        reply.set_result(error_response(ServiceError(500, "ServiceException",
-                                                     "The invocation did not complete.")))
+        reply.send(error_response(ServiceError(500, "ServiceException",
+                                               "The invocation did not complete.")))
         return
-    reply.set_result(render(source))
+    reply.send(render(source))

@@ -3,7 +3,9 @@
 The runtime finds us through AWS_LAMBDA_RUNTIME_API, which must be a bare host:port, so each
 environment gets its own listener: the port is the only thing that tells environments apart.
 State follows the service's runtime state machine (spec 1.7); codes and bodies follow spec 1.2-1.6.
-Served by http11 (see why there); every answer here is immediate except a parked /next.
+Served by http11 (see why there); every answer here is immediate except a parked /next, and
+the runtime's answer reaches the invocation's listener synchronously, from the handler: the
+caller's answer is written before the runtime's 202, with no task or loop turn in between.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import enum
 import json
 import re
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 
 from workbench.core import http11
 from workbench.core import protocol as P
@@ -35,23 +37,26 @@ class State(enum.Enum):
     INIT_ERROR = "RuntimeInitErrorState"
 
 
-@dataclass(eq=False)
+class RunListener(Protocol):
+    """Who hears how an event went, called synchronously from the runtime's own requests."""
+
+    def answered(self, result: InvokeResult) -> None:
+        """The runtime posted its response or error (or an oversized one was refused)."""
+
+    def next_called(self, at: float) -> None:
+        """The runtime asked for its next event (monotonic time): the invocation is over."""
+
+
+@dataclass(eq=False, slots=True)
 class PendingInvoke:
-    """One event on its way to the runtime, and the futures that say how it went. `answered`
-    may be the caller's own future, so the caller wakes the moment the runtime answers."""
+    """One event on its way to the runtime; `result` is the runtime's answer once given."""
 
     request_id: str
     payload: bytes
     headers: dict[str, str]
-    answer_to: asyncio.Future[InvokeResult] | None = None
-    answered: asyncio.Future[InvokeResult] = field(init=False)
-    next_called: asyncio.Future[float] = field(init=False)  # monotonic time of the next /next
+    listener: RunListener | None = None
+    result: InvokeResult | None = None
     handed_out_at: float = 0.0
-
-    def __post_init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.answered = self.answer_to if self.answer_to is not None else loop.create_future()
-        self.next_called = loop.create_future()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +70,7 @@ def _reply(status: int, doc: object) -> http11.Response:
     return http11.Response(status, P.json_body(doc), JSON_HEADERS)
 
 
-ACCEPTED = _reply(202, P.STATUS_OK)
+ACCEPTED = _reply(202, P.STATUS_OK).freeze()
 
 
 class RuntimeAPI:
@@ -76,7 +81,7 @@ class RuntimeAPI:
         self.current: PendingInvoke | None = None
         self.init_error: InitError | None = None
         self._queue: collections.deque[PendingInvoke] = collections.deque()
-        self._parked: asyncio.Future[http11.Response] | None = None  # a /next waiting
+        self._parked: http11.Later | None = None  # a /next waiting
         loop = asyncio.get_running_loop()
         self.first_next: asyncio.Future[float] = loop.create_future()
         self.init_failed: asyncio.Future[InitError] = loop.create_future()
@@ -97,14 +102,14 @@ class RuntimeAPI:
     def dispatch(self, inv: PendingInvoke) -> None:
         """Hand an event to the runtime: to the /next waiting now, or to the next one."""
         parked, self._parked = self._parked, None
-        if parked is not None and not parked.done():
-            parked.set_result(self._hand_out(inv))
+        if parked is not None and not parked.done:
+            parked.send(self._hand_out(inv))
         else:
             self._queue.append(inv)
 
     # ---- routing ----
 
-    def _route(self, req: http11.Request) -> http11.Response | Awaitable[http11.Response]:
+    def _route(self, req: http11.Request) -> http11.Response | http11.Later:
         path = req.path
         if path == f"{BASE}/invocation/next":
             return self._next() if req.method == "GET" else _reply(405, _no_method(req))
@@ -123,25 +128,26 @@ class RuntimeAPI:
 
     # ---- handlers ----
 
-    def _next(self) -> http11.Response | Awaitable[http11.Response]:
-        now = time.monotonic()
+    def _next(self) -> http11.Response | http11.Later:
         if self.state is State.INIT_ERROR:
             return _reply(403, P.invalid_transition(self.state.value, State.READY.value))
         if self.state is State.RUNNING and self.current is not None:
             # The runtime lost the event (a dropped connection, a retry): hand out the same one.
             return self._render(self.current)
+        now = time.monotonic()
+        done = None
         if self.state is State.RESPONSE_SENT and self.current is not None:
             done, self.current = self.current, None
-            if not done.next_called.done():
-                done.next_called.set_result(now)
+        self.state = State.READY
         if not self.first_next.done():
             self.first_next.set_result(now)
-        self.state = State.READY
+        if done is not None and done.listener is not None:
+            done.listener.next_called(now)  # may dispatch the next event: ready for it
         if self._queue:
             return self._hand_out(self._queue.popleft())
-        # Parked until dispatch(); if the runtime hangs up first, the future is cancelled and
+        # Parked until dispatch(); if the runtime hangs up first, the Later is cancelled and
         # the next event waits in the queue for the next /next.
-        self._parked = asyncio.get_running_loop().create_future()
+        self._parked = http11.Later()
         return self._parked
 
     def _hand_out(self, inv: PendingInvoke) -> http11.Response:
@@ -169,8 +175,7 @@ class RuntimeAPI:
         self._answer(inv, InvokeResult(inv.request_id, too_big, function_error=True))
         return _reply(413, P.TOO_LARGE_FOR_RUNTIME)
 
-    def _response(self, req: http11.Request, rid: str) -> http11.Response | Awaitable[
-            http11.Response]:
+    def _response(self, req: http11.Request, rid: str) -> http11.Response:
         checked = self._check(rid, "InvocationResponse")
         if isinstance(checked, http11.Response):
             return checked
@@ -183,16 +188,15 @@ class RuntimeAPI:
         error = _trailer_error(req)
         if error is not None:  # a stream that failed part-way: the trailers say how
             self._answer(inv, InvokeResult(inv.request_id, error, function_error=True))
-            return self._after_caller(ACCEPTED)
+            return ACCEPTED
         refused = self._oversized(req, inv)
         if refused is not None:
             return refused
         ctype = req.headers.get("content-type") or "application/json"
         self._answer(inv, InvokeResult(inv.request_id, req.body, ctype))
-        return self._after_caller(ACCEPTED)
+        return ACCEPTED
 
-    def _error(self, req: http11.Request, rid: str) -> http11.Response | Awaitable[
-            http11.Response]:
+    def _error(self, req: http11.Request, rid: str) -> http11.Response:
         checked = self._check(rid, "InvocationErrorResponse")
         if isinstance(checked, http11.Response):
             return checked
@@ -202,7 +206,7 @@ class RuntimeAPI:
             return refused
         body, ctype = _error_document(req)
         self._answer(inv, InvokeResult(inv.request_id, body, ctype, function_error=True))
-        return self._after_caller(ACCEPTED)
+        return ACCEPTED
 
     def _init_error(self, req: http11.Request) -> http11.Response:
         if self.state is not State.STARTED:
@@ -222,18 +226,13 @@ class RuntimeAPI:
         return ACCEPTED
 
     def _answer(self, inv: PendingInvoke, result: InvokeResult) -> None:
+        """Called before the handler returns its answer to the runtime: the caller, who is
+        waiting, gets its answer written first; the runtime only goes on to /next."""
         self.state = State.RESPONSE_SENT
-        if not inv.answered.done():
-            inv.answered.set_result(result)
-
-    @staticmethod
-    def _after_caller(resp: http11.Response) -> asyncio.Future[http11.Response]:
-        """Let the woken caller write its answer before the runtime gets its 202: the caller
-        is who is waiting; the runtime only goes on to /next."""
-        loop = asyncio.get_running_loop()
-        later: asyncio.Future[http11.Response] = loop.create_future()
-        loop.call_soon(later.set_result, resp)
-        return later
+        if inv.result is None:
+            inv.result = result
+            if inv.listener is not None:
+                inv.listener.answered(result)
 
 
 def _no_method(req: http11.Request) -> dict[str, str]:
