@@ -99,7 +99,8 @@ BAD_SETTINGS = [
     ("workbench.toml", "zzzzzz = 1",
      'workbench.toml: unknown key "zzzzzz"; valid keys: name, handler, runtime, timeout, memory, '
      "architecture, environment, env_files, build, start, concurrency, layers, events_dir, "
-     "theme, runtime_client, watch.include, watch.exclude, watch"),
+     "theme, runtime_client, builder, history_max_records, history_max_mb, watch.include, "
+     "watch.exclude, watch"),
     ("workbench.toml", "timeout = 'ten'",
      'workbench.toml: "timeout" must be a number of seconds from 1 to 900; got "ten"'),
     ("workbench.toml", "timeout = 0",

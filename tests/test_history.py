@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, ROOT, processes_with_env, run_workbench
-from workbench.core.bus import Bus
+from workbench.core.bus import Bus, InvocationFinished
 from workbench.core.function import Function
 from workbench.core.history import (
     DB_NAME,
@@ -473,3 +473,23 @@ def test_junit_and_json_results(tmp_path: Path) -> None:
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "0", "0")
+
+
+def test_a_burst_of_invocations_is_recorded_whole_and_in_order(tmp_path: Path) -> None:
+    """Records handed over faster than the writer commits are gathered into batches (bounded in
+    count): none is lost or reordered, and flush() returns once all are on disk."""
+    folder = copy_fixture(tmp_path)
+    cfg = resolve_functions([folder])[0].config
+    bus = Bus()
+    stores = open_stores_for([cfg])
+    recorder = attach(bus, stores)
+    sent = [make_record(n, function=cfg.name) for n in range(150)]
+    try:
+        for rec in sent:
+            bus.emit(InvocationFinished(cfg.name, rec))
+        recorder.flush()
+        rows = db_rows(folder, "SELECT request_id FROM invocations ORDER BY id")
+    finally:
+        recorder.detach()
+        stores.close()
+    assert [r[0] for r in rows] == [rec.request_id for rec in sent]

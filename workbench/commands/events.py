@@ -46,8 +46,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     sv.add_argument("--description", help="kept in the sidecar, not in the event")
     sv.add_argument("--force", action="store_true", help="replace an existing saved event")
 
-    sd = ev.add_parser("saved", help="list a function's saved events")
+    sd = ev.add_parser("saved", help="list a function's saved events (pinned ones marked)")
     sd.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
+
+    for name, text in (("pin", "pin a saved event: `serve --watch` runs it again after every "
+                               "successful reload and checks its response"),
+                       ("unpin", "stop running a saved event after each reload")):
+        pn = ev.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        pn.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
+        pn.add_argument("name", help="the saved event's name")
 
     im = ev.add_parser("import", help="save the events of a console shareable-test-event "
                                       "document in a function's folder")
@@ -209,8 +216,22 @@ def _saved(args: argparse.Namespace) -> int:
         return EXIT_OK
     width = max(len(n) for n in names)
     for name in names:
-        description = load_meta(folder, name).get("description", "")
-        print(f"{name:<{width}}  {description}".rstrip())
+        meta = load_meta(folder, name)
+        mark = "[pinned] " if meta.get("pinned") is True else ""
+        print(f"{name:<{width}}  {mark}{meta.get('description', '')}".rstrip())
+    return EXIT_OK
+
+
+def _pin(args: argparse.Namespace) -> int:
+    from workbench.core.events import pin_event, validate_name
+
+    pinned = args.events_command == "pin"
+    folder = _events_dir(args.dir)
+    pin_event(folder, args.name, pinned)
+    name = validate_name(args.name)
+    what = ("pinned: `workbench serve --watch` checks it after every successful reload"
+            if pinned else "unpinned")
+    print(f"workbench: {name} {what}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -241,7 +262,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 ACTIONS = {"list": _list, "show": _show, "new": _new, "save": _save, "saved": _saved,
-           "import": _import, "export": _export}
+           "pin": _pin, "unpin": _pin, "import": _import, "export": _export}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from workbench.core.checks import Baseline
     from workbench.core.config import FunctionConfig
-    from workbench.core.history import HistoryEntry, HistoryStore, Stores
+    from workbench.core.history import HistoryStore, Stores
     from workbench.core.record import InvocationRecord, InvokeRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -60,12 +61,6 @@ def _allow_events_after_options(p: argparse.ArgumentParser) -> None:
         return ns, [a for a in extras if a.startswith("-")]
 
     p.parse_known_args = parse_known_args  # type: ignore[method-assign]
-
-
-@dataclass
-class Baseline:
-    body: bytes
-    label: str  # where it comes from, for people: "events/.meta/a.json", "history #12 (...)"
 
 
 @dataclass
@@ -182,34 +177,9 @@ def _shown(path: Path) -> str:
     return display_path(path)
 
 
-def _sidecar(cfg: FunctionConfig, name: str) -> Baseline | None:
-    import json
-
-    meta = cfg.code_dir / cfg.events_dir / ".meta" / f"{name}.json"
-    if not meta.is_file():
-        return None
-    try:
-        doc = json.loads(meta.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{_shown(meta)}: not readable JSON: {exc}") from None
-    if not isinstance(doc, dict) or "expected" not in doc:
-        return None
-    body = json.dumps(doc["expected"], ensure_ascii=False).encode()
-    return Baseline(body, f"\"expected\" in {_shown(meta)}")
-
-
-def _when(ts: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _history_label(e: HistoryEntry) -> str:
-    return f"history #{e.id} of {_when(e.started_at)} (request {e.request_id[:8]})"
-
-
 def _event_cases(cfg: FunctionConfig, store: HistoryStore | None,
                  names: list[str]) -> list[Case]:
+    from workbench.core.checks import CheckError, baseline_for
     from workbench.core.record import InvokeRequest
 
     saved = _saved_events(cfg)
@@ -236,16 +206,17 @@ def _event_cases(cfg: FunctionConfig, store: HistoryStore | None,
         except OSError as exc:
             raise UsageError(f"{_shown(path)}: {exc.strerror or exc}") from None
         payload = _payload(data, _shown(path))
-        baseline = _sidecar(cfg, name) if is_saved else None
-        if baseline is None and store is not None:
-            past = store.last_for_event(cfg.name, name)
-            if past is not None:
-                baseline = Baseline(past.response, _history_label(past))
+        try:
+            baseline = baseline_for(cfg, store, name, saved=is_saved)
+        except CheckError as exc:
+            raise UsageError(str(exc)) from None
         cases.append(Case(name, name, InvokeRequest(payload, source="replay"), baseline))
     return cases
 
 
 def _history_cases(cfg: FunctionConfig, store: HistoryStore | None, n: int) -> list[Case]:
+    from workbench.core.checks import Baseline, history_label
+
     if store is None:
         raise UsageError(f"{cfg.name} has no recorded history")
     entries = list(reversed(store.last(n, cfg.name)))  # in the order they first ran
@@ -256,7 +227,7 @@ def _history_cases(cfg: FunctionConfig, store: HistoryStore | None, n: int) -> l
     for e in entries:
         name = f"#{e.id} {e.event_name}" if e.event_name else f"#{e.id} {e.request_id[:8]}"
         cases.append(Case(name, e.event_name, e.request("replay"),
-                          Baseline(e.response, _history_label(e))))
+                          Baseline(e.response, history_label(e))))
     return cases
 
 
@@ -296,34 +267,12 @@ async def _replay(cfg: FunctionConfig, cases: list[Case], stores: Stores,
 
 # ---- judging and reporting ----
 
-def _error_detail(record: InvocationRecord) -> str:
-    from workbench.core.history import decode_json
-
-    ok, doc = decode_json(record.result.payload)
-    if ok and isinstance(doc, dict):
-        kind = doc.get("errorType", record.result.error_type or record.status)
-        return f"{kind}: {doc.get('errorMessage', '')}".rstrip(": ")
-    return f"{record.status}: {record.result.payload[:200].decode('utf-8', 'replace')}"
-
-
 def _judge(result: Run, check: bool) -> None:
-    from workbench.core.history import response_diff
+    from workbench.core.checks import judge
 
     for o in result.outcomes:
-        rec = o.record
-        if rec.status != "ok" or rec.result.function_error:
-            o.verdict, o.detail = "error", _error_detail(rec)
-        elif not check:
-            o.verdict = "ok"
-        elif o.case.baseline is None:
-            o.verdict = "new"
-            o.detail = "nothing to compare with yet: no expected response and no earlier run"
-        else:
-            base = o.case.baseline
-            o.diff = response_diff(base.body, rec.result.payload, f"expected: {base.label}",
-                                   "actual: this run")
-            o.verdict = "diff" if o.diff else "pass"
-            o.detail = f"differs from {base.label}" if o.diff else f"same as {base.label}"
+        verdict = judge(o.record, o.case.baseline, check)
+        o.verdict, o.diff, o.detail = verdict.status, verdict.diff, verdict.detail
 
 
 def _mark(store: HistoryStore, result: Run) -> None:

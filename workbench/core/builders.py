@@ -250,8 +250,12 @@ def _typescript_build(cfg: FunctionConfig) -> str | None:
 
 
 def builder_for(cfg: FunctionConfig, bus: Bus | None = None) -> Builder:
-    """`build` from config wins; then what the folder says (go.mod, Cargo.toml, tsconfig)."""
+    """The `builder` setting when there is one ("none" builds nothing, not even a TypeScript
+    project); else `build` from config; then what the folder says (go.mod, Cargo.toml,
+    tsconfig.json)."""
     bus = bus or Bus()
+    if cfg.builder == "none":
+        return Builder(cfg, bus)
     if cfg.build:
         return CommandBuilder(cfg, bus, cfg.build)
     if cfg.builder == "go":

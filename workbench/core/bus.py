@@ -99,6 +99,19 @@ class ReloadFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class PinnedCheckFinished:
+    """A pinned saved event, run again after a successful reload, and its verdict."""
+
+    function: str
+    event_name: str
+    request_id: str  # "" when the event could not even be sent (unreadable, not JSON)
+    ok: bool  # the response is what was expected (or there was nothing to compare with yet)
+    status: str  # "pass", "diff", "new" (nothing to compare with yet) or "error"
+    diff: str | None  # a unified diff of expected against actual, when they differ
+    detail: str  # in words: what it was compared with, or the error
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerFailed:
     """A background loop (watcher, reload) failed unexpectedly: shown, never swallowed."""
 
@@ -119,6 +132,7 @@ Event = (
     | BuildStarted
     | BuildFinished
     | ReloadFinished
+    | PinnedCheckFinished
     | WorkerFailed
 )
 Subscriber = Callable[[Event], None]

@@ -21,6 +21,10 @@ PYTHON_FUNC_GUESSES = ("lambda_handler", "handler", "main")
 NODE_EXTS = (".js", ".mjs", ".cjs")
 PROVIDED = ("provided", "provided.al2", "provided.al2023")
 RUNTIME_CLIENTS = ("builtin", "awslambdaric")
+# "none": never build (even with go.mod or tsconfig.json); "command": run the `build` setting.
+BUILDER_KINDS = ("none", "go", "rust", "command")
+DEFAULT_HISTORY_RECORDS = 5000
+DEFAULT_HISTORY_MB = 512
 
 
 class ConfigError(Exception):
@@ -42,7 +46,9 @@ class FunctionConfig:
     runtime_client: str = "builtin"
     notes: tuple[str, ...] = ()  # what detection found and assumed, for `doctor` and the UI
     # Appended by the configuration layer (workbench.toml, SAM); defaults keep older callers valid.
-    builder: str | None = None  # "go" / "rust": compiled into .workbench/build/bootstrap first
+    # "go" / "rust": compiled into .workbench/build/bootstrap first; "none" / "command": chosen
+    # in settings (no build at all / the `build` command); None: whatever the folder implies
+    builder: str | None = None
     build: str | None = None  # a shell command run in code_dir before the function starts
     start: tuple[str, ...] | None = None  # replaces how the runtime starts, when set
     layers: tuple[Path, ...] = ()  # local layer folders, in the order Lambda would stack them
@@ -51,6 +57,11 @@ class FunctionConfig:
     concurrency: int = 1  # execution environments kept side by side
     events_dir: str = "events"  # saved events, relative to code_dir
     theme: str | None = None
+    history_max_records: int = DEFAULT_HISTORY_RECORDS  # the history keeps the newest this many
+    history_max_mb: int = DEFAULT_HISTORY_MB  # ... and about this many MB of them
+    # Files whose edit changes this configuration (settings, env files, template), existing or
+    # not: live reload reads the configuration again when one of them is saved.
+    config_files: tuple[Path, ...] = ()
 
     @property
     def arn(self) -> str:
@@ -134,15 +145,24 @@ def _node_handler(folder: Path) -> tuple[str, str] | None:
     return None
 
 
-def detect(folder: Path, runtime: str | None = None, handler: str | None = None) -> FunctionConfig:
-    """Decide the runtime and handler from the folder, unless the caller already knows."""
+def _compiled(folder: Path, chosen: str | None) -> str | None:
+    """The compiled kind (go, rust): the `builder` setting's, else what the folder shows."""
+    if chosen in BUILDERS:
+        return chosen
+    return None if chosen == "none" else _builder(folder)
+
+
+def detect(folder: Path, runtime: str | None = None, handler: str | None = None,
+           builder: str | None = None) -> FunctionConfig:
+    """Decide the runtime and handler from the folder, unless the caller already knows
+    (`builder`: the setting, one of BUILDER_KINDS, when there is one)."""
     folder = folder.resolve()
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a folder. "
                           "Give the folder that holds the function's code.")
     notes: list[str] = []
     bootstrap = folder / "bootstrap"
-    builder = _builder(folder)
+    chosen, builder = builder, _compiled(folder, builder)
     if runtime is None:
         if bootstrap.is_file():
             runtime = "provided.al2023"
@@ -169,7 +189,7 @@ def detect(folder: Path, runtime: str | None = None, handler: str | None = None)
                           "provided.al2023")
     if family != "provided":
         builder = None
-    elif builder is not None:
+    elif builder is not None and chosen != "command":
         notes.append(BUILDERS[builder][1])
     if handler is None:
         finders = {"python": _python_handler, "node": _node_handler}
@@ -187,8 +207,11 @@ def detect(folder: Path, runtime: str | None = None, handler: str | None = None)
                 "(for example --handler app.handler), or set handler = \"app.handler\" in "
                 "workbench.toml."
             )
-    if family == "provided" and builder is None and not os.access(bootstrap, os.X_OK):
+    # a build command leaves its own bootstrap, perhaps not made yet
+    if family == "provided" and builder is None and chosen != "command" and not os.access(
+            bootstrap, os.X_OK):
         hint = "chmod +x bootstrap" if bootstrap.is_file() else "add an executable `bootstrap`"
         raise ConfigError(f"{folder}: a custom runtime needs an executable bootstrap ({hint}).")
     return FunctionConfig(name=folder.name, code_dir=folder, runtime=runtime, handler=handler,
-                          notes=tuple(notes), builder=builder)
+                          notes=tuple(notes),
+                          builder=chosen if chosen in ("none", "command") else builder)

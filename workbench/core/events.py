@@ -29,9 +29,9 @@ from workbench.core.sample_catalog import (
 )
 
 __all__ = ["EventError", "Param", "Sample", "delete_event", "events_folder", "get_sample",
-           "list_samples", "list_saved", "load_meta", "load_saved", "rename_event",
-           "render_sample", "sample_root", "save_event", "save_meta", "saved_path", "services",
-           "validate_name"]
+           "list_pinned", "list_samples", "list_saved", "load_meta", "load_saved", "pin_event",
+           "rename_event", "render_sample", "sample_root", "save_event", "save_meta",
+           "saved_path", "services", "validate_name"]
 
 META_DIR = ".meta"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -164,3 +164,31 @@ def delete_event(folder: Path, name: str) -> None:
         raise EventError(f"no saved event {name!r} in {folder}")
     path.unlink()
     _meta_path(folder, name).unlink(missing_ok=True)
+
+
+def pin_event(folder: Path, name: str, pinned: bool = True) -> None:
+    """Pin a saved event (it runs again after every successful reload, as a check), or unpin
+    it. The pin is kept in the sidecar, so the event file stays exactly what is sent."""
+    if not saved_path(folder, name).is_file():
+        names = list_saved(folder)
+        listed = f"; saved events: {', '.join(names)}" if names else ""
+        raise EventError(f"no saved event {name!r} in {folder}{listed}")
+    meta = load_meta(folder, name)
+    if pinned:
+        meta["pinned"] = True
+    else:
+        meta.pop("pinned", None)
+    save_meta(folder, name, meta)
+
+
+def list_pinned(folder: Path) -> list[str]:
+    """The pinned saved events of `folder`, sorted by name; a sidecar that cannot be read
+    pins nothing (the check would fail on it anyway)."""
+    pinned = []
+    for name in list_saved(folder):
+        try:
+            if load_meta(folder, name).get("pinned") is True:
+                pinned.append(name)
+        except EventError:
+            continue
+    return pinned

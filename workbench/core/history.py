@@ -35,7 +35,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import sqlite3
 import stat
 import threading
@@ -46,15 +45,15 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.bus import Bus, EnvironmentStarting, Event, InvocationFinished
-from workbench.core.config import FunctionConfig
+from workbench.core.config import DEFAULT_HISTORY_MB, DEFAULT_HISTORY_RECORDS, FunctionConfig
 from workbench.core.record import InvocationRecord, InvokeRequest
 
 log = logging.getLogger(__name__)
 
 STORE_DIR = ".workbench"
 DB_NAME = "history.sqlite3"
-DEFAULT_MAX_RECORDS = 5000
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_RECORDS = DEFAULT_HISTORY_RECORDS
+DEFAULT_MAX_BYTES = DEFAULT_HISTORY_MB * 1024 * 1024
 SKIP_DIRS = frozenset({".git", ".workbench", "node_modules", "__pycache__"})
 MAX_HASHED_ENTRIES = 50_000  # a code folder bigger than this is hashed by its first entries
 BUSY_TIMEOUT_MS = 2000  # another workbench writing the same folder holds the lock for microseconds
@@ -557,6 +556,10 @@ def _row(rec: InvocationRecord, event_name: str | None,
 
 WRITE_BATCH = 64  # records committed together at most, when they queue up
 GATHER_S = 0.005  # how long the writer waits for more records before committing
+# while records keep arriving (a sustained load), how long it may go on gathering: a commit of
+# 30-60 records costs a third as much CPU per record as one of a few, mostly because every
+# commit rewrites the same pages into the WAL, which then needs checkpointing that much sooner
+GATHER_MAX_S = 0.02
 BATCH_BYTES = 4 * 1024 * 1024  # and how much one transaction may carry
 
 
@@ -570,7 +573,11 @@ class Recorder:
     """Records every `InvocationFinished` on a bus into the function's store.
 
     The code version is taken when an environment starts (the code a runtime runs is the code
-    it loaded at INIT), so it is computed once per cold start, not per invoke."""
+    it loaded at INIT), so it is computed once per cold start, not per invoke.
+
+    On the event loop a record costs a list append under an uncontended lock; the writer
+    thread is woken only when it sleeps with nothing to do, so under load it wakes once per
+    batch, not once per record, and finds the store and writes the rows itself."""
 
     def __init__(self, bus: Bus, store_for: StoreFor) -> None:
         self.store_for = store_for
@@ -578,8 +585,14 @@ class Recorder:
         self._names: dict[str, str] = {}
         self._warned: set[str] = set()
         self.last_error: Exception | None = None
-        self._pending: queue.Queue[tuple[HistoryStore, InvocationRecord, str | None,
-                                         str | None]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # the writer has something to do
+        self._written_cv = threading.Condition(self._lock)  # a batch was committed
+        self._pending: list[tuple[InvocationRecord, str | None, str | None]] = []
+        self._idle = False  # the writer waits on _wake
+        self._flushing = 0  # callers waiting in flush()
+        self._handed = 0
+        self._written = 0
         self._writer: threading.Thread | None = None
         self._unsubscribe = bus.subscribe(self._on_event)
 
@@ -589,18 +602,22 @@ class Recorder:
         if event_name is not None:
             self._names[request_id] = event_name
 
+    def event_name(self, request_id: str) -> str | None:
+        """The saved event an invocation still being recorded ran, as `name_event` said."""
+        return self._names.get(request_id)
+
     def detach(self) -> None:
         """Stop listening, and wait for what was already handed over to be written."""
         self._unsubscribe()
         self.flush()
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, EnvironmentStarting):
+        if isinstance(event, InvocationFinished):
+            self._record(event.record)
+        elif isinstance(event, EnvironmentStarting):
             store = self._store(event.function)
             if store is not None:
                 self.code_versions[event.function] = self._version(event.function, store)
-        elif isinstance(event, InvocationFinished):
-            self._record(event.record)
 
     def _version(self, function: str, store: HistoryStore) -> str:
         if isinstance(self.store_for, Stores) and function in self.store_for.configs:
@@ -619,54 +636,78 @@ class Recorder:
         tens of microseconds and, under load, millisecond stalls (a 1 MB event ~3 ms, plus
         checkpoints); the writer commits within moments, batching what queued up meanwhile.
         Whoever must know a record is on disk (a command about to exit) calls flush()."""
-        name = self._names.pop(rec.request_id, None)
-        store = self._store(rec.function)
-        if store is None:
-            return
-        version = self.code_versions.get(rec.function)
-        if version is None:
-            version = self._version(rec.function, store)
-            self.code_versions[rec.function] = version
+        name = self._names.pop(rec.request_id, None) if self._names else None
+        item = (rec, name, self.code_versions.get(rec.function))
+        with self._lock:
+            self._pending.append(item)
+            self._handed += 1
+            if self._idle:
+                self._idle = False
+                self._wake.notify()
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, daemon=True,
                                             name="history-writer")
             self._writer.start()
-        self._pending.put((store, rec, name, version))
 
     def _write_loop(self) -> None:
         while True:
-            batch = [self._pending.get()]
-            # Gather what arrives in the next few ms: under sustained load one commit then
-            # carries many records instead of paying a commit (and its WAL pages) each.
-            deadline = time.monotonic() + GATHER_S
-            size = _size(batch[0][1])
-            # bounded in bytes too: a transaction holds the write lock, which another
-            # workbench on the same folder (serve and invoke side by side) waits for
-            while len(batch) < WRITE_BATCH and size < BATCH_BYTES:
-                left = deadline - time.monotonic()
-                try:
-                    batch.append(self._pending.get(timeout=left) if left > 0
-                                 else self._pending.get_nowait())
-                except queue.Empty:
-                    break
-                size += _size(batch[-1][1])
-            by_store: dict[int, list[tuple[HistoryStore, InvocationRecord, str | None,
-                                           str | None]]] = {}
-            for item in batch:
-                by_store.setdefault(id(item[0]), []).append(item)
-            for items in by_store.values():
-                store = items[0][0]
-                try:
-                    store.record_many([(rec, name, ver) for _, rec, name, ver in items],
-                                      checkpoint_here=True)
-                except (sqlite3.Error, OSError) as exc:
-                    self._warn(items[0][1].function, exc)
-            for _ in batch:
-                self._pending.task_done()
+            with self._lock:
+                while not self._pending:
+                    self._idle = True
+                    self._wake.wait()
+            self._gather()
+            with self._lock:
+                batch = _take_batch(self._pending)
+            try:
+                self._write(batch)
+            except Exception as exc:  # the thread must live on, or flush() would never return
+                self._warn(batch[0][0].function, exc)
+            finally:
+                with self._lock:
+                    self._written += len(batch)
+                    self._written_cv.notify_all()
+
+    def _gather(self) -> None:
+        """Let what arrives in the next few ms join the batch: under sustained load one commit
+        then carries many records instead of paying a commit (and its WAL pages) each. A lone
+        record waits GATHER_S; records that keep coming, up to GATHER_MAX_S."""
+        started = time.monotonic()
+        seen = len(self._pending)
+        while seen < WRITE_BATCH:
+            time.sleep(GATHER_S)
+            now_pending = len(self._pending)
+            if (now_pending == seen or self._flushing
+                    or time.monotonic() - started >= GATHER_MAX_S - GATHER_S / 2):
+                return
+            seen = now_pending
+
+    def _write(self, batch: list[tuple[InvocationRecord, str | None, str | None]]) -> None:
+        by_store: dict[int, tuple[HistoryStore, list[tuple[InvocationRecord, str | None,
+                                                             str | None]]]] = {}
+        for rec, name, version in batch:
+            store = self._store(rec.function)
+            if store is None:
+                continue
+            if version is None:  # no cold start seen (attached late): the code as it is now
+                version = self.code_versions.setdefault(rec.function,
+                                                        self._version(rec.function, store))
+            by_store.setdefault(id(store), (store, []))[1].append((rec, name, version))
+        for store, items in by_store.values():
+            try:
+                store.record_many(items, checkpoint_here=True)
+            except (sqlite3.Error, OSError) as exc:
+                self._warn(items[0][0].function, exc)
 
     def flush(self) -> None:
         """Return once every invocation handed to the writer thread is committed."""
-        self._pending.join()
+        with self._lock:
+            target = self._handed
+            self._flushing += 1  # someone waits: stop gathering
+            try:
+                while self._written < target:
+                    self._written_cv.wait()
+            finally:
+                self._flushing -= 1
 
     def _warn(self, function: str, exc: Exception) -> None:
         """Recording must never break an invocation: say so once per function and go on."""
@@ -676,16 +717,35 @@ class Recorder:
             log.warning("history of %s is not being recorded: %s", function, exc)
 
 
+def _take_batch(pending: list[tuple[InvocationRecord, str | None, str | None]]
+                ) -> list[tuple[InvocationRecord, str | None, str | None]]:
+    """The oldest records, bounded in count and in bytes: a transaction holds the write lock,
+    which another workbench on the same folder (serve and invoke side by side) waits for.
+    Takes them out of `pending` (the caller holds the lock)."""
+    n, size = 0, 0
+    while n < len(pending) and n < WRITE_BATCH and (n == 0 or size < BATCH_BYTES):
+        size += _size(pending[n][0])
+        n += 1
+    batch = pending[:n]
+    del pending[:n]
+    return batch
+
+
 def attach(bus: Bus, store_for: StoreFor) -> Recorder:
     """Record every invocation finished on `bus` in `store_for(function name)` (None: skip)."""
     return Recorder(bus, store_for)
 
 
 class Stores:
-    """One store per code folder, opened on first use; a callable usable as `store_for`."""
+    """One store per code folder, opened on first use; a callable usable as `store_for`.
+
+    Each store is bounded by its functions' `history_max_records` / `history_max_mb` settings
+    (functions sharing a folder share its settings file; should they differ, the largest
+    bound wins, so that no function loses records it was promised). `max_records`, when
+    given, overrides the settings for every folder."""
 
     def __init__(self, configs: Iterable[FunctionConfig],
-                 max_records: int = DEFAULT_MAX_RECORDS) -> None:
+                 max_records: int | None = None) -> None:
         self.configs = {c.name: c for c in configs}
         self.max_records = max_records
         self._open: dict[Path, HistoryStore] = {}
@@ -701,13 +761,32 @@ class Stores:
         with self._lock:
             store = self._open.get(folder)
             if store is None and folder not in self._failed:
+                records, max_bytes = self.bounds(folder)
                 try:
-                    store = HistoryStore(folder, self.max_records)
+                    store = HistoryStore(folder, records, max_bytes=max_bytes)
                 except HistoryError:
                     self._failed.add(folder)  # say it once (the Recorder warns), then skip
                     raise
                 self._open[folder] = store
         return store
+
+    def bounds(self, folder: Path) -> tuple[int, int]:
+        """(records, bytes) the history of `folder` keeps at most."""
+        mine = [c for name, c in self.configs.items() if self._folders[name] == folder]
+        records = self.max_records or max(
+            (c.history_max_records for c in mine), default=DEFAULT_MAX_RECORDS)
+        mb = max((c.history_max_mb for c in mine), default=DEFAULT_HISTORY_MB)
+        return records, mb * 1024 * 1024
+
+    def update(self, cfg: FunctionConfig) -> None:
+        """A function's configuration changed (live reload): its code version and its
+        history's bounds follow; the next record prunes to the new bounds."""
+        with self._lock:
+            self.configs[cfg.name] = cfg
+            folder = self._folders[cfg.name] = Path(cfg.code_dir).resolve()
+            store = self._open.get(folder)
+            if store is not None:
+                store.max_records, store.max_bytes = self.bounds(folder)
 
     def code_version(self, function: str) -> str:
         """The function's code version: its folder and its layers, without its saved events."""
@@ -722,9 +801,10 @@ class Stores:
 
 
 def open_stores_for(configs: Iterable[FunctionConfig],
-                    max_records: int = DEFAULT_MAX_RECORDS) -> Stores:
-    """`store_for` for `attach`: each function's history in its own code folder. Call
-    `.close()` when done (not closing loses nothing: every record is already committed)."""
+                    max_records: int | None = None) -> Stores:
+    """`store_for` for `attach`: each function's history in its own code folder, bounded by
+    its settings. Call `.close()` when done (not closing loses nothing: every record is
+    already committed)."""
     return Stores(configs, max_records)
 
 

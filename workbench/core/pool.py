@@ -10,6 +10,7 @@ import collections
 
 from workbench.core.bus import Bus
 from workbench.core.config import FunctionConfig
+from workbench.core.environment import InitOutcome
 from workbench.core.function import (
     Function,
     InvocationHandle,
@@ -41,6 +42,31 @@ class FunctionPool:
 
     async def invoke(self, req: InvokeRequest) -> InvocationRecord:
         return await self.start_invoke(req).record
+
+    async def prewarm(self) -> InitOutcome:
+        """One environment started now (a reload's new code), so the next invoke is warm;
+        more start as invokes overlap. A failed init leaves no environment behind."""
+        slot = Function(self.cfg, self.bus)
+        self._slots.append(slot)
+        self._busy.add(slot)  # not handed to an invoke while its runtime starts
+        try:
+            outcome = await slot.prewarm()
+        except BaseException:
+            self._slots.remove(slot)
+            self._busy.discard(slot)
+            await asyncio.shield(slot.close())
+            raise
+        if not outcome.ok:
+            self._slots.remove(slot)
+            self._busy.discard(slot)
+            return outcome
+        self._release(slot)
+        return outcome
+
+    async def idle(self) -> None:
+        """Return when no invocation is running or waiting here."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -8,15 +8,22 @@ for it; an invoke already running finishes on the old Function, which is closed 
 A failed build or init never takes the working function away: the old one keeps serving and
 the failure is reported. A newer change set cancels the reload in progress (its build is
 killed, its environment stopped) and starts over with both sets of paths.
+
+A version of the code is one `Function`, or a `FunctionPool` when the function's concurrency
+allows several environments: a reload swaps the whole pool. Given `resolve`, a save of one of
+the function's configuration files (workbench.toml, pyproject.toml, env files, its template)
+reads the configuration again, and the new version starts with it; a configuration that
+does not resolve is reported like a failed build, and the old version keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from workbench.core import protocol as P
@@ -26,31 +33,43 @@ from workbench.core.config import ConfigError, FunctionConfig
 from workbench.core.environment import InitOutcome
 from workbench.core.function import Function, InvocationHandle, copy_outcome
 from workbench.core.payloads import ServiceError
+from workbench.core.pool import FunctionPool
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 from workbench.core.watcher import BUILD_OUTPUTS, Watcher, WatchFilter
 
 SETTLE_S = 0.05  # before a build: the rest of a burst of saves joins the same build
 SAVE_CLOCK_SLACK_S = 2.0  # a file time older than this (cp -p, git) is not the save's time
 
+Version = Function | FunctionPool  # one version of the code: an environment, or a pool of them
+
+
+def version_for(cfg: FunctionConfig, bus: Bus) -> Version:
+    """One environment, or a pool of them when the function's concurrency allows more."""
+    return FunctionPool(cfg, bus) if cfg.concurrency > 1 else Function(cfg, bus)
+
 
 class Reloader:
     def __init__(self, cfg: FunctionConfig, bus: Bus | None = None, *, watch: bool = True,
-                 settle_s: float = SETTLE_S) -> None:
+                 settle_s: float = SETTLE_S,
+                 resolve: Callable[[], FunctionConfig] | None = None) -> None:
         self._cfg = cfg
+        self._resolve = resolve  # reads the configuration again (blocking; run in a thread)
+        self._config_dirty = False  # a configuration file changed since the last good reload
         self.bus = bus or Bus()
         self.builder: Builder = builder_for(cfg, self.bus)
         self.watch = watch
         self.settle_s = settle_s
         self.last_build: BuildResult | None = None
         self.last_reload: ReloadFinished | None = None
-        self._current: Function | None = None
+        self._current: Version | None = None
         self._open = asyncio.Event()  # closed while a reload is under way
         self._open.set()
         self._pending: set[str] = set()
+        self._unserved: set[str] = set()  # changed since the version now serving was made
         self._saved_at: float | None = None
         self._reloads: set[asyncio.Task[None]] = set()
         self._parked: set[asyncio.Task[InvocationRecord]] = set()
-        self._old: dict[Function, asyncio.Task[None]] = {}
+        self._old: dict[Version, asyncio.Task[None]] = {}
         self._watcher: Watcher | None = None
         self._follow: asyncio.Task[None] | None = None
 
@@ -63,7 +82,7 @@ class Reloader:
         return self._cfg
 
     @property
-    def current(self) -> Function | None:
+    def current(self) -> Version | None:
         return self._current
 
     @property
@@ -76,14 +95,13 @@ class Reloader:
         """Watch (when asked), build once (when the function builds), and serve. After a
         failed first build nothing serves until a save fixes it: invokes are refused."""
         if self.watch:
-            flt = WatchFilter(self._cfg.code_dir, self._cfg.watch_include,
-                              self._cfg.watch_exclude, BUILD_OUTPUTS.get(self.builder.kind, ()),
-                              self._cfg.events_dir)
-            self._watcher = Watcher(flt, self._cfg.layers)
+            files = self._cfg.config_files if self._resolve is not None else ()
+            self._watcher = Watcher(self._filter(self._cfg, self.builder), self._cfg.layers,
+                                    files=files)
             await self._watcher.start()  # before the build: a save made during it still counts
         self.last_build = await self.builder.build()
         if self.last_build.ok:
-            self._current = Function(self._cfg, self.bus)
+            self._current = version_for(self._cfg, self.bus)
         if self._watcher is not None:
             self._follow = asyncio.create_task(self._follow_changes(),
                                                name=f"reload-watch-{self.name}")
@@ -155,12 +173,15 @@ class Reloader:
         """Files changed (relative to the code folder): reload onto them."""
         paths = set(paths)
         self._pending |= paths
+        if self._resolve is not None and paths & self._config_names():
+            self._config_dirty = True
         self._saved_at = max(self._saved_at or 0.0, self._save_time(paths))
         self.bus.emit(ChangeDetected(self.name, tuple(sorted(paths))))
         self._begin()
 
     async def reload_now(self) -> ReloadFinished | None:
-        """Rebuild and restart on the code as it is, without a change."""
+        """Rebuild and restart on the code (and configuration) as it is, without a change."""
+        self._config_dirty = self._resolve is not None
         self._saved_at = max(self._saved_at or 0.0, time.time())
         task = self._begin()
         await asyncio.wait({task})
@@ -171,9 +192,17 @@ class Reloader:
     async def force_cold(self) -> None:
         """The next invoke starts cold on the same code (no change, no eager init)."""
         await self._open.wait()
+        self.force_cold_now()
+
+    def force_cold_now(self) -> bool:
+        """`force_cold` at once, when no reload is under way (False: one is, try later):
+        an invoke asked for right after it is sure to start cold."""
+        if not self._open.is_set():
+            return False
         if self._current is not None:
-            old, self._current = self._current, Function(self._cfg, self.bus)
+            old, self._current = self._current, version_for(self._cfg, self.bus)
             self._retire(old)
+        return True
 
     def _begin(self) -> asyncio.Task[None]:
         self._open.clear()
@@ -190,19 +219,28 @@ class Reloader:
         earlier = {t for t in self._reloads if t is not me}
         if earlier:  # their builds killed and their environments stopped first
             await asyncio.wait(earlier)
-        if self.builder.needed and self.settle_s > 0:
+        cfg, builder = self._cfg, self.builder
+        if self._config_dirty:
+            try:
+                cfg = await self._reread()
+            except ConfigError as exc:
+                self._finish(None, None, str(exc))
+                return
+            if cfg != self._cfg:
+                builder = builder_for(cfg, self.bus)
+        if builder.needed and self.settle_s > 0:
             await asyncio.sleep(self.settle_s)
         build_ms: float | None = None
-        if self.builder.needed:
-            self.last_build = result = await self.builder.build()
+        if builder.needed:
+            self.last_build = result = await builder.build()
             build_ms = result.duration_ms
             if not result.ok:
                 self._finish(build_ms, None, _build_error(result))
                 return
-        if self._cfg.family == "python":
-            _forget_bytecode(self._cfg.code_dir, self._pending)
+        if cfg.family == "python":
+            _forget_bytecode(cfg.code_dir, self._pending | self._unserved)
         try:
-            fresh = Function(self._cfg, self.bus)
+            fresh = version_for(cfg, self.bus)
         except ConfigError as exc:
             self._finish(build_ms, None, str(exc))
             return
@@ -216,21 +254,55 @@ class Reloader:
             self._finish(build_ms, outcome.init_ms, _init_error(outcome))
             return
         old, self._current = self._current, fresh
-        self._finish(build_ms, outcome.init_ms, None)
         if old is not None:
             self._retire(old)
+        if cfg != self._cfg:
+            await asyncio.shield(self._adopt(cfg, builder))
+        self._config_dirty = False
+        self._finish(build_ms, outcome.init_ms, None)
+
+    async def _reread(self) -> FunctionConfig:
+        """The configuration as the files now say; a function cannot move or be renamed
+        while it is served (callers know it by name, the watcher by its folder)."""
+        assert self._resolve is not None
+        try:
+            cfg = await asyncio.to_thread(self._resolve)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the configuration of {self.name}: {exc}") from None
+        for what, old, new in (("name", self.name, cfg.name),
+                               ("code folder", self._cfg.code_dir, cfg.code_dir)):
+            if old != new:
+                raise ConfigError(f"the {what} of {self.name} changed ({old} -> {new}); "
+                                  "restart workbench to serve it under the new one")
+        return cfg
+
+    async def _adopt(self, cfg: FunctionConfig, builder: Builder) -> None:
+        """The new configuration serves: from now on it is the one built and watched."""
+        self._cfg, self.builder = cfg, builder
+        if self._watcher is not None:
+            self._watcher.filter = self._filter(cfg, builder)
+            await self._watcher.watch_files(cfg.config_files)
+
+    def _filter(self, cfg: FunctionConfig, builder: Builder) -> WatchFilter:
+        return WatchFilter(cfg.code_dir, cfg.watch_include, cfg.watch_exclude,
+                           BUILD_OUTPUTS.get(builder.kind, ()), cfg.events_dir)
+
+    def _config_names(self) -> set[str]:
+        """The configuration files as the watcher names them: relative to the code folder."""
+        return {os.path.relpath(p, self._cfg.code_dir) for p in self._cfg.config_files}
 
     def _finish(self, build_ms: float | None, init_ms: float | None, error: str | None) -> None:
         saved_at = self._saved_at or time.time()
         event = ReloadFinished(self.name, tuple(sorted(self._pending)), build_ms, init_ms,
                                (time.time() - saved_at) * 1000, error is None, error)
+        self._unserved = set() if error is None else self._unserved | self._pending
         self._pending.clear()
         self._saved_at = None
         self.last_reload = event
         self._open.set()
         self.bus.emit(event)
 
-    def _retire(self, old: Function) -> None:
+    def _retire(self, old: Version) -> None:
         """The old version finishes what it is running, then its environment is shut down."""
         async def retire() -> None:
             await old.idle()

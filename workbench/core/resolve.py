@@ -22,7 +22,7 @@ from typing import Any
 
 from workbench.core import protocol as P
 from workbench.core.config import ConfigError, FunctionConfig, detect
-from workbench.core.envfiles import layered_env_files
+from workbench.core.envfiles import DOTENV, layered_env_files
 from workbench.core.resolve_text import check_handler_file, describe_function
 from workbench.core.sam import (
     SamFunction,
@@ -40,7 +40,8 @@ FIELDS = {"name": "name", "code_dir": "code_dir", "runtime": "runtime", "handler
           "region": "region", "runtime_client": "runtime_client", "layers": "layers",
           "build": "build", "start": "start", "watch.include": "watch_include",
           "watch.exclude": "watch_exclude", "concurrency": "concurrency",
-          "events_dir": "events_dir", "theme": "theme", "builder": "builder"}
+          "events_dir": "events_dir", "theme": "theme", "builder": "builder",
+          "history_max_records": "history_max_records", "history_max_mb": "history_max_mb"}
 FLAGS = {"handler": "--handler", "runtime": "--runtime", "timeout": "--timeout",
          "memory": "--memory", "region": "--region", "runtime_client": "--runtime-client"}
 ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")  # Lambda's own pattern for variable names
@@ -57,6 +58,8 @@ class ResolvedFunction:
     sources: Mapping[str, str] = field(default_factory=dict)  # setting -> where it came from
     env_sources: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    target: Path | None = None  # what it was resolved from: its folder, or its template
+    logical_id: str | None = None  # its id in the template, when it comes from one
 
     def describe(self) -> str:
         """Plain text for `workbench doctor`: each setting, its value and its source."""
@@ -161,17 +164,50 @@ def _resolve(target: _Target, flags: Mapping[str, object], env_files: Sequence[P
     settings = load_settings(target.code_dir)
     chosen, sources = _layered(flags, settings, sam)
     base = detect(target.code_dir, runtime=_str(chosen.get("runtime")),
-                  handler=_str(chosen.get("handler")))
+                  handler=_str(chosen.get("handler")), builder=_str(chosen.get("builder")))
     _fill_from_detection(base, sam, chosen, sources)
     values, env_sources = _environment(target.code_dir, settings, sam, env_files, env)
     # Any: each value was checked by its KEYS validator (or came from detection) on the way in.
     changes: dict[str, Any] = {FIELDS[k]: v for k, v in chosen.items()}
-    config = replace(base, env=values, **changes)
+    config = replace(base, env=values, config_files=_config_files(target, settings, env_files),
+                     **changes)
     _check_runtime_client(config, sources)
+    _check_builder(config, sources)
     warnings = [*settings.warnings, *(sam.warnings if sam else ())]
     missing = check_handler_file(config, sources.get("handler", DETECTED))
     return ResolvedFunction(config, target.origin, sources, env_sources,
-                            tuple(warnings + ([missing] if missing else [])))
+                            tuple(warnings + ([missing] if missing else [])),
+                            sam.template if sam else target.code_dir,
+                            sam.logical_id if sam else None)
+
+
+def _config_files(target: _Target, settings: Settings, env_files: Sequence[Path]) -> tuple[
+        Path, ...]:
+    """Every file whose edit changes the configuration, whether it exists yet or not."""
+    assert target.code_dir is not None
+    folder = target.code_dir
+    files = [folder / "workbench.toml", folder / "pyproject.toml", *settings.env_files,
+             folder / DOTENV, *env_files, *([target.sam.template] if target.sam else [])]
+    return tuple(dict.fromkeys(p.resolve() for p in files))
+
+
+def resolve_again(fn: ResolvedFunction, *, overrides: Mapping[str, object] | None = None,
+                  parameter_overrides: Mapping[str, str] | None = None,
+                  env_files: Sequence[Path] = (),
+                  env: Mapping[str, str] | None = None) -> ResolvedFunction:
+    """The same function read again from its files, with the same command-line values (live
+    reload after a settings, env file or template edit)."""
+    flags = _checked_flags(overrides or {})
+    if fn.target is None:
+        raise ValueError("resolve_again needs a ResolvedFunction made by resolve_functions")
+    if fn.logical_id is None:
+        target = _Target(fn.target, fn.origin)
+    else:
+        region = str(flags.get("region", P.DEFAULT_REGION))
+        found = _template_targets(read_template(fn.target), fn.logical_id,
+                                  parameter_overrides or {}, region)
+        target = found[0]
+    return _resolve(target, flags, env_files, env or {}, True)
 
 
 def _str(value: object) -> str | None:
@@ -247,6 +283,13 @@ def _check_runtime_client(config: FunctionConfig, sources: Mapping[str, str]) ->
     if config.runtime_client == "awslambdaric" and config.family != "python":
         raise ConfigError(f"runtime_client awslambdaric ({sources['runtime_client']}) is for "
                           f"Python functions; {config.name} runs {config.runtime}")
+
+
+def _check_builder(config: FunctionConfig, sources: Mapping[str, str]) -> None:
+    if config.builder in ("go", "rust") and config.family != "provided":
+        raise ConfigError(f"builder {config.builder} ({sources['builder']}) compiles a custom "
+                          f"runtime (provided.al2023); {config.name} runs {config.runtime} "
+                          f"({sources['runtime']})")
 
 
 def _refuse_duplicates(resolved: Sequence[ResolvedFunction]) -> None:

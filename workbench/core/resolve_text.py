@@ -16,7 +16,8 @@ SHOWN = (("name", "name"), ("code_dir", "code_dir"), ("runtime", "runtime"),
          ("runtime_client", "runtime_client"), ("layers", "layers"), ("build", "build"),
          ("start", "start"), ("watch.include", "watch_include"),
          ("watch.exclude", "watch_exclude"), ("concurrency", "concurrency"),
-         ("events_dir", "events_dir"), ("theme", "theme"))
+         ("events_dir", "events_dir"), ("theme", "theme"),
+         ("history_max_records", "history_max_records"), ("history_max_mb", "history_max_mb"))
 
 
 def shown_value(value: object) -> str:

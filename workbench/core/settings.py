@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from workbench.core.config import RUNTIME_CLIENTS, ConfigError
+from workbench.core.config import BUILDER_KINDS, RUNTIME_CLIENTS, ConfigError
 
 RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13",
             "nodejs18.x", "nodejs20.x", "nodejs22.x", "provided", "provided.al2", "provided.al2023")
@@ -141,6 +141,9 @@ KEYS: dict[str, Check] = {
     "architecture": _choice(ARCHITECTURES), "environment": _environment, "env_files": _files,
     "build": _text, "start": _command, "concurrency": _at_least_one, "layers": _folders,
     "events_dir": _text, "theme": _text, "runtime_client": _choice(RUNTIME_CLIENTS),
+    "builder": _choice(BUILDER_KINDS),
+    "history_max_records": _number(1, 10_000_000, "records", whole=True),
+    "history_max_mb": _number(1, 1_000_000, "MB", whole=True),
 }
 TABLES: dict[str, dict[str, Check]] = {"watch": {"include": _globs, "exclude": _globs}}
 
@@ -223,7 +226,20 @@ def _check_table(raw: Mapping[str, Any], folder: Path, settings: Settings) -> di
             out[dotted] = check(value, folder)
         except Invalid as exc:
             raise _invalid(shown_file, settings._dotted(dotted), value, exc) from None
+    _check_builder(out, shown_file, settings)
     return out
+
+
+def _check_builder(values: Mapping[str, object], shown_file: str, settings: Settings) -> None:
+    """`builder` and `build` must agree: "command" runs `build`, "none" runs nothing."""
+    builder, build = values.get("builder"), values.get("build")
+    key = f'"{settings._dotted("builder")}"'
+    if builder == "command" and build is None:
+        raise ConfigError(f'{shown_file}: {key} is "command" but no "{settings._dotted("build")}"'
+                          ' command is set; add one, e.g. build = "npm run build"')
+    if builder in ("none", "go", "rust") and build is not None:
+        raise ConfigError(f'{shown_file}: {key} is "{builder}" but "{settings._dotted("build")}" '
+                          'is set too; remove one (builder = "command" runs the build command)')
 
 
 def _invalid(shown_file: str, dotted: str, value: Any, exc: Invalid) -> ConfigError:

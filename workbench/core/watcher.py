@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 
 import pathspec
@@ -48,8 +48,12 @@ class WatchFilter:
     """Which paths under `root` matter, as `root`-relative POSIX paths."""
 
     def __init__(self, root: Path, include: Sequence[str] = (), exclude: Sequence[str] = (),
-                 outputs: Sequence[str] = (), events_dir: str | None = None) -> None:
+                 outputs: Sequence[str] = (), events_dir: str | None = None,
+                 always: Iterable[str] = ()) -> None:
         self.root = root.resolve()
+        # the function's configuration files (workbench.toml, .env, ...): wanted even when
+        # .gitignore or the watch globs leave them out, as .gitignore usually does .env
+        self.always = frozenset(always)
         # saved events live in the function's folder and never change what it does
         self._events = events_dir.strip("/") + "/" if events_dir else None
         self._prefix = str(self.root) + os.sep
@@ -70,6 +74,8 @@ class WatchFilter:
         return path[len(self._prefix):].replace(os.sep, "/")
 
     def wanted(self, rel: str) -> bool:
+        if rel in self.always:
+            return True
         parts = rel.split("/")
         if any(p in self._dirs for p in parts) or SCRATCH_NAMES.search(parts[-1]):
             return False
@@ -121,34 +127,113 @@ def _digest(path: Path) -> bytes | None:
 
 
 class Watcher:
-    """Change sets for one function folder (and its local layers), as relative paths.
+    """Change sets for one function folder, its local layers and its configuration files, as
+    paths relative to the folder ("../template.yaml" for a file outside it).
 
     `start()` returns once the watches are in place, proven by a probe file in a private
     folder seen coming through the same watcher: a save made after `start()` is never missed.
+    Folders are watched recursively. A configuration file outside them (a SAM template at
+    the project's top, an env file elsewhere) is watched through its folder by a second,
+    non-recursive loop: watching a template's folder recursively could mean a whole project.
     """
 
     def __init__(self, flt: WatchFilter, layers: Sequence[Path] = (),
-                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS) -> None:
+                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS,
+                 files: Iterable[Path] = ()) -> None:
         self.filter = flt
         self._layers = [WatchFilter(p) for p in layers]
         self.memo = ContentMemo(flt.root)
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
+        self._queue: asyncio.Queue[set[str] | BaseException | None] = asyncio.Queue()
+        self._files = tuple(files)
+        self._main: _Loop | None = None
+        self._outside: _Loop | None = None
+        self._outside_files: frozenset[Path] = frozenset()
+
+    async def start(self, timeout: float = 5.0) -> None:
+        roots = [self.filter.root, *(f.root for f in self._layers)]
+        self._main = _Loop(self, roots, True, self._name, last=True)
+        await self._main.start(timeout)
+        await self.watch_files(self._files, timeout)
+
+    async def stop(self) -> None:
+        for loop in (self._outside, self._main):
+            if loop is not None:
+                await loop.stop()
+
+    async def watch_files(self, files: Iterable[Path], timeout: float = 5.0) -> None:
+        """Watch exactly these files as well (a function's configuration files, which a
+        reload may change), whether they exist yet or not."""
+        wanted = frozenset(Path(f).resolve() for f in files)
+        self.filter.always = frozenset(
+            rel for f in wanted if (rel := self.filter.relative(str(f))) is not None)
+        outside = frozenset(f for f in wanted
+                            if self.filter.relative(str(f)) is None and f.parent.is_dir())
+        if outside == self._outside_files:
+            return
+        if self._outside is not None:
+            await self._outside.stop()
+        self._outside, self._outside_files = None, outside
+        if outside:
+            def name(path: str) -> str | None:
+                return os.path.relpath(path, self.filter.root) if Path(path) in outside else None
+
+            self._outside = _Loop(self, sorted({f.parent for f in outside}), False, name)
+            await self._outside.start(timeout)
+
+    async def changes(self) -> AsyncIterator[set[str]]:
+        """Each change set that really changed something; ends when the watcher stops."""
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _name(self, path: str) -> str | None:
+        rel = self.filter.relative(path)
+        if rel is not None:
+            return rel if self.filter.wanted(rel) else None
+        for layer in self._layers:
+            lrel = layer.relative(path)
+            if lrel is not None and layer.wanted(lrel):
+                return os.path.relpath(path, self.filter.root)
+        return None
+
+    def _put(self, named: dict[str, set[Change]]) -> None:
+        real = self.memo.real_changes(named)
+        if real:
+            self._queue.put_nowait(real)
+
+
+class _Loop:
+    """One watchfiles loop over some folders, feeding its watcher's change sets."""
+
+    def __init__(self, watcher: Watcher, roots: Sequence[Path], recursive: bool,
+                 name: Callable[[str], str | None], last: bool = False) -> None:
+        self.watcher = watcher
+        self.roots = roots
+        self.recursive = recursive
+        self.name = name
+        self.last = last  # its end ends the watcher's change sets
         self._stop = asyncio.Event()
         self._armed = asyncio.Event()
         self._probe_dir = Path(tempfile.mkdtemp(prefix="workbench-watch-"))
-        self._queue: asyncio.Queue[set[str] | BaseException | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, timeout: float = 5.0) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"watcher-{self.filter.root.name}")
+    async def start(self, timeout: float) -> None:
+        self._task = asyncio.create_task(self._run(),
+                                         name=f"watcher-{self.watcher.filter.root.name}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        step_s = 5 * self.watcher.step_ms / 1000
         await asyncio.sleep(0)  # the task's first step puts the watches in place
         while not self._armed.is_set() and not self._task.done() and loop.time() < deadline:
             (self._probe_dir / PROBE).write_bytes(os.urandom(8))
             try:
-                await asyncio.wait_for(self._armed.wait(), 5 * self.step_ms / 1000)
+                await asyncio.wait_for(self._armed.wait(), step_s)
             except TimeoutError:
                 continue
         if self._task.done() and self._task.exception() is not None:
@@ -162,51 +247,27 @@ class Watcher:
                 self._task.cancel()
         shutil.rmtree(self._probe_dir, ignore_errors=True)
 
-    async def changes(self) -> AsyncIterator[set[str]]:
-        """Each change set that really changed something; ends when the watcher stops."""
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    # ---- the watch loop ----
-
     def _accepts(self, change: Change, path: str) -> bool:
         if path.startswith(str(self._probe_dir)):
             self._armed.set()
             return False
-        return self._name(path) is not None
-
-    def _name(self, path: str) -> str | None:
-        rel = self.filter.relative(path)
-        if rel is not None:
-            return rel if self.filter.wanted(rel) else None
-        for layer in self._layers:
-            lrel = layer.relative(path)
-            if lrel is not None and layer.wanted(lrel):
-                return os.path.relpath(path, self.filter.root)
-        return None
+        return self.name(path) is not None
 
     async def _run(self) -> None:
-        roots = [str(self.filter.root), *(str(f.root) for f in self._layers),
-                 str(self._probe_dir)]
+        w = self.watcher
         try:
-            async for raw in awatch(*roots, watch_filter=self._accepts,
-                                    debounce=self.debounce_ms, step=self.step_ms,
-                                    stop_event=self._stop):
+            async for raw in awatch(*self.roots, self._probe_dir, watch_filter=self._accepts,
+                                    debounce=w.debounce_ms, step=w.step_ms,
+                                    stop_event=self._stop, recursive=self.recursive):
                 named: dict[str, set[Change]] = {}
                 for change, path in raw:
-                    name = self._name(path)
+                    name = self.name(path)
                     if name is not None:
                         named.setdefault(name, set()).add(change)
-                real = self.memo.real_changes(named)
-                if real:
-                    self._queue.put_nowait(real)
+                w._put(named)
         except Exception as exc:
-            self._queue.put_nowait(exc)
+            w._queue.put_nowait(exc)
             raise
         finally:
-            self._queue.put_nowait(None)
+            if self.last:
+                w._queue.put_nowait(None)
