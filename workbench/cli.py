@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import ModuleType
 
-    from workbench.core.bus import Bus
+    from workbench.core.bus import Bus, PinnedCheckFinished
     from workbench.core.config import FunctionConfig
     from workbench.core.function import Invocable
     from workbench.core.resolve import ResolvedFunction
@@ -53,7 +54,11 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="workbench", description="Run AWS Lambda functions locally, exactly as Lambda would.")
+        prog="workbench", usage="workbench TARGET [TARGET ...] [options]   (the TUI)\n"
+                                "       workbench COMMAND ...",
+        description="Run AWS Lambda functions locally, exactly as Lambda would. "
+                    "`workbench TARGET` opens the TUI on a function folder or SAM template "
+                    "(`workbench TARGET --help` for its options); the commands run headless.")
     from workbench import __version__
 
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
@@ -118,21 +123,37 @@ def key_values(items: list[str], flag: str,
     return out
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {"handler": args.handler, "runtime": args.runtime, "timeout": args.timeout,
+            "memory": args.memory, "region": args.region, "runtime_client": args.runtime_client}
+
+
 def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunction]:
     """Flags, workbench.toml, templates and the folder itself, layered (see core/resolve.py)."""
     from workbench.core.resolve import resolve_functions
 
-    overrides = {"handler": args.handler, "runtime": args.runtime, "timeout": args.timeout,
-                 "memory": args.memory, "region": args.region,
-                 "runtime_client": args.runtime_client}
     resolved = resolve_functions(
-        targets, function=args.function, overrides=overrides,
+        targets, function=args.function, overrides=_overrides(args),
         parameter_overrides=key_values(args.parameter_overrides, "--parameter-overrides"),
         env_files=args.env_file, env=key_values(args.env, "--env"))
     for fn in resolved:
         for warning in fn.warnings:
             print(f"workbench: warning: {warning}", file=sys.stderr)
     return resolved
+
+
+def rereader(fn: ResolvedFunction, args: argparse.Namespace) -> Callable[[], FunctionConfig]:
+    """Reads `fn`'s configuration again, with the same flags (live reload of a config edit)."""
+    from workbench.core.resolve import resolve_again
+
+    overrides = _overrides(args)
+    params = key_values(args.parameter_overrides, "--parameter-overrides")
+    env = key_values(args.env, "--env")
+
+    def again() -> FunctionConfig:
+        return resolve_again(fn, overrides=overrides, parameter_overrides=params,
+                             env_files=args.env_file, env=env).config
+    return again
 
 
 def resolve_config(target: Path, args: argparse.Namespace) -> FunctionConfig:
@@ -230,8 +251,15 @@ def _changed_text(paths: tuple[str, ...]) -> str:
 
 def _reload_line(event: object, quiet: bool) -> str | None:
     """What a reload says on stderr: one line when it worked, the error when it did not."""
-    from workbench.core.bus import BuildFinished, ReloadFinished, WorkerFailed
+    from workbench.core.bus import (
+        BuildFinished,
+        PinnedCheckFinished,
+        ReloadFinished,
+        WorkerFailed,
+    )
 
+    if isinstance(event, PinnedCheckFinished):
+        return _pinned_line(event)
     if isinstance(event, ReloadFinished):
         if not event.ok:
             return (f"workbench: reload of {event.function} failed: {event.error}; "
@@ -244,6 +272,12 @@ def _reload_line(event: object, quiet: bool) -> str | None:
     if isinstance(event, WorkerFailed):
         return f"workbench: {event.function}: {event.worker} stopped: {event.error}"
     return None
+
+
+def _pinned_line(event: PinnedCheckFinished) -> str:
+    shown = event.status.upper() if not event.ok else event.status
+    line = f"workbench: pinned {event.function}/{event.event_name}: {shown} ({event.detail})"
+    return line + ("\n" + event.diff if event.diff else "")
 
 
 def _cancel_on_termination() -> None:
@@ -301,14 +335,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from workbench.core.config import ConfigError
 
     try:
-        configs = [fn.config for fn in resolve(args.dirs, args)]
+        resolved = resolve(args.dirs, args)
+        configs = [fn.config for fn in resolved]
         for c in configs:
             _check_runnable(c)
     except ConfigError as exc:
         print(f"workbench: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    rereaders = {fn.config.name: rereader(fn, args) for fn in resolved} if args.watch else {}
     try:
-        return asyncio.run(_serve(configs, args.host, args.port, args.quiet, args.watch))
+        return asyncio.run(_serve(configs, args.host, args.port, args.quiet, args.watch,
+                                  rereaders))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -319,10 +356,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: bool,
-                 watch: bool = False) -> int:
+                 watch: bool = False,
+                 rereaders: dict[str, Callable[[], FunctionConfig]] | None = None) -> int:
     import asyncio
 
-    from workbench.core.bus import Bus, LogLine
+    from workbench.core.bus import (
+        Bus,
+        InvocationFinished,
+        InvocationStarted,
+        LogLine,
+        ReloadFinished,
+    )
     from workbench.core.history import attach, open_stores_for
 
     bus = Bus()
@@ -331,25 +375,30 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
     recorder = attach(bus, stores)
 
     def show(event: object) -> None:
-        if isinstance(event, LogLine) and not quiet:
-            prefix = f"[{event.function}] " if many else ""
-            sys.stderr.write(prefix + event.text + "\n")
+        if isinstance(event, LogLine):  # most events, by far: nothing else to ask of them
+            if not quiet:
+                prefix = f"[{event.function}] " if many else ""
+                sys.stderr.write(prefix + event.text + "\n")
+            return
+        if isinstance(event, (InvocationStarted, InvocationFinished)):
+            return
         line = _reload_line(event, quiet)
         if line is not None:
             print(line, file=sys.stderr, flush=True)
+        if isinstance(event, ReloadFinished) and event.ok and event.function in functions:
+            stores.update(functions[event.function].cfg)  # its history bounds may have changed
     bus.subscribe(show)
     functions: dict[str, Invocable] = {}
+    checks = None
     try:
         if watch:
+            from workbench.core.pinned import PinnedChecks
             from workbench.core.reloader import Reloader
 
-            for c in configs:
-                if c.concurrency > 1:
-                    print(f"workbench: warning: {c.name}: concurrency = {c.concurrency} is not "
-                          "honoured with --watch yet: one environment at a time, later "
-                          "invokes wait their turn.", file=sys.stderr)
-            reloaders = [Reloader(c, bus) for c in configs]
+            reloaders = [Reloader(c, bus, resolve=(rereaders or {}).get(c.name))
+                         for c in configs]
             functions.update((r.name, r) for r in reloaders)
+            checks = PinnedChecks(bus, functions, recorder=recorder)
             try:
                 built = [await r.start() for r in reloaders]
             except OSError as exc:  # e.g. the system's limit on watched folders
@@ -365,6 +414,8 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
             return EXIT_USAGE
         return await _serve_api(functions, configs, host, port, watch)
     finally:
+        if checks is not None:
+            await checks.close()
         await asyncio.gather(*(f.close() for f in functions.values()))
         recorder.detach()
         stores.close()
@@ -445,7 +496,8 @@ def cmd_tui(argv: list[str]) -> int:
 
     args = tui_parser().parse_args(argv)
     try:
-        configs = [fn.config for fn in resolve(args.dirs, args)]
+        resolved = resolve(args.dirs, args)
+        configs = [fn.config for fn in resolved]
         for c in configs:
             _check_runnable(c)
     except ConfigError as exc:
@@ -461,7 +513,8 @@ def cmd_tui(argv: list[str]) -> int:
     port = None if not args.api else args.port
     session = Session(configs, watch=args.watch, host=args.host,
                       port=(9001 if port is None else port) if args.api else None,
-                      port_fallback=args.api and port is None)
+                      port_fallback=args.api and port is None,
+                      resolvers={fn.config.name: rereader(fn, args) for fn in resolved})
     app = WorkbenchApp(session, theme=args.theme)
     return app.run() or EXIT_OK
 
@@ -505,7 +558,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for fn in resolved:
         print(fn.describe())
         cfg = fn.config
-        needed.add({"python": "python", "node": "node"}.get(cfg.family, cfg.builder or ""))
+        compilers = {"go": "go", "rust": "cargo"}
+        needed.add({"python": "python", "node": "node"}.get(
+            cfg.family, compilers.get(cfg.builder or "", "")))
         try:
             _check_runnable(cfg)
         except ConfigError as exc:
@@ -525,6 +580,14 @@ def main(argv: list[str] | None = None) -> int:
     extra = _extra_commands()
     known = ("invoke", "serve", "doctor", "-h", "--help", "--version", *extra)
     if argv and argv[0] not in known:
+        if not Path(argv[0]).exists() and not argv[0].startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(argv[0], [k for k in known if k[0] != "-"], n=1)
+            if close:
+                print(f"workbench: {argv[0]!r} is neither a folder nor a command; did you mean "
+                      f"`workbench {close[0]}`?", file=sys.stderr)
+                return EXIT_USAGE
         return cmd_tui(argv)
     args = parser.parse_args(argv)
     if args.command == "invoke":

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +24,19 @@ from workbench.core.bus import (
     ChangeDetected,
     EnvironmentInitFailed,
     EnvironmentReady,
+    EnvironmentStarting,
     Event,
     InvocationFinished,
+    InvocationStarted,
     LogLine,
+    PinnedCheckFinished,
     ReloadFinished,
 )
 from workbench.core.config import FunctionConfig
 from workbench.core.function import InvocationHandle
 from workbench.core.history import HistoryEntry, HistoryError, Recorder, Stores, attach
 from workbench.core.payloads import ServiceError, validate_payload
+from workbench.core.pinned import PinnedChecks
 from workbench.core.record import InvocationRecord, InvokeRequest
 from workbench.core.reloader import Reloader
 
@@ -40,31 +45,119 @@ ROWS_KEPT = 2000  # invocations of this session kept in memory (all are in histo
 RECENT = 200  # durations kept per function for the timing figures
 
 
+# One line as the LogBook keeps it: (function, text, stream, request_id, ts), LogLine's fields.
+# A tuple of strings and a float is untracked by the garbage collector once it has been seen,
+# so a million kept lines cost the full collections nothing; a million LogLine objects made
+# each one walk them all (60-130 ms stalls in the middle of a flood).
+Entry = tuple[str, str, str, str | None, float]
+NOT_INIT_STREAMS = ("build", "workbench")  # lines that never belong to an environment's INIT
+SPANS_KEPT = 10_000  # requests whose place in the log is remembered
+
+
+@dataclass(slots=True)
+class Span:
+    """Where one invocation's lines are in the log, by sequence number (the n-th line ever
+    added): from its START to its record (`end` None while it runs), and for a cold start the
+    INIT before it, whose lines carry no request id but belong to it."""
+
+    function: str
+    start: int
+    end: int | None = None
+    init_start: int | None = None
+
+
 class LogBook:
     """Every log line of the session, oldest dropped past `limit`. The UI's log widget holds a
-    few thousand lines; when the user changes a filter it refills from here."""
+    few thousand lines; it reads new ones from here each frame and refills from here when the
+    user changes a filter. Lines are addressed by sequence number: `first` is the oldest kept,
+    `total` the next to come, so a reader can scan a range while lines keep arriving."""
 
     def __init__(self, limit: int = LOG_LIMIT) -> None:
-        self._lines: deque[LogLine] = deque(maxlen=limit)
+        self.limit = limit
+        self._lines: list[Entry] = []
+        self._base = 0  # sequence number of _lines[0]; dropped lines linger until a compaction
+        self.first = 0  # the oldest line kept
         self.total = 0  # every line ever added, dropped ones included
+        self._full = limit  # past this total, the oldest line goes
+        self._spans: dict[str, Span] = {}
+        self._init_open: dict[str, int] = {}  # function -> where its environment's INIT began
+        self._latest: dict[str | None, str] = {}  # function (None: any) -> newest request
 
     def add(self, line: LogLine) -> None:
-        self._lines.append(line)
+        # the hot path of a flood: one tuple, one append
+        self._lines.append((line.function, line.text, line.stream, line.request_id, line.ts))
         self.total += 1
+        if self.total > self._full:
+            self._drop()
+
+    def _drop(self) -> None:
+        self.first = self.total - self.limit
+        self._full = self.total
+        if self.first - self._base >= max(self.limit // 4, 1):
+            del self._lines[: self.first - self._base]  # amortised: once per limit/4 lines
+            self._base = self.first
 
     def __len__(self) -> int:
-        return len(self._lines)
+        return self.total - self.first
+
+    def entries(self, lo: int, hi: int) -> list[Entry]:
+        """The lines numbered lo .. hi-1 that are still kept, oldest first."""
+        lo = max(lo, self.first)
+        if hi <= lo:
+            return []
+        return self._lines[lo - self._base : hi - self._base]
 
     def last(self, n: int, keep: Callable[[LogLine], bool] | None = None) -> list[LogLine]:
         """The newest `n` lines that `keep` accepts, oldest first."""
         out: list[LogLine] = []
-        for line in reversed(self._lines):
+        for entry in reversed(self.entries(self.first, self.total)):
+            line = LogLine(*entry)
             if keep is None or keep(line):
                 out.append(line)
                 if len(out) >= n:
                     break
         out.reverse()
         return out
+
+    # ---- where each invocation's lines are ----
+
+    def init_started(self, function: str, phase: str) -> None:
+        """An environment of `function` begins INIT: its lines, up to the START they lead to,
+        are that invocation's. A second INIT inside the invoke (the retry after a failed first
+        one) belongs to the same invocation as the first."""
+        if phase == "init" or function not in self._init_open:
+            self._init_open[function] = self.total
+
+    def request_started(self, function: str, request_id: str, cold: bool) -> None:
+        init = self._init_open.pop(function, None)  # a warm start: a prewarm's INIT is nobody's
+        self._spans[request_id] = Span(function, self.total, None, init if cold else None)
+        if len(self._spans) > SPANS_KEPT:
+            del self._spans[next(iter(self._spans))]
+        self._latest[function] = self._latest[None] = request_id
+
+    def request_finished(self, request_id: str) -> None:
+        span = self._spans.get(request_id)
+        if span is not None:
+            span.end = self.total
+
+    def span(self, request_id: str) -> Span | None:
+        return self._spans.get(request_id)
+
+    def latest_request(self, function: str | None = None) -> str | None:
+        """The invocation that started last (of `function`, or of any)."""
+        return self._latest.get(function)
+
+
+def reload_line(event: ReloadFinished) -> str:
+    """The log's line for a reload: what changed, and from the save to ready."""
+    what = (", ".join(event.changed_paths[:3]) + (" ..." if len(event.changed_paths) > 3 else "")
+            + " changed") if event.changed_paths else "asked for, no change"
+    if not event.ok:
+        return f"reload failed ({what}): {event.error}; the last good version keeps serving"
+    parts = [f"build {event.build_ms:.0f} ms"] if event.build_ms is not None else []
+    parts += [f"init {event.init_ms:.0f} ms"] if event.init_ms is not None else []
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return f"reloaded: {what}; ready {event.save_to_ready_ms:.0f} ms after the save{detail}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +245,13 @@ class Row:
 class Session:
     def __init__(self, configs: Iterable[FunctionConfig], *, watch: bool = True,
                  host: str = "127.0.0.1", port: int | None = 0, port_fallback: bool = False,
-                 record: bool = True, bus: Bus | None = None) -> None:
+                 record: bool = True, bus: Bus | None = None,
+                 resolvers: Mapping[str, Callable[[], FunctionConfig]] | None = None,
+                 pinned: bool = True) -> None:
         """`port`: where to serve the Invoke API (0: a free port; None: not at all);
-        `port_fallback`: take a free port when that one is taken."""
+        `port_fallback`: take a free port when that one is taken; `resolvers`: per function,
+        how to read its configuration again when a config file is saved; `pinned`: run the
+        pinned saved events again after each successful reload."""
         self.configs = {c.name: c for c in configs}
         if not self.configs:
             raise ValueError("a session needs at least one function")
@@ -164,17 +261,22 @@ class Session:
         self.log = LogBook()
         self.tallies = {name: Tally() for name in self.configs}
         self.state = dict.fromkeys(self.configs, "starting")  # building/ready/failed/...
-        self.functions = {name: Reloader(c, self.bus, watch=watch)
+        resolvers = resolvers or {}
+        self.functions = {name: Reloader(c, self.bus, watch=watch, resolve=resolvers.get(name))
                           for name, c in self.configs.items()}
+        # before the recorder: it forgets an invocation's event name once it has recorded it
+        self._unsubscribe = self.bus.subscribe(self._on_event)
         self.stores: Stores | None = Stores(self.configs.values()) if record else None
         self.recorder: Recorder | None = (attach(self.bus, self.stores)
                                           if self.stores is not None else None)
         self.rows: dict[str, Row] = {}  # this session's invocations, by request id
+        self.verdicts: dict[str, PinnedCheckFinished] = {}  # pinned checks, by request id
         self._event_names: dict[str, str] = {}
+        self.checks: PinnedChecks | None = (
+            PinnedChecks(self.bus, self.functions, recorder=self.recorder) if pinned else None)
         self.api_url: str | None = None
         self._api: object | None = None
         self._background: set[asyncio.Task[object]] = set()
-        self._unsubscribe = self.bus.subscribe(self._on_event)
 
     @property
     def names(self) -> list[str]:
@@ -211,6 +313,8 @@ class Session:
 
         if isinstance(self._api, InvokeAPI):
             await self._api.stop()
+        if self.checks is not None:
+            await self.checks.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*(f.close() for f in self.functions.values()),
@@ -231,13 +335,17 @@ class Session:
         req = InvokeRequest(validate_payload(payload), source=source)
         handle = reloader.start_invoke(req)
         if event_name is not None:
-            self._event_names[handle.request_id] = event_name
             if self.recorder is not None:
                 self.recorder.name_event(handle.request_id, event_name)
+            else:
+                self._event_names[handle.request_id] = event_name
         return handle
 
     def force_cold(self, name: str) -> None:
-        self._spawn(self._function(name).force_cold())
+        """The next invoke of `name` starts cold (after the reload under way, if any)."""
+        reloader = self._function(name)
+        if not reloader.force_cold_now():
+            self._spawn(reloader.force_cold())
 
     def reload_now(self, name: str) -> None:
         self._spawn(self._function(name).reload_now())
@@ -285,12 +393,19 @@ class Session:
     def _on_event(self, event: Event) -> None:
         if isinstance(event, LogLine):
             self.log.add(event)
+        elif isinstance(event, EnvironmentStarting):
+            self.log.init_started(event.function, event.phase)
+        elif isinstance(event, InvocationStarted):
+            self.log.request_started(event.function, event.request_id, event.cold)
         elif isinstance(event, InvocationFinished):
             rec = event.record
+            self.log.request_finished(rec.request_id)
             tally = self.tallies.get(event.function)
             if tally is not None:
                 tally.add(rec)
             name = self._event_names.pop(rec.request_id, None)
+            if name is None and self.recorder is not None:  # pinned checks name theirs there
+                name = self.recorder.event_name(rec.request_id)
             self.rows[rec.request_id] = Row.of_record(rec, name)
             if len(self.rows) > ROWS_KEPT:
                 del self.rows[next(iter(self.rows))]
@@ -303,6 +418,16 @@ class Session:
         elif isinstance(event, ReloadFinished):
             # a failed reload leaves the last good version serving, but the user must see it
             self.state[event.function] = "ready" if event.ok else "failed"
+            self.bus.emit(LogLine(event.function, reload_line(event), "workbench", None,
+                                  time.time()))  # the log says what changed, and how fast
+            if event.ok:  # a config edit may have changed the function's settings
+                self.configs[event.function] = self.functions[event.function].cfg
+                if self.stores is not None:
+                    self.stores.update(self.configs[event.function])
+        elif isinstance(event, PinnedCheckFinished) and event.request_id:
+            self.verdicts[event.request_id] = event
+            if len(self.verdicts) > ROWS_KEPT:
+                del self.verdicts[next(iter(self.verdicts))]
         elif isinstance(event, EnvironmentReady):
             self.state[event.function] = "ready"
         elif isinstance(event, EnvironmentInitFailed):

@@ -4,7 +4,6 @@ widgets (what a pane shows) and in the core (what happens); this file connects t
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,8 +11,8 @@ from pathlib import Path
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Container, Grid
-from textual.screen import Screen
+from textual.containers import Grid
+from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Footer
 
@@ -22,29 +21,30 @@ from workbench.core.bus import (
     BuildFinished,
     EnvironmentInitFailed,
     InvocationFinished,
-    LogLine,
+    PinnedCheckFinished,
     ReloadFinished,
     WorkerFailed,
 )
 from workbench.core.config import FunctionConfig
-from workbench.core.events_render import EventError
 from workbench.core.payloads import ServiceError
 from workbench.core.session import Row, Session
 from workbench.ui.bridge import Bridge
 from workbench.ui.messages import (
     CoreEvents,
+    EditEventRequested,
     InvocationSelected,
     InvokeRequested,
+    PayloadSwitchRequested,
     ReplayRequested,
     SaveEventRequested,
 )
 from workbench.ui.prefs import Prefs
-from workbench.ui.screens.dialogs import Confirm, NamePrompt, Picker
-from workbench.ui.screens.help import HelpScreen
-from workbench.ui.themes import DEFAULT_THEME, THEME_VARIABLES, load_themes
-from workbench.ui.widgets.event_editor import EventEditor
+from workbench.ui.screens.dialogs import Picker
+from workbench.ui.themes import DEFAULT_THEME, load_themes, theme_variable_defaults
+from workbench.ui.widgets.event_editor import Draft, EventEditor
 from workbench.ui.widgets.history_table import InvocationHistory
 from workbench.ui.widgets.log_pane import LogPane
+from workbench.ui.widgets.pane import Pane
 from workbench.ui.widgets.response_view import ResponseView
 from workbench.ui.widgets.status_bar import StatusLine
 from workbench.ui.widgets.timing_panel import TimingPanel
@@ -57,12 +57,15 @@ class WorkbenchApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "workbench"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    ALLOW_IN_MAXIMIZED_VIEW = "StatusLine, Footer"  # a maximised pane keeps the status
     BINDINGS = [
         Binding("ctrl+r,ctrl+enter", "invoke", "Invoke", id="invoke", priority=True),
-        Binding("ctrl+e", "pick_event", "Events", id="pick_event"),
+        # none of these is a key the editor or an input field already uses (ctrl+e, ctrl+k
+        # and ctrl+x are line editing there), so they work from every pane
+        Binding("ctrl+o", "pick_event", "Open event", id="pick_event"),
         Binding("ctrl+s", "save_event", "Save", id="save_event", priority=True),
-        Binding("ctrl+k", "cold_start", "Cold start", id="cold_start"),
-        Binding("ctrl+o", "toggle_maximize", "Maximise", id="maximize"),
+        Binding("ctrl+n", "cold_start", "Cold start", id="cold_start"),
+        Binding("ctrl+g", "toggle_maximize", "Maximise", id="maximize"),
         Binding("ctrl+f", "switch_function", "Function", id="switch_function", show=False),
         Binding("ctrl+t", "change_theme", "Theme", id="change_theme"),
         Binding("f1", "help", "Help", id="help"),
@@ -79,6 +82,7 @@ class WorkbenchApp(App[int]):
         self.start_session = start_session
         self.active = session.names[0]
         self.rows: dict[str, Row] = {}
+        self.drafts: dict[str, Draft] = {}  # the editor of each function not shown now
         self.mine: set[str] = set()  # invocations this UI asked for: selected when they end
         self.bridge: Bridge | None = None
         self.closed = False
@@ -86,13 +90,19 @@ class WorkbenchApp(App[int]):
 
     # ---- building the screen ----
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a dialog is open only it and quitting act: ctrl+s in a name prompt must not
+        save the editor's event behind it."""
+        return not (isinstance(self.screen, ModalScreen)
+                    and action not in ("quit", "command_palette"))
+
     def get_theme_variable_defaults(self) -> dict[str, str]:
-        return dict(THEME_VARIABLES)
+        return theme_variable_defaults(self.current_theme)
 
     def compose(self) -> ComposeResult:
         with Grid(id="panes"):
             for pane_id, title in PANES:
-                with Container(id=pane_id, classes="pane") as pane:
+                with Pane(id=pane_id, classes="pane") as pane:
                     pane.border_title = title
                     yield self._pane_body(pane_id)
         yield StatusLine(id="status")
@@ -161,12 +171,9 @@ class WorkbenchApp(App[int]):
     # ---- what the core says ----
 
     def on_core_events(self, message: CoreEvents) -> None:
-        lines: list[LogLine] = []
         finished: list[Row] = []
         for event in message.events:
-            if isinstance(event, LogLine):
-                lines.append(event)
-            elif isinstance(event, InvocationFinished):
+            if isinstance(event, InvocationFinished):
                 row = self.session.rows.get(event.record.request_id)
                 if row is not None:
                     self.rows[row.request_id] = row
@@ -174,11 +181,10 @@ class WorkbenchApp(App[int]):
                         finished.append(row)
             else:
                 self._announce(event)
-        if lines:
-            self.query_one(LogPane).add(lines)
+        self.query_one(LogPane).catch_up()  # log lines are read from the session's LogBook
         if finished:
             history = self.query_one(InvocationHistory)
-            history.add_rows(finished)
+            history.add_invocations(finished)
             wanted = [r.request_id for r in finished if r.request_id in self.mine]
             if wanted:
                 self.mine.difference_update(wanted)
@@ -199,9 +205,25 @@ class WorkbenchApp(App[int]):
                         severity="error", timeout=8)
         elif isinstance(event, EnvironmentInitFailed):
             self.notify(f"{event.function}: init failed ({event.error_type})", severity="error")
+        elif isinstance(event, PinnedCheckFinished):
+            self._announce_check(event)
         elif isinstance(event, WorkerFailed):
             self.notify(f"{event.function}: {event.worker} stopped: {event.error}",
                         severity="error", timeout=15)
+
+    def _announce_check(self, event: PinnedCheckFinished) -> None:
+        """Regression on save: a pinned event's verdict after a reload; a difference stays
+        on screen until dismissed, with the diff in the response pane when selected."""
+        where = f"{event.function}/{event.event_name}"
+        if event.status == "diff":
+            self.notify(f"{where} answers differently now ({event.detail}); select its row "
+                        "to see the diff", title="Pinned event changed", severity="error",
+                        timeout=30)
+        elif event.status == "error":
+            self.notify(f"{where}: {event.detail}", title="Pinned event failed",
+                        severity="error", timeout=30)
+        else:
+            self.notify(f"{where}: {event.status}", title="Pinned event", timeout=3)
 
     def _refresh_status(self) -> None:
         reloaders = self.session.functions[self.active]
@@ -232,7 +254,7 @@ class WorkbenchApp(App[int]):
         row = self.rows.get(request_id)
         self.query_one(ResponseView).show_row(row)
         self.query_one(TimingPanel).show_row(row)
-        self.query_one(LogPane).set_filter(request_id=request_id)
+        self.query_one(LogPane).select_request(request_id, row.log_lines if row else ())
 
     def _show_selected(self) -> None:
         rid = self.query_one(InvocationHistory).selected_id
@@ -264,127 +286,45 @@ class WorkbenchApp(App[int]):
         self.session.force_cold(self.active)
         self.notify("The next invoke starts cold")
 
-    # ---- saved events ----
+    # ---- saved events: the editor owns them; these are the app-wide keys and commands ----
 
     def _load_first_event(self) -> None:
-        names = saved.list_saved(self.events_folder)
         editor = self.query_one(EventEditor)
-        if names:
-            self._open_saved(names[0])
-        else:
-            editor.load("{}\n", None)
-
-    def _open_saved(self, name: str) -> None:
-        path = saved.saved_path(self.events_folder, name)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.notify(f"cannot read {path}: {exc}", severity="error")
-            return
-        self.query_one(EventEditor).load(text, name)
+        editor.use_folder(self.events_folder)
+        editor.open_first()
 
     def action_pick_event(self) -> None:
-        from workbench.core.sample_catalog import list_samples
-
-        choices = [(f"saved:{n}", f"saved   {n}") for n in saved.list_saved(self.events_folder)]
-        choices += [(f"sample:{s.name}", f"sample  {s.name}  {s.title}") for s in list_samples()]
-        self.push_screen(Picker("Open an event: saved ones, then the sample library", choices),
-                         self._picked_event)
-
-    def _picked_event(self, choice: str | None) -> None:
-        if choice is None:
-            return
-        kind, _, name = choice.partition(":")
-        if kind == "saved":
-            self._open_saved(name)
-            return
-        from workbench.core.sample_catalog import render_sample
-
-        try:
-            event = render_sample(name)
-        except EventError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.query_one(EventEditor).load(json.dumps(event, indent=2) + "\n", None)
-        self.notify(f"Sample {name} loaded; ctrl+s saves it as an event of yours")
+        self.query_one(EventEditor).action_open()
 
     def action_save_event(self) -> None:
-        editor = self.query_one(EventEditor)
-        if editor.event_name is None:
-            self.action_save_event_as()
-        else:
-            self._save(editor.event_name)
+        self.query_one(EventEditor).action_save()
 
     def action_save_event_as(self) -> None:
-        editor = self.query_one(EventEditor)
-        self.push_screen(NamePrompt("Save the event as", editor.event_name or ""), self._save)
+        self.query_one(EventEditor).action_save_as()
 
-    def _save(self, name: str | None, text: str | None = None) -> None:
-        if name is None:
-            return
-        editor = self.query_one(EventEditor)
-        try:
-            doc = json.loads(editor.text if text is None else text or "{}")
-            path = saved.save_event(self.events_folder, name, doc)
-        except ValueError as exc:  # EventError is one; so is invalid JSON
-            self.notify(f"Not saved: {exc}", severity="error")
-            return
-        except OSError as exc:
-            self.notify(f"Not saved: {exc}", severity="error")
-            return
-        if text is None:
-            editor.mark_saved(name)
-        self.notify(f"Saved {path}")
+    def action_rename_event(self) -> None:
+        self.query_one(EventEditor).action_rename()
+
+    def action_delete_event(self) -> None:
+        self.query_one(EventEditor).action_delete()
 
     def on_save_event_requested(self, message: SaveEventRequested) -> None:
         row = self.rows.get(message.request_id)
-        if row is None:
-            return
-        text = row.event.decode("utf-8", "replace")
-        self.push_screen(NamePrompt("Save this invocation's event as",
-                                    row.event_name or f"from-{row.request_id[:8]}"),
-                         lambda name: self._save(name, text))
+        if row is not None:
+            self.query_one(EventEditor).save_text_as(
+                row.event.decode("utf-8", "replace"),
+                row.event_name or f"from-{row.request_id[:8]}")
 
-    def action_rename_event(self) -> None:
-        editor = self.query_one(EventEditor)
-        old = editor.event_name
-        if old is None:
-            self.notify("This event is not saved yet: ctrl+s saves it", severity="warning")
-            return
+    def on_edit_event_requested(self, message: EditEventRequested) -> None:
+        row = self.rows.get(message.request_id)
+        if row is not None:
+            editor = self.query_one(EventEditor)
+            editor.replace(row.event.decode("utf-8", "replace"), None,
+                           f"invocation {row.request_id[:8]}")
+            editor.text_area.focus()
 
-        def rename(new: str | None) -> None:
-            if new is None or new == old:
-                return
-            try:
-                saved.rename_event(self.events_folder, old, new)
-            except (EventError, OSError) as exc:
-                self.notify(f"Not renamed: {exc}", severity="error")
-                return
-            editor.event_name = new
-            editor.mark_saved(new) if not editor.modified else editor._show_name()
-            self.notify(f"Renamed {old} to {new}")
-        self.push_screen(NamePrompt(f"Rename {old} to", old), rename)
-
-    def action_delete_event(self) -> None:
-        editor = self.query_one(EventEditor)
-        name = editor.event_name
-        if name is None:
-            self.notify("This event is not saved: nothing to delete", severity="warning")
-            return
-
-        def delete(yes: bool | None) -> None:
-            if not yes:
-                return
-            try:
-                saved.delete_event(self.events_folder, name)
-            except (EventError, OSError) as exc:
-                self.notify(f"Not deleted: {exc}", severity="error")
-                return
-            editor.event_name = None
-            editor.saved_text = ""
-            editor._show_name()
-            self.notify(f"Deleted {name}; the text stays in the editor until you leave it")
-        self.push_screen(Confirm(f"Delete the saved event {name!r}?"), delete)
+    def on_payload_switch_requested(self, message: PayloadSwitchRequested) -> None:
+        self.query_one(ResponseView).action_switch()
 
     # ---- functions, panes, help, quitting ----
 
@@ -400,10 +340,15 @@ class WorkbenchApp(App[int]):
     def _switch(self, name: str | None) -> None:
         if name is None or name == self.active:
             return
+        editor = self.query_one(EventEditor)
+        self.drafts[self.active] = editor.draft()  # unsaved edits wait for the way back
         self.active = name
         self.query_one(LogPane).set_filter(function=name, request_id=None)
         self._load_history()
-        self._load_first_event()
+        if name in self.drafts:
+            editor.resume(self.drafts.pop(name))
+        else:
+            self._load_first_event()
         self.query_one(ResponseView).show_row(None)
         self.query_one(TimingPanel).show_row(None)
         self._refresh_status()
@@ -425,16 +370,21 @@ class WorkbenchApp(App[int]):
 
     def key_bindings(self) -> list[tuple[str, str, str]]:
         """(binding id, keys, description) of every keyed action, remapped ones included."""
-        out = []
-        for node in [self, *self.query("InvocationHistory, LogPane")]:
-            for binding in node._bindings.key_to_bindings.values():
-                for b in binding:
-                    if b.id and (b.id, b.description) not in {(i, d) for i, _, d in out}:
-                        keys = self.keymap.get(b.id, b.key) if self.keymap else b.key
-                        out.append((b.id, keys, b.description or b.action))
-        return sorted(out)
+        found: dict[str, tuple[list[str], str]] = {}  # id: (its keys, what it does)
+        for node in [self, *self.query("EventEditor, InvocationHistory, ResponseView, LogPane")]:
+            for key, bindings in node._bindings.key_to_bindings.items():  # one key each
+                for b in bindings:
+                    if b.id:
+                        keys, _ = found.setdefault(b.id, ([], b.description or b.action))
+                        if key not in keys:
+                            keys.append(key)
+        # the user's keymap replaces a binding's keys (Textual applies it the same way)
+        return sorted((i, self._keymap.get(i) or ",".join(keys), description)
+                      for i, (keys, description) in found.items())
 
     def action_help(self) -> None:
+        from workbench.ui.screens.help import HelpScreen  # Markdown: imported when first asked
+
         self.push_screen(HelpScreen(self.key_bindings()))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
@@ -447,6 +397,12 @@ class WorkbenchApp(App[int]):
              self.action_save_event_as),
             ("Rename event", "Rename the saved event being edited", self.action_rename_event),
             ("Delete event", "Delete the saved event being edited", self.action_delete_event),
+            ("New event", "Start a blank event in the editor",
+             lambda: self.query_one(EventEditor).action_new()),
+            ("Format event", "Pretty-print the editor's JSON",
+             lambda: self.query_one(EventEditor).action_format()),
+            ("Request or response", "Switch the response pane between the two",
+             lambda: self.query_one(ResponseView).action_switch()),
             ("Force a cold start", "The next invoke starts a fresh environment",
              self.action_cold_start),
             ("Reload now", "Rebuild and restart the function without a change",
@@ -459,6 +415,16 @@ class WorkbenchApp(App[int]):
              lambda: self.query_one(LogPane).action_toggle_follow()),
             ("All requests' logs", "Stop filtering the log to one request",
              lambda: self.query_one(LogPane).action_clear_request()),
+            ("Replay invocation", "Send the selected invocation's event again",
+             lambda: self.query_one(InvocationHistory).action_replay()),
+            ("Save invocation's event", "Save the selected invocation's event by name",
+             lambda: self.query_one(InvocationHistory).action_save_event()),
+            ("Edit invocation's event", "Open the selected invocation's event in the editor",
+             lambda: self.query_one(InvocationHistory).action_edit_event()),
+            ("Filter logs", "Show only the log lines with some text",
+             lambda: self.query_one(LogPane).action_focus_filter()),
+            ("Copy response", "Copy the shown response to the clipboard",
+             lambda: self.query_one(ResponseView).action_copy()),
             ("Help", "Every key and its binding id", self.action_help),
         ]
         for title, help_text, callback in commands:

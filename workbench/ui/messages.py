@@ -44,3 +44,15 @@ class SaveEventRequested(Message):
     def __init__(self, request_id: str) -> None:
         super().__init__()
         self.request_id = request_id
+
+
+class EditEventRequested(Message):
+    """Open a past invocation's event in the editor."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__()
+        self.request_id = request_id
+
+
+class PayloadSwitchRequested(Message):
+    """Show the selected invocation's request in place of its response, or back."""

@@ -1,38 +1,64 @@
-"""The invocation history: newest first, one row per invocation."""
+"""The invocation history: newest first, one row per invocation. Moving the cursor selects an
+invocation (the response, timing and log panes follow it); keys act on the selected one."""
 
 from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import DataTable
 
 from workbench.core.session import Row
-from workbench.ui.messages import InvocationSelected, ReplayRequested, SaveEventRequested
+from workbench.ui.messages import (
+    EditEventRequested,
+    InvocationSelected,
+    PayloadSwitchRequested,
+    ReplayRequested,
+    SaveEventRequested,
+)
 
 ROWS_SHOWN = 500
-COLUMNS = ("Time", "Event", "Status", "Start", "Duration", "Billed", "Init", "Memory")
+# (key, title, width): the columns of themed cells get a width, since the table sizes a
+# column by its plain-string cells only and would cut "Sandbox.Timedout" to the title's width
+COLUMNS = (("time", "Time", None), ("event", "Event", 24), ("status", "Status", 18),
+           ("start", "Start", 5), ("duration", "Duration", None), ("billed", "Billed", None),
+           ("init", "Init Duration", None), ("memory", "Max Memory Used", None))
 OUTCOME_COLOUR = {"ok": "$status-ok", "timeout": "$status-timeout"}
+UNNAMED = {"tui": "(unsaved)", "replay": "(unsaved)", "api": "(Invoke API)"}
+
+Cell = Content | Text | str
 
 
-def cells(row: Row) -> tuple[Content | str, ...]:
+def number(text: str) -> Text:
+    """Figures line up on the right, as in a spreadsheet."""
+    return Text(text, justify="right")
+
+
+def duration(value: float) -> str:
+    return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
+
+
+def cells(row: Row) -> tuple[Cell, ...]:
     colour = OUTCOME_COLOUR.get(row.outcome, "$status-error")
     start = Content.from_markup("[$cold-start]cold[/]") if row.cold else Content("warm")
     return (time.strftime("%H:%M:%S", time.localtime(row.started_at)),
-            row.event_name or f"({row.source})",
+            Content(row.event_name or UNNAMED.get(row.source, f"({row.source})")),
             Content.from_markup(f"[{colour}]$o[/]", o=row.outcome),
             start,
-            f"{row.duration_ms:.1f} ms",
-            f"{row.billed_ms} ms",
-            "" if row.init_ms is None else f"{row.init_ms:.0f} ms",
-            f"{row.max_memory_mb}/{row.memory_mb} MB")
+            number(duration(row.duration_ms)),
+            number(f"{row.billed_ms} ms"),
+            number("" if row.init_ms is None else duration(row.init_ms)),
+            number(f"{row.max_memory_mb} / {row.memory_mb} MB"))
 
 
-class InvocationHistory(DataTable[Content | str]):
+class InvocationHistory(DataTable[Cell]):
     BINDINGS = [
         Binding("r", "replay", "Replay", id="history.replay"),
         Binding("s", "save_event", "Save event", id="history.save_event"),
+        Binding("e", "edit_event", "Edit event", id="history.edit_event"),
+        Binding("v", "switch_payload", "Request/Response", id="history.request"),
     ]
 
     def __init__(self, **kwargs: object) -> None:
@@ -40,8 +66,8 @@ class InvocationHistory(DataTable[Content | str]):
         self.rows_shown: list[Row] = []  # newest first
 
     def on_mount(self) -> None:
-        for title in COLUMNS:
-            self.add_column(title, key=title.lower())
+        for key, title, width in COLUMNS:
+            self.add_column(title, key=key, width=width)
 
     def set_rows(self, rows: list[Row]) -> None:
         """Show these (newest first), keeping the cursor on the row it was on."""
@@ -53,7 +79,9 @@ class InvocationHistory(DataTable[Content | str]):
         if selected is not None and selected in {r.request_id for r in self.rows_shown}:
             self.move_cursor(row=self.get_row_index(selected), animate=False)
 
-    def add_rows(self, new: list[Row]) -> None:
+    def add_invocations(self, new: list[Row]) -> None:
+        """New invocations (oldest first) go on top. Not DataTable.add_rows, which this must
+        not shadow."""
         self.set_rows(list(reversed(new)) + self.rows_shown)
 
     @property
@@ -71,10 +99,23 @@ class InvocationHistory(DataTable[Content | str]):
         event.stop()
         self.post_message(InvocationSelected(self.selected_id))
 
+    def _act(self, message: type[ReplayRequested | SaveEventRequested | EditEventRequested]
+             ) -> None:
+        rid = self.selected_id
+        if rid is None:
+            self.notify("No invocation yet: ctrl+r invokes the editor's event",
+                        severity="warning")
+            return
+        self.post_message(message(rid))
+
     def action_replay(self) -> None:
-        if self.selected_id is not None:
-            self.post_message(ReplayRequested(self.selected_id))
+        self._act(ReplayRequested)
 
     def action_save_event(self) -> None:
-        if self.selected_id is not None:
-            self.post_message(SaveEventRequested(self.selected_id))
+        self._act(SaveEventRequested)
+
+    def action_edit_event(self) -> None:
+        self._act(EditEventRequested)
+
+    def action_switch_payload(self) -> None:
+        self.post_message(PayloadSwitchRequested())
