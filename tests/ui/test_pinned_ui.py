@@ -45,4 +45,11 @@ def test_a_save_that_changes_a_pinned_answer_is_flagged(hello: Path) -> None:
         await wait_for(pilot, lambda: len(history.rows_shown) == 2, what="both check runs")
         assert {r.source for r in history.rows_shown} == {"pinned"}
         assert [r.event_name for r in history.rows_shown] == ["hello", "hello"]
+        history.focus()
+        history.move_cursor(row=1)
+        await pilot.press("up")  # onto the newest row, the run that differs
+        await wait_for(pilot, lambda: "Pinned check: DIFF" in str(
+            app.query_one("#response-body").render()), what="the verdict in the response")
+        body_text = str(app.query_one("#response-body").render())
+        assert "+" in body_text and "Bye, workbench!" in body_text
     run_app(make_app(hello, watch=True), body)

@@ -214,6 +214,9 @@ class WorkbenchApp(App[int]):
     def _announce_check(self, event: PinnedCheckFinished) -> None:
         """Regression on save: a pinned event's verdict after a reload; a difference stays
         on screen until dismissed, with the diff in the response pane when selected."""
+        if event.request_id and event.request_id == self.query_one(
+                InvocationHistory).selected_id:
+            self._show(event.request_id)  # the row on screen now has its verdict
         where = f"{event.function}/{event.event_name}"
         if event.status == "diff":
             self.notify(f"{where} answers differently now ({event.detail}); select its row "
@@ -252,14 +255,15 @@ class WorkbenchApp(App[int]):
 
     def _show(self, request_id: str) -> None:
         row = self.rows.get(request_id)
-        self.query_one(ResponseView).show_row(row)
+        self.query_one(ResponseView).show_row(row, self.session.verdicts.get(request_id))
         self.query_one(TimingPanel).show_row(row)
         self.query_one(LogPane).select_request(request_id, row.log_lines if row else ())
 
     def _show_selected(self) -> None:
         rid = self.query_one(InvocationHistory).selected_id
         if rid is not None:
-            self.query_one(ResponseView).show_row(self.rows.get(rid))
+            self.query_one(ResponseView).show_row(self.rows.get(rid),
+                                                  self.session.verdicts.get(rid))
 
     # ---- invoking ----
 

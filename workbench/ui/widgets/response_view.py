@@ -17,6 +17,7 @@ from textual.highlight import highlight
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from workbench.core.bus import PinnedCheckFinished
 from workbench.core.session import Row
 
 HIGHLIGHT_LIMIT = 256 * 1024  # bigger payloads are shown plain: highlighting them costs seconds
@@ -106,6 +107,18 @@ def frame_content(frame: str) -> Content:
     return Content("\n").join(out)
 
 
+def verdict_content(verdict: PinnedCheckFinished) -> Content:
+    """A pinned event's check after a reload: the verdict, and the diff when it differs."""
+    colour = {"pass": "$status-ok", "new": "$text-muted"}.get(verdict.status, "$status-error")
+    head = Content.assemble(("Pinned check: ", "bold"),
+                            (verdict.status.upper(), f"bold {colour}"),
+                            (f"  {verdict.detail}", "$text-muted"))
+    if not verdict.diff:
+        return head
+    return Content("\n").join([head, highlight(verdict.diff.rstrip("\n"), language="diff"),
+                               Content("")])
+
+
 def request_content(row: Row) -> Content:
     if not row.event.strip():
         return Content.styled("(empty: the function received {})", "$text-muted")
@@ -141,7 +154,8 @@ class ResponseView(Vertical):
     def on_mount(self) -> None:
         self._show_tabs()
 
-    def show_row(self, row: Row | None) -> None:
+    def show_row(self, row: Row | None, verdict: PinnedCheckFinished | None = None) -> None:
+        """Show an invocation; `verdict`: its pinned check, when it was one (diff first)."""
         self.row = row
         response = self.query_one("#response-body", Static)
         request = self.query_one("#request-body", Static)
@@ -149,7 +163,10 @@ class ResponseView(Vertical):
             response.update(EMPTY)
             request.update("")
         else:
-            response.update(response_content(row))
+            shown = response_content(row)
+            if verdict is not None:
+                shown = Content("\n").join([verdict_content(verdict), shown])
+            response.update(shown)
             request.update(request_content(row))
         self._show_tabs()
         self.query_one("#payload-scroll", VerticalScroll).scroll_home(animate=False)
