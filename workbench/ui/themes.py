@@ -1,8 +1,11 @@
-"""Themes are data: TOML files in `themes/` (shipped in the wheel) turned into Textual themes.
+"""Themes are data: TOML files turned into Textual themes.
 
-Besides Textual's base colours a theme sets workbench's own variables (THEME_VARIABLES); the
-stylesheet uses only variables, so switching theme recolours everything, payload highlighting
-included (it goes through Textual's highlighter, which uses the theme's variables too).
+Two places hold them: `themes/` shipped with workbench (workbench/_data/themes in the wheel),
+and the user's own `$XDG_CONFIG_HOME/workbench/themes/`, where a file with a shipped theme's
+name replaces it. Besides Textual's base colours a theme may set workbench's own variables
+(THEME_VARIABLES); one it leaves out is derived from the theme's base colours, so Textual's
+built-in themes work too and no colour is ever written in Python. The stylesheet uses only
+variables, so switching theme recolours everything, payload highlighting included.
 """
 
 from __future__ import annotations
@@ -10,23 +13,27 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
+from workbench.ui.prefs import prefs_path
+
 DEFAULT_THEME = "workbench-dark"
-# workbench's variables, with what a theme that does not set them (Textual's own) gets
+# workbench's variables, each with the colour of Textual's colour system it falls back to
 THEME_VARIABLES = {
-    "status-ok": "#4EBF71",
-    "status-error": "#E5484D",
-    "status-timeout": "#E5A50A",
-    "cold-start": "#3E9BDB",
-    "log-stderr": "#E5797D",
-    "log-platform": "#8D99AE",
-    "log-build": "#B8A5C9",
-    "sparkline-min": "#3D5A80",
-    "sparkline-max": "#F4A261",
+    "status-ok": "success",
+    "status-error": "error",
+    "status-timeout": "warning",
+    "cold-start": "primary",
+    "log-stderr": "error",
+    "log-platform": "foreground-darken-2",
+    "log-build": "secondary",
+    "sparkline-min": "primary",
+    "sparkline-max": "accent",
 }
 _COLOURS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground",
             "background", "surface", "panel", "boost")
+_NUMBERS = ("luminosity_spread", "text_alpha")
 
 
 class ThemeError(Exception):
@@ -42,36 +49,72 @@ def themes_folder() -> Path:
     return package / "_data" / "themes"
 
 
+def user_themes_folder() -> Path:
+    return prefs_path().parent / "themes"
+
+
+def theme_variable_defaults(theme: Theme) -> dict[str, str]:
+    """workbench's variables for a theme that does not set them, from its own colours."""
+    system = theme.to_color_system().generate()
+    return {name: system[source] for name, source in THEME_VARIABLES.items()}
+
+
+def _colour(path: Path, key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ThemeError(f"{path}: {key} must be a colour, as a string")
+    try:
+        Color.parse(value)
+    except ColorParseError:
+        raise ThemeError(f"{path}: {key} = {value!r} is not a colour") from None
+    return value
+
+
 def load_theme(path: Path) -> Theme:
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ThemeError(f"{path}: {exc}") from None
     name = doc.get("name", path.stem)
-    if not isinstance(name, str) or "primary" not in doc:
+    if not isinstance(name, str) or not name or "primary" not in doc:
         raise ThemeError(f"{path}: a theme needs a name and at least a primary colour")
+    unknown = sorted(set(doc) - {"name", "dark", "variables", *_NUMBERS, *_COLOURS})
+    if unknown:
+        raise ThemeError(f"{path}: unknown key {unknown[0]!r}")
     variables = doc.get("variables", {})
     if not isinstance(variables, dict):
         raise ThemeError(f"{path}: [variables] must be a table of colours")
-    unknown = sorted(set(doc) - {"name", "dark", "variables", "luminosity_spread",
-                                 "text_alpha", *_COLOURS})
-    if unknown:
-        raise ThemeError(f"{path}: unknown key {unknown[0]!r}")
-    colours = {k: str(doc[k]) for k in _COLOURS if k in doc}
-    extra = {k: float(doc[k]) for k in ("luminosity_spread", "text_alpha") if k in doc}
-    return Theme(name=name, dark=bool(doc.get("dark", True)),
-                 variables={**THEME_VARIABLES, **{k: str(v) for k, v in variables.items()}},
-                 **colours, **extra)  # type: ignore[arg-type]
+    unknown = sorted(set(variables) - set(THEME_VARIABLES))
+    if unknown:  # a typo would otherwise be silently ignored
+        raise ThemeError(f"{path}: unknown variable {unknown[0]!r} (known: "
+                         f"{', '.join(THEME_VARIABLES)})")
+    colours = {k: _colour(path, k, doc[k]) for k in _COLOURS if k in doc}
+    extra = {}
+    for key in _NUMBERS:
+        if key in doc:
+            if not isinstance(doc[key], int | float) or isinstance(doc[key], bool):
+                raise ThemeError(f"{path}: {key} must be a number")
+            extra[key] = float(doc[key])
+    theme = Theme(name=name, dark=bool(doc.get("dark", True)), **colours,  # type: ignore[arg-type]
+                  **extra)  # type: ignore[arg-type]
+    own = {k: _colour(path, f"variables.{k}", v) for k, v in variables.items()}
+    theme.variables = {**theme_variable_defaults(theme), **own}
+    return theme
 
 
-def load_themes(folder: Path | None = None) -> tuple[list[Theme], list[str]]:
-    """Every theme in the folder, and a message for each file that could not be read (a bad
-    theme file is reported, never fatal)."""
-    folder = folder or themes_folder()
-    themes, problems = [], []
-    for path in sorted(folder.glob("*.toml")):
-        try:
-            themes.append(load_theme(path))
-        except ThemeError as exc:
-            problems.append(str(exc))
-    return themes, problems
+def load_themes(*folders: Path) -> tuple[list[Theme], list[str]]:
+    """Every theme in the folders (the shipped one, then the user's, by default), and a
+    message for each file that could not be read: a bad theme file is reported, never fatal.
+    A later theme of the same name replaces an earlier one."""
+    if not folders:
+        folders = (themes_folder(), user_themes_folder())
+    themes: dict[str, Theme] = {}
+    problems = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                theme = load_theme(path)
+            except ThemeError as exc:
+                problems.append(str(exc))
+                continue
+            themes[theme.name] = theme
+    return list(themes.values()), problems
