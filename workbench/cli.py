@@ -142,18 +142,31 @@ def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunct
     return resolved
 
 
-def rereader(fn: ResolvedFunction, args: argparse.Namespace) -> Callable[[], FunctionConfig]:
-    """Reads `fn`'s configuration again, with the same flags (live reload of a config edit)."""
-    from workbench.core.resolve import resolve_again
+class Rereader:
+    """Reads a function's configuration again, with the same flags (live reload of a config
+    edit), and remembers the last reading, sources included, for the TUI to show."""
 
-    overrides = _overrides(args)
-    params = key_values(args.parameter_overrides, "--parameter-overrides")
-    env = key_values(args.env, "--env")
+    def __init__(self, fn: ResolvedFunction, args: argparse.Namespace) -> None:
+        self.fn = self.latest = fn
+        self.overrides = _overrides(args)
+        self.params = key_values(args.parameter_overrides, "--parameter-overrides")
+        self.env = key_values(args.env, "--env")
+        self.env_files = args.env_file
 
-    def again() -> FunctionConfig:
-        return resolve_again(fn, overrides=overrides, parameter_overrides=params,
-                             env_files=args.env_file, env=env).config
-    return again
+    def __call__(self) -> FunctionConfig:
+        from workbench.core.resolve import resolve_again
+
+        self.latest = resolve_again(self.fn, overrides=self.overrides,
+                                    parameter_overrides=self.params, env_files=self.env_files,
+                                    env=self.env)
+        return self.latest.config
+
+    def describe(self) -> str:
+        return self.latest.describe()
+
+
+def rereader(fn: ResolvedFunction, args: argparse.Namespace) -> Rereader:
+    return Rereader(fn, args)
 
 
 def resolve_config(target: Path, args: argparse.Namespace) -> FunctionConfig:
@@ -514,7 +527,9 @@ def cmd_tui(argv: list[str]) -> int:
     session = Session(configs, watch=args.watch, host=args.host,
                       port=(9001 if port is None else port) if args.api else None,
                       port_fallback=args.api and port is None,
-                      resolvers={fn.config.name: rereader(fn, args) for fn in resolved})
+                      resolvers=(readers := {fn.config.name: rereader(fn, args)
+                                             for fn in resolved}),
+                      describers={name: r.describe for name, r in readers.items()})
     app = WorkbenchApp(session, theme=args.theme)
     return app.run() or EXIT_OK
 

@@ -39,6 +39,7 @@ from workbench.core.payloads import ServiceError, validate_payload
 from workbench.core.pinned import PinnedChecks
 from workbench.core.record import InvocationRecord, InvokeRequest
 from workbench.core.reloader import Reloader
+from workbench.core.resolve_text import describe_function
 
 LOG_LIMIT = 1_000_000  # lines the session keeps; the UI shows a bounded window of them
 ROWS_KEPT = 2000  # invocations of this session kept in memory (all are in history)
@@ -247,6 +248,7 @@ class Session:
                  host: str = "127.0.0.1", port: int | None = 0, port_fallback: bool = False,
                  record: bool = True, bus: Bus | None = None,
                  resolvers: Mapping[str, Callable[[], FunctionConfig]] | None = None,
+                 describers: Mapping[str, Callable[[], str]] | None = None,
                  pinned: bool = True) -> None:
         """`port`: where to serve the Invoke API (0: a free port; None: not at all);
         `port_fallback`: take a free port when that one is taken; `resolvers`: per function,
@@ -262,6 +264,7 @@ class Session:
         self.tallies = {name: Tally() for name in self.configs}
         self.state = dict.fromkeys(self.configs, "starting")  # building/ready/failed/...
         resolvers = resolvers or {}
+        self.describers = dict(describers or {})
         self.functions = {name: Reloader(c, self.bus, watch=watch, resolve=resolvers.get(name))
                           for name, c in self.configs.items()}
         # before the recorder: it forgets an invocation's event name once it has recorded it
@@ -349,6 +352,14 @@ class Session:
 
     def reload_now(self, name: str) -> None:
         self._spawn(self._function(name).reload_now())
+
+    def describe(self, name: str) -> str:
+        """Every setting of the function, where each came from, environment included."""
+        describer = self.describers.get(name)
+        if describer is not None:
+            return describer()
+        cfg = self.configs[name]
+        return describe_function(cfg, str(cfg.code_dir), {}, {}, ())
 
     def figures(self, name: str) -> Figures:
         return self.tallies[name].figures()

@@ -69,6 +69,7 @@ class WorkbenchApp(App[int]):
         Binding("ctrl+f", "switch_function", "Function", id="switch_function", show=False),
         Binding("ctrl+t", "change_theme", "Theme", id="change_theme"),
         Binding("f1", "help", "Help", id="help"),
+        Binding("f3", "show_config", "Config", id="show_config", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
         Binding("ctrl+c", "quit", "Quit", id="interrupt", show=False, priority=True),
     ]
@@ -135,6 +136,7 @@ class WorkbenchApp(App[int]):
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         if self.prefs.keys:
             self.set_keymap(self.prefs.keys)
+            self.call_after_refresh(self._check_keymap)
         for problem in [*self.theme_problems, *([self.prefs.problem] if self.prefs.problem
                                                 else [])]:
             self.notify(problem, title="Settings", severity="warning", timeout=10)
@@ -386,6 +388,23 @@ class WorkbenchApp(App[int]):
         return sorted((i, self._keymap.get(i) or ",".join(keys), description)
                       for i, (keys, description) in found.items())
 
+    def _check_keymap(self) -> None:
+        """A binding id in tui.toml that names nothing is a typo: say so, and the nearest."""
+        import difflib
+
+        known = [i for i, _, _ in self.key_bindings()]
+        for wrong in sorted(set(self.prefs.keys) - set(known)):
+            close = difflib.get_close_matches(wrong, known, n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            self.notify(f"[keys] {wrong!r} is not a binding id{hint}; F1 lists them",
+                        title="Settings", severity="warning", timeout=10)
+
+    def action_show_config(self) -> None:
+        from workbench.ui.screens.config_view import ConfigScreen
+
+        self.push_screen(ConfigScreen(f"{self.active}: configuration (F3 closes)",
+                                      self.session.describe(self.active)))
+
     def action_help(self) -> None:
         from workbench.ui.screens.help import HelpScreen  # Markdown: imported when first asked
 
@@ -395,6 +414,8 @@ class WorkbenchApp(App[int]):
         yield from super().get_system_commands(screen)
         commands = [
             ("Invoke", "Send the event in the editor to the function", self.action_invoke),
+            ("Show configuration", "Every setting of the function, where it came from, and "
+             "its environment variables", self.action_show_config),
             ("Open event", "Pick a saved event or a sample event", self.action_pick_event),
             ("Save event", "Save the editor's event", self.action_save_event),
             ("Save event as", "Save the editor's event under a new name",

@@ -94,8 +94,8 @@ class EventEditor(Vertical):
     EventEditor #event-problem.hidden { display: none; }
     """
     BINDINGS = [
-        Binding("f2", "rename", "Rename", id="editor.rename"),
-        Binding("f12", "save_as", "Save as", id="editor.save_as"),
+        Binding("f2", "rename", "Rename", id="editor.rename", show=False),
+        Binding("f12", "save_as", "Save as", id="editor.save_as", show=False),
         Binding("f8", "delete", "Delete", id="editor.delete", show=False),
         Binding("ctrl+l", "format", "Format", id="editor.format", show=False),
     ]
@@ -114,7 +114,8 @@ class EventEditor(Vertical):
             button = Button("Invoke ▶", id="invoke-button", variant="primary", compact=True)
             button.can_focus = False  # ctrl+r invokes; tab goes from the text to the next pane
             yield button
-        yield TextArea.code_editor(BLANK, language="json", id="event-text",
+        # theme "css": the editor's colours follow the app's theme, light ones included
+        yield TextArea.code_editor(BLANK, language="json", id="event-text", theme="css",
                                    soft_wrap=False, tab_behavior="indent")
         yield Static("", id="event-problem", classes="hidden")
 

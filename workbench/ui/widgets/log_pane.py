@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from rich.cells import cell_len
 from rich.highlighter import Highlighter
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -57,8 +58,9 @@ class GutterHighlighter(Highlighter):
 
     def highlight(self, text: Text) -> None:
         component = STYLE_OF.get(text.plain[:1])
-        if component is not None:
-            text.stylize(self.pane.get_component_rich_style(component))
+        if component is not None:  # the colour only: a background would band the line
+            colour = self.pane.get_component_rich_style(component).color
+            text.stylize(Style(color=colour))
 
 
 class LogLines(Log):
