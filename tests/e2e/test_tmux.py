@@ -195,3 +195,37 @@ def test_ctrl_c_quits_cleanly_and_stops_the_function(terminal: Terminal,
     assert "Traceback" not in screen, screen
     terminal.close()
     assert_nothing_left(function_copy)
+
+
+def test_kill_9_of_the_tui_keeps_history_and_leaves_no_function_running(
+        terminal: Terminal, function_copy: Path) -> None:
+    from workbench.core.history import HistoryStore
+
+    terminal.wait(ready, "the function to be ready")
+    terminal.keys("C-r")
+    terminal.wait(lambda s: "REPORT RequestId:" in s, "the invocation")
+    time.sleep(0.1)  # the history writer commits within a few ms of an invocation
+    running = processes_mentioning(str(function_copy))
+    # the shell wrapper and the tmux server name the command too; the workbench is python
+    ours = [pid for pid, cmd in running if str(WORKBENCH) in cmd
+            and Path(cmd.split()[0]).name not in ("sh", "tmux")]
+    assert len(ours) == 1, running
+    functions = [pid for pid, cmd in running if str(WORKBENCH) not in cmd]
+    assert functions, "the function should be running now"
+    os.kill(ours[0], 9)
+    assert terminal.exit_status() == 128 + 9
+    deadline = time.monotonic() + 5
+    while any(os.path.exists(f"/proc/{pid}") and not _zombie(pid) for pid in functions):
+        assert time.monotonic() < deadline, "the function outlived a kill -9 of workbench"
+        time.sleep(0.05)
+    with HistoryStore(function_copy) as store:
+        (entry,) = store.last(5)
+    assert entry.status == "ok" and entry.source == "tui" and entry.event_name == "hello"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b") ", 1)[-1][:1] == b"Z"
+    except OSError:
+        return True
