@@ -342,19 +342,28 @@ async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool,
     return EXIT_FUNCTION_ERROR if record.result.function_error else EXIT_OK
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import asyncio
-
+def _runnable(args: argparse.Namespace) -> list[ResolvedFunction] | None:
+    """The functions the targets name, each checked to be startable; None (and the reason on
+    stderr) when one is not."""
     from workbench.core.config import ConfigError
 
     try:
         resolved = resolve(args.dirs, args)
-        configs = [fn.config for fn in resolved]
-        for c in configs:
-            _check_runnable(c)
+        for fn in resolved:
+            _check_runnable(fn.config)
     except ConfigError as exc:
         print(f"workbench: {exc}", file=sys.stderr)
+        return None
+    return resolved
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    resolved = _runnable(args)
+    if resolved is None:
         return EXIT_USAGE
+    configs = [fn.config for fn in resolved]
     rereaders = {fn.config.name: rereader(fn, args) for fn in resolved} if args.watch else {}
     try:
         return asyncio.run(_serve(configs, args.host, args.port, args.quiet, args.watch,
@@ -505,17 +514,11 @@ def tui_parser() -> argparse.ArgumentParser:
 
 
 def cmd_tui(argv: list[str]) -> int:
-    from workbench.core.config import ConfigError
-
     args = tui_parser().parse_args(argv)
-    try:
-        resolved = resolve(args.dirs, args)
-        configs = [fn.config for fn in resolved]
-        for c in configs:
-            _check_runnable(c)
-    except ConfigError as exc:
-        print(f"workbench: {exc}", file=sys.stderr)
+    resolved = _runnable(args)
+    if resolved is None:
         return EXIT_USAGE
+    configs = [fn.config for fn in resolved]
     if not sys.stdout.isatty():
         print("workbench: the TUI needs a terminal; for scripts use `workbench invoke` or "
               "`workbench serve`", file=sys.stderr)
