@@ -77,6 +77,7 @@ FLOOR_LABELS = {"asyncio": "floor (asyncio server, 2 RT)",
                 "threads": "floor (raw socket server, 2 RT)",
                 "aiohttp": "ref: aiohttp echo, 2 RT"}
 RELAY_LABEL = "ref: lean asyncio emu, loop"
+RELAY_RIC_LABEL = "ref: lean asyncio emu, awslambdaric"
 
 
 def make_event(size: int) -> bytes:
@@ -312,10 +313,13 @@ def start_serve(key: str, label: str, folder: Path, logdir: Path, extra: list[st
                 workbench=True, child=child)
 
 
-def start_relay(logdir: Path) -> Case:
+def start_relay(logdir: Path, ric: bool = False) -> Case:
     """floor_server.py --mode relay: a minimal emulator on one asyncio.Protocol, serving the same
-    runtime loop. A reference for what a lean Python emulator reaches, not a target."""
-    child = Child("relay", [PY, str(FLOOR_SERVER), "--mode", "relay"], logdir, stdout_pipe=True)
+    runtime loop (or, `ric`, awslambdaric with the echo handler). A reference for what a lean
+    Python emulator reaches, not a target: with awslambdaric it shows what the client itself
+    costs, which no emulator can take away."""
+    key = "ref_relay_ric" if ric else "ref_relay"
+    child = Child(key, [PY, str(FLOOR_SERVER), "--mode", "relay"], logdir, stdout_pipe=True)
     assert child.proc.stdout is not None
     line = child.proc.stdout.readline().decode().strip()
     if not line.isdigit():
@@ -323,11 +327,15 @@ def start_relay(logdir: Path) -> Case:
         raise Unavailable(f"relay server did not start: {child.log_text()}")
     renv = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")}
     renv["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{line}"
-    runtime = Child("relay-runtime", [PY, str(ECHO_LOOP / "runtime_loop.py")], logdir,
-                    env=renv, cwd=ECHO_LOOP)
-    return Case("ref_relay", RELAY_LABEL, "invoke", port=int(line),
-                path=INVOKE_PATH.format(name=ECHO_LOOP.name), child=child,
-                extra_children=[runtime])
+    if ric:
+        runtime = Child(f"{key}-runtime", [PY, "-m", "awslambdaric", "app.handler"], logdir,
+                        env=renv, cwd=ECHO_PY)
+    else:
+        runtime = Child(f"{key}-runtime", [PY, str(ECHO_LOOP / "runtime_loop.py")], logdir,
+                        env=renv, cwd=ECHO_LOOP)
+    return Case(key, RELAY_RIC_LABEL if ric else RELAY_LABEL, "invoke", port=int(line),
+                path=INVOKE_PATH.format(name=(ECHO_PY if ric else ECHO_LOOP).name),
+                child=child, extra_children=[runtime])
 
 
 def cargo_lambda_binary() -> str | None:
@@ -751,6 +759,8 @@ def main(argv: list[str] | None = None) -> int:
                     ["--runtime-client", "awslambdaric"], args.serve_quiet, profile_dir)),
             ]
             starters.append(("ref_relay", RELAY_LABEL, lambda: start_relay(logdir)))
+            starters.append(("ref_relay_ric", RELAY_RIC_LABEL,
+                             lambda: start_relay(logdir, ric=True)))
             if not args.no_builtin:
                 starters.append(("wb_builtin", "workbench, builtin client", lambda: start_serve(
                     "wb_builtin", "workbench, builtin client", ECHO_PY, logdir, [],
