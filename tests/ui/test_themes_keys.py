@@ -215,6 +215,7 @@ PALETTE = {
     "cold_start": "Force a cold start", "maximize": "Maximise pane",
     "switch_function": "Switch function", "change_theme": "Theme", "help": "Help",
     "quit": "Quit", "interrupt": "Quit", "show_config": "Show configuration",
+    "pane_taller": "Taller pane", "pane_shorter": "Shorter pane",
     "editor.rename": "Rename event", "editor.save_as": "Save event as",
     "editor.delete": "Delete event", "editor.format": "Format event",
     "history.replay": "Replay invocation", "history.save_event": "Save invocation's event",
@@ -309,3 +310,21 @@ def test_a_narrow_terminal_stacks_the_panes_and_scrolls(hello: Path) -> None:
         assert panes.max_scroll_y > 0 and panes.scroll_y > 0  # scrolled to the focused pane
         assert logs.region.height >= 10
     run_app(make_app(hello), body, size=(80, 30))
+
+
+def test_alt_up_and_down_resize_the_focused_panes_row(hello: Path) -> None:
+    async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
+        logs = app.query_one("#pane-logs")
+        editor = app.query_one("#pane-editor")
+        before = (logs.size.height, editor.size.height)
+        app.query_one("#log-text-filter").focus()
+        await pilot.press("alt+down", "alt+down")
+        await pilot.pause()
+        assert logs.size.height > before[0] and editor.size.height < before[1]
+        app.query_one("#event-text").focus()
+        for _ in range(20):  # never below one share
+            await pilot.press("alt+up")
+        await pilot.pause()
+        assert 0 < editor.size.height < before[1]
+        assert app.row_shares[0] == 1
+    run_app(make_app(hello), body)

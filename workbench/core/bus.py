@@ -143,14 +143,20 @@ class Bus:
     not stop an invocation from finishing."""
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        # a tuple, replaced on (rare) changes: emit runs for every log line and must not copy
+        self._subscribers: tuple[Subscriber, ...] = ()
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(fn)
-        return lambda: self._subscribers.remove(fn)
+        self._subscribers = (*self._subscribers, fn)
+
+        def unsubscribe() -> None:
+            subs = list(self._subscribers)
+            subs.remove(fn)
+            self._subscribers = tuple(subs)
+        return unsubscribe
 
     def emit(self, event: Event) -> None:
-        for fn in list(self._subscribers):
+        for fn in self._subscribers:
             try:
                 fn(event)
             except Exception:  # isolate listeners from the engine

@@ -53,6 +53,11 @@ PANES = (("pane-editor", "Event"), ("pane-response", "Response"), ("pane-timing"
          ("pane-history", "History"), ("pane-logs", "Logs"))
 
 
+ROW_SHARES = (3, 2, 3)  # the grid's rows (top panes, history, logs); app.tcss says the same
+ROW_OF = {"pane-history": 1, "pane-logs": 2}  # the top row's three panes are row 0
+MAX_SHARE = 12
+
+
 class WorkbenchApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "workbench"
@@ -68,6 +73,8 @@ class WorkbenchApp(App[int]):
         Binding("ctrl+g", "toggle_maximize", "Maximise", id="maximize"),
         Binding("ctrl+f", "switch_function", "Function", id="switch_function", show=False),
         Binding("ctrl+t", "change_theme", "Theme", id="change_theme"),
+        Binding("alt+down", "resize_pane(1)", "Taller", id="pane_taller", show=False),
+        Binding("alt+up", "resize_pane(-1)", "Shorter", id="pane_shorter", show=False),
         Binding("f1", "help", "Help", id="help"),
         Binding("f3", "show_config", "Config", id="show_config", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
@@ -83,6 +90,7 @@ class WorkbenchApp(App[int]):
         self.start_session = start_session
         self.active = session.names[0]
         self.rows: dict[str, Row] = {}
+        self.row_shares = list(ROW_SHARES)  # the grid's rows, as alt+up/down leave them
         self.drafts: dict[str, Draft] = {}  # the editor of each function not shown now
         self.mine: set[str] = set()  # invocations this UI asked for: selected when they end
         self.bridge: Bridge | None = None
@@ -374,6 +382,17 @@ class WorkbenchApp(App[int]):
         if pane is not None:
             screen.maximize(pane, container=False)
 
+    def action_resize_pane(self, step: int) -> None:
+        """The focused pane's row of the grid grows (or shrinks) by a share; the others keep
+        theirs, so the rest of the screen gives way."""
+        pane = self._pane_of(self.focused)
+        if pane is None or self.screen.maximized is not None:
+            return
+        row = ROW_OF.get(pane.id or "", 0)
+        self.row_shares[row] = min(MAX_SHARE, max(1, self.row_shares[row] + step))
+        self.query_one("#panes").styles.grid_rows = " ".join(
+            f"{share}fr" for share in self.row_shares)
+
     def key_bindings(self) -> list[tuple[str, str, str]]:
         """(binding id, keys, description) of every keyed action, remapped ones included."""
         found: dict[str, tuple[list[str], str]] = {}  # id: (its keys, what it does)
@@ -434,6 +453,10 @@ class WorkbenchApp(App[int]):
              lambda: self.session.reload_now(self.active)),
             ("Switch function", "Choose which function the panes show",
              self.action_switch_function),
+            ("Taller pane", "Give the focused pane's row more of the screen (alt+down)",
+             lambda: self.action_resize_pane(1)),
+            ("Shorter pane", "Give the focused pane's row less of the screen (alt+up)",
+             lambda: self.action_resize_pane(-1)),
             ("Maximise pane", "Show the focused pane alone (again to restore)",
              self.action_toggle_maximize),
             ("Follow logs", "Toggle following the end of the log",
