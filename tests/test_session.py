@@ -133,3 +133,39 @@ def test_percentile_is_a_measured_value() -> None:
     assert percentile([5.0], 95) == 5.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
     assert percentile([float(i) for i in range(1, 101)], 95) == 95.0
+
+
+def test_reloads_are_recorded_in_history_and_listed(two: list[Path]) -> None:
+    from tests.conftest import run_workbench
+    from workbench.core.history import HistoryStore
+
+    folder = two[0]
+    source = folder / "app.py"
+
+    async def main() -> None:
+        session = Session(_configs(folder), watch=True, port=None)
+        await session.start()
+        reloads = session.functions["alpha"]
+        try:
+            source.write_text(source.read_text().replace("Hello", "Howdy"))
+            while reloads.last_reload is None:
+                await asyncio.sleep(0.02)
+            first = reloads.last_reload
+            source.write_text("def handler(event, context):\n    return (\n")
+            while reloads.last_reload is first:
+                await asyncio.sleep(0.02)
+        finally:
+            await session.close()  # flushes history
+    asyncio.run(main())
+    with HistoryStore(folder) as store:
+        broken, good = store.reloads(5)
+    assert good.ok and good.changed_paths == ("app.py",) and good.init_ms is not None
+    assert good.save_to_ready_ms > 0 and good.code_version
+    assert not broken.ok and broken.error and "SyntaxError" in broken.error
+    out = run_workbench("history", str(folder), "--reloads")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    assert "failed" in text and "ok" in text and "app.py" in text
+    as_json = run_workbench("history", str(folder), "--reloads", "--json").stdout.decode()
+    docs = [json.loads(line) for line in as_json.splitlines()]
+    assert [d["ok"] for d in docs] == [False, True]

@@ -24,6 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line, with the event, response and log")
     p.add_argument("--function", metavar="NAME", help="only this function's invocations")
+    p.add_argument("--reloads", action="store_true",
+                   help="list the live reloads instead: files changed, build, init and "
+                        "save-to-ready times")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         folders = _folders(args.dir)
+        if args.reloads:
+            return _show_reloads(folders, args)
         entries = _entries(folders, args.last, args.function)
     except (ConfigError, HistoryError) as exc:
         print(f"workbench: {exc}", file=sys.stderr)
@@ -150,3 +155,37 @@ def _table(entries: list[HistoryEntry]) -> str:
     first = 2 if many else 1
     right = [first + 5, first + 6, first + 7, first + 8]
     return render_table(headers, rows, right)
+
+
+def _show_reloads(folders: list[Path], args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from workbench.core.history import HistoryStore, ReloadEntry, render_table
+
+    found: list[ReloadEntry] = []
+    for folder in folders:
+        store = HistoryStore.open_existing(folder)
+        if store is not None:
+            with store:
+                found += store.reloads(args.last, args.function)
+    found.sort(key=lambda r: (r.finished_at, r.id), reverse=True)
+    found = found[:args.last]
+    if args.json:
+        for r in found:
+            sys.stdout.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+        return 0
+    if not found:
+        print("No reloads recorded yet: `workbench serve DIR --watch` or the TUI reload the "
+              "function when its files are saved.")
+        return 0
+    rows = []
+    for r in found:
+        changed = ", ".join(r.changed_paths[:3]) + (" ..." if len(r.changed_paths) > 3 else "")
+        rows.append([time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.finished_at)),
+                     r.function, "ok" if r.ok else "failed", changed or "(no change)",
+                     _ms(r.build_ms), _ms(r.init_ms), _ms(r.save_to_ready_ms),
+                     (r.error or "").splitlines()[0][:60] if r.error else ""])
+    print(render_table(["time", "function", "result", "changed", "build", "init",
+                        "save to ready", "error"], rows, [4, 5, 6]))
+    return 0

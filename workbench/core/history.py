@@ -44,7 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.core.bus import Bus, EnvironmentStarting, Event, InvocationFinished
+from workbench.core.bus import (
+    Bus,
+    EnvironmentStarting,
+    Event,
+    InvocationFinished,
+    ReloadFinished,
+)
 from workbench.core.config import DEFAULT_HISTORY_MB, DEFAULT_HISTORY_RECORDS, FunctionConfig
 from workbench.core.record import InvocationRecord, InvokeRequest
 
@@ -97,7 +103,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX invocations_event ON invocations (function, event_name, id)",
         "CREATE INDEX invocations_size ON invocations (id, size)",
     ),
+    (  # live reloads: what changed, and how long each step took
+        """CREATE TABLE reloads (
+            id INTEGER PRIMARY KEY,
+            function TEXT NOT NULL,
+            finished_at REAL NOT NULL,
+            changed_paths TEXT NOT NULL,  -- a JSON array
+            build_ms REAL,
+            init_ms REAL,
+            save_to_ready_ms REAL NOT NULL,
+            ok INTEGER NOT NULL,
+            error TEXT,
+            code_version TEXT
+        )""",
+    ),
 )
+RELOADS_KEPT = 1000  # reload records kept per folder, newest first
 SCHEMA_VERSION = len(MIGRATIONS)
 
 COLUMNS = ("id", "request_id", "function", "source", "event_name", "code_version", "started_at",
@@ -174,6 +195,29 @@ class HistoryEntry:
                    error_type=self.error_type, log_lines=self.log_lines,
                    log_truncated=self.log_truncated, check_result=self.check_result)
         return doc
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadEntry:
+    """One live reload, as read back from the store."""
+
+    id: int
+    function: str
+    finished_at: float
+    changed_paths: tuple[str, ...]
+    build_ms: float | None
+    init_ms: float | None
+    save_to_ready_ms: float
+    ok: bool
+    error: str | None
+    code_version: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "function": self.function, "finished_at": self.finished_at,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.finished_at)),
+                "changed_paths": list(self.changed_paths), "build_ms": self.build_ms,
+                "init_ms": self.init_ms, "save_to_ready_ms": self.save_to_ready_ms,
+                "ok": self.ok, "error": self.error, "code_version": self.code_version}
 
 
 def _put_body(doc: dict[str, Any], key: str, body: bytes) -> None:
@@ -467,6 +511,39 @@ class HistoryStore:
             self._conn.execute("UPDATE invocations SET check_result = ? WHERE request_id = ?",
                                (result, request_id))
 
+    def record_reload(self, event: ReloadFinished, finished_at: float,
+                      code_version: str | None) -> None:
+        """A live reload: the files that changed, build, init and save-to-ready times."""
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                cur = c.execute(
+                    "INSERT INTO reloads (function, finished_at, changed_paths, build_ms, "
+                    "init_ms, save_to_ready_ms, ok, error, code_version) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (event.function, finished_at, json.dumps(list(event.changed_paths)),
+                     event.build_ms, event.init_ms, event.save_to_ready_ms, int(event.ok),
+                     event.error, code_version))
+                c.execute("DELETE FROM reloads WHERE id <= ?",
+                          (int(cur.lastrowid or 0) - RELOADS_KEPT,))
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+
+    def reloads(self, n: int, function: str | None = None) -> list[ReloadEntry]:
+        """The newest `n` reloads, newest first."""
+        where, params = ("WHERE function = ?", (function, n)) if function else ("", (n,))
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, function, finished_at, changed_paths, build_ms, init_ms, "
+                f"save_to_ready_ms, ok, error, code_version FROM reloads {where} "
+                "ORDER BY id DESC LIMIT ?", params).fetchall()
+        return [ReloadEntry(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6],
+                            bool(r[7]), r[8], r[9]) for r in rows]
+
     def count(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM invocations").fetchone()[0])
@@ -589,6 +666,7 @@ class Recorder:
         self._wake = threading.Condition(self._lock)  # the writer has something to do
         self._written_cv = threading.Condition(self._lock)  # a batch was committed
         self._pending: list[tuple[InvocationRecord, str | None, str | None]] = []
+        self._reloads: list[tuple[ReloadFinished, float]] = []  # rare: written after a batch
         self._idle = False  # the writer waits on _wake
         self._flushing = 0  # callers waiting in flush()
         self._handed = 0
@@ -614,6 +692,12 @@ class Recorder:
     def _on_event(self, event: Event) -> None:
         if isinstance(event, InvocationFinished):
             self._record(event.record)
+        elif isinstance(event, ReloadFinished):
+            with self._lock:
+                self._reloads.append((event, time.time()))
+                self._handed += 1
+                self._wake_writer()
+            self._start_writer()
         elif isinstance(event, EnvironmentStarting):
             store = self._store(event.function)
             if store is not None:
@@ -641,9 +725,15 @@ class Recorder:
         with self._lock:
             self._pending.append(item)
             self._handed += 1
-            if self._idle:
-                self._idle = False
-                self._wake.notify()
+            self._wake_writer()
+        self._start_writer()
+
+    def _wake_writer(self) -> None:  # the caller holds the lock
+        if self._idle:
+            self._idle = False
+            self._wake.notify()
+
+    def _start_writer(self) -> None:
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, daemon=True,
                                             name="history-writer")
@@ -652,20 +742,35 @@ class Recorder:
     def _write_loop(self) -> None:
         while True:
             with self._lock:
-                while not self._pending:
+                while not self._pending and not self._reloads:
                     self._idle = True
                     self._wake.wait()
-            self._gather()
+            if self._pending:
+                self._gather()
             with self._lock:
                 batch = _take_batch(self._pending)
+                reloads, self._reloads = self._reloads, []
             try:
-                self._write(batch)
+                if batch:
+                    self._write(batch)
+                for event, at in reloads:
+                    self._write_reload(event, at)
             except Exception as exc:  # the thread must live on, or flush() would never return
-                self._warn(batch[0][0].function, exc)
+                self._warn(batch[0][0].function if batch else reloads[0][0].function, exc)
             finally:
                 with self._lock:
-                    self._written += len(batch)
+                    self._written += len(batch) + len(reloads)
                     self._written_cv.notify_all()
+
+    def _write_reload(self, event: ReloadFinished, at: float) -> None:
+        store = self._store(event.function)
+        if store is None:
+            return
+        version = self._version(event.function, store) if event.ok else None
+        try:
+            store.record_reload(event, at, version)
+        except (sqlite3.Error, OSError) as exc:
+            self._warn(event.function, exc)
 
     def _gather(self) -> None:
         """Let what arrives in the next few ms join the batch: under sustained load one commit
