@@ -17,9 +17,9 @@ from textual.widgets import Markdown, Static
 from workbench.ui.prefs import prefs_path
 
 # Keys Textual itself owns: not remappable through [keys], listed so nothing is a secret.
-FIXED_KEYS = (("tab / shift+tab", "Next / previous pane"),
+FIXED_KEYS = (("tab / shift+tab", "Next / previous pane (in the event editor tab indents)"),
               ("ctrl+p", "Command palette: every action, by name"),
-              ("escape", "Restore a maximised pane; close a dialog"))
+              ("escape", "Leave the event editor; restore a maximised pane; close a dialog"))
 PANE_TITLES = {"": "Everywhere", "editor": "Event editor", "history": "History",
                "response": "Response", "logs": "Logs"}
 
