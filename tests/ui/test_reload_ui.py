@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 from tests.ui.conftest import make_app, run_app, wait_for
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.widgets.history_table import InvocationHistory
+from workbench.ui.widgets.log_pane import LogPane
 
 
 def _message(app: WorkbenchApp) -> str:
@@ -50,6 +51,10 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
         await wait_for(pilot, lambda: session.state["hello"] == "failed", what="failed state")
         await wait_for(pilot, lambda: "failed" in str(app.query_one("#status").render()),
                        what="the status line to say failed")
+        logs = app.query_one(LogPane)
+        await wait_for(pilot, lambda: logs.filter.request_id is None and any(
+            "SyntaxError" in line for line in logs.log_widget.lines),
+            what="the log to show the failure, unfiltered")
         await invoke(3)
         assert _message(app) == "Howdy, workbench!", "the last good version keeps serving"
 

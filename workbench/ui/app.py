@@ -18,7 +18,6 @@ from textual.widgets import Footer
 
 from workbench.core import events as saved
 from workbench.core.bus import (
-    BuildFinished,
     EnvironmentInitFailed,
     InvocationFinished,
     PinnedCheckFinished,
@@ -207,12 +206,11 @@ class WorkbenchApp(App[int]):
         if isinstance(event, ReloadFinished) and not event.ok:
             self.notify(f"{event.function}: {event.error}\nThe last good version keeps serving.",
                         title="Reload failed", severity="error", timeout=8)
+            if event.function == self.active:  # the compiler's output is what to read now
+                self.query_one(LogPane).set_filter(request_id=None)
         elif isinstance(event, ReloadFinished):
             self.notify(f"{event.function} reloaded in {event.save_to_ready_ms:.0f} ms",
                         timeout=2)
-        elif isinstance(event, BuildFinished) and not event.ok and not event.cancelled:
-            self.notify(f"{event.function}: the build failed (its output is in the logs)",
-                        severity="error", timeout=8)
         elif isinstance(event, EnvironmentInitFailed):
             self.notify(f"{event.function}: init failed ({event.error_type})", severity="error")
         elif isinstance(event, PinnedCheckFinished):
