@@ -26,7 +26,7 @@ COLUMNS = (("time", "Time", None), ("event", "Event", 24), ("status", "Status", 
            ("start", "Start", 5), ("duration", "Duration", None), ("billed", "Billed", None),
            ("init", "Init Duration", None), ("memory", "Max Memory Used", None))
 OUTCOME_COLOUR = {"ok": "$status-ok", "timeout": "$status-timeout"}
-UNNAMED = {"tui": "(unsaved)", "replay": "(unsaved)", "api": "(Invoke API)"}
+UNNAMED = {"tui": "(unsaved)", "replay": "(unsaved)", "invoke-api": "(Invoke API)"}
 
 Cell = Content | Text | str
 
@@ -40,10 +40,25 @@ def duration(value: float) -> str:
     return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
 
 
+class When(str):
+    """The time column's text; it carries the row's order (newest first) for sorting."""
+
+    order: tuple[float, str]
+
+    def __new__(cls, row: Row) -> When:
+        cell = super().__new__(cls, time.strftime("%H:%M:%S", time.localtime(row.started_at)))
+        cell.order = order(row)
+        return cell
+
+
+def order(row: Row) -> tuple[float, str]:
+    return (row.started_at, row.request_id)
+
+
 def cells(row: Row) -> tuple[Cell, ...]:
     colour = OUTCOME_COLOUR.get(row.outcome, "$status-error")
     start = Content.from_markup("[$cold-start]cold[/]") if row.cold else Content("warm")
-    return (time.strftime("%H:%M:%S", time.localtime(row.started_at)),
+    return (When(row),
             Content(row.event_name or UNNAMED.get(row.source, f"({row.source})")),
             Content.from_markup(f"[{colour}]$o[/]", o=row.outcome),
             start,
@@ -72,7 +87,7 @@ class InvocationHistory(DataTable[Cell]):
     def set_rows(self, rows: list[Row]) -> None:
         """Show these (newest first), keeping the cursor on the row it was on."""
         selected = self.selected_id
-        self.rows_shown = rows[:ROWS_SHOWN]
+        self.rows_shown = sorted(rows, key=order, reverse=True)[:ROWS_SHOWN]
         self.clear()
         for row in self.rows_shown:
             self.add_row(*cells(row), key=row.request_id)
@@ -80,9 +95,24 @@ class InvocationHistory(DataTable[Cell]):
             self.move_cursor(row=self.get_row_index(selected), animate=False)
 
     def add_invocations(self, new: list[Row]) -> None:
-        """New invocations (oldest first) go on top. Not DataTable.add_rows, which this must
-        not shadow."""
-        self.set_rows(list(reversed(new)) + self.rows_shown)
+        """New invocations go in by their start time (newest on top), the oldest beyond
+        ROWS_SHOWN go out, and the cursor stays on the invocation it was on. Row by row, not
+        by rebuilding: a rebuild of 500 rows took ~30 ms, a stall on every invoke. (Not
+        DataTable.add_rows, which this must not shadow.)"""
+        known = {r.request_id for r in self.rows_shown}
+        new = [r for r in new if r.request_id not in known]  # a reload of the list saw them
+        if not new:
+            return
+        selected = self.selected_id
+        for row in new:
+            self.add_row(*cells(row), key=row.request_id)
+        shown = sorted([*new, *self.rows_shown], key=order, reverse=True)
+        for gone in shown[ROWS_SHOWN:]:
+            self.remove_row(gone.request_id)
+        self.rows_shown = shown[:ROWS_SHOWN]
+        self.sort("time", key=lambda when: when.order, reverse=True)
+        if selected is not None:
+            self.select_id(selected)
 
     @property
     def selected_id(self) -> str | None:
