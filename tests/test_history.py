@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import FIXTURES, ROOT, processes_with_env, run_workbench
 from workbench.core.bus import Bus, InvocationFinished
+from workbench.core.compare import json_equal, response_diff
 from workbench.core.function import Function
 from workbench.core.history import (
     DB_NAME,
@@ -29,13 +30,10 @@ from workbench.core.history import (
     STORE_DIR,
     HistoryError,
     HistoryStore,
-    attach,
     code_version,
-    json_equal,
-    open_stores_for,
-    response_diff,
 )
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
+from workbench.core.recorder import attach, open_stores_for
 from workbench.core.resolve import resolve_functions
 
 BURST = Path(__file__).resolve().parent / "fixtures" / "history_burst.py"

@@ -15,8 +15,9 @@ from tests.test_history import set_greeting
 from tests.test_reload import Events, in_loop
 from workbench.core import events as saved_events
 from workbench.core.bus import Bus, PinnedCheckFinished, ReloadFinished
-from workbench.core.history import STORE_DIR, HistoryStore, attach, open_stores_for
+from workbench.core.history import STORE_DIR, HistoryStore
 from workbench.core.pinned import PinnedChecks
+from workbench.core.recorder import attach, open_stores_for
 from workbench.core.reloader import Reloader
 from workbench.core.resolve import resolve_functions
 

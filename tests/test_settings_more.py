@@ -16,8 +16,9 @@ from workbench.core.builders import builder_for
 from workbench.core.bus import Bus
 from workbench.core.config import ConfigError, FunctionConfig
 from workbench.core.function import Function
-from workbench.core.history import DB_NAME, STORE_DIR, HistoryStore, attach, open_stores_for
+from workbench.core.history import DB_NAME, STORE_DIR, HistoryStore
 from workbench.core.record import InvokeRequest
+from workbench.core.recorder import attach, open_stores_for
 from workbench.core.resolve import resolve_functions
 
 SHELL_ECHO = (FIXTURES / "rt-shell-echo" / "bootstrap").read_text()

@@ -312,8 +312,8 @@ async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool,
 
     from workbench.core.bus import Bus
     from workbench.core.function import Function
-    from workbench.core.history import attach, open_stores_for
     from workbench.core.record import InvokeRequest
+    from workbench.core.recorder import attach, open_stores_for
 
     bus = Bus()
     if not quiet:
@@ -389,7 +389,7 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
         LogLine,
         ReloadFinished,
     )
-    from workbench.core.history import attach, open_stores_for
+    from workbench.core.recorder import attach, open_stores_for
 
     bus = Bus()
     many = len(configs) > 1

@@ -139,7 +139,7 @@ def _ms(value: float | None) -> str:
 def _table(entries: list[HistoryEntry]) -> str:
     import time
 
-    from workbench.core.history import render_table
+    from workbench.core.compare import render_table
 
     many = len({e.function for e in entries}) > 1
     headers = ["time", *(["function"] if many else []), "request", "source", "event", "status",
@@ -161,7 +161,8 @@ def _show_reloads(folders: list[Path], args: argparse.Namespace) -> int:
     import json
     import time
 
-    from workbench.core.history import HistoryStore, ReloadEntry, render_table
+    from workbench.core.compare import render_table
+    from workbench.core.history import HistoryStore, ReloadEntry
 
     found: list[ReloadEntry] = []
     for folder in folders:

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from workbench.core.checks import Baseline
     from workbench.core.config import FunctionConfig
-    from workbench.core.history import HistoryStore, Stores
+    from workbench.core.history import HistoryStore
     from workbench.core.record import InvocationRecord, InvokeRequest
+    from workbench.core.recorder import Stores
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
     from workbench.cli import _check_runnable, resolve_config
     from workbench.core.config import ConfigError
-    from workbench.core.history import HistoryError, open_stores_for
+    from workbench.core.history import HistoryError
+    from workbench.core.recorder import open_stores_for
 
     if args.from_history is not None and args.events:
         print("workbench: give EVENT names or --from-history N, not both", file=sys.stderr)
@@ -241,7 +243,7 @@ async def _replay(cfg: FunctionConfig, cases: list[Case], stores: Stores,
     from workbench.cli import _cancel_on_termination, _print_logs
     from workbench.core.bus import Bus
     from workbench.core.function import Function
-    from workbench.core.history import attach
+    from workbench.core.recorder import attach
 
     bus = Bus()
     if logs:
@@ -294,7 +296,7 @@ def _ms(value: float | None) -> str:
 
 
 def _print_report(result: Run, check: bool) -> None:
-    from workbench.core.history import render_table
+    from workbench.core.compare import render_table
 
     headers = ["event", "status", "duration", "billed", "start", *(["check"] if check else [])]
     rows = []

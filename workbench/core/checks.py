@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.core.compare import response_diff
 from workbench.core.config import FunctionConfig
-from workbench.core.history import HistoryEntry, HistoryStore, decode_json, response_diff
+from workbench.core.history import HistoryEntry, HistoryStore, decode_json
 from workbench.core.record import InvocationRecord
 from workbench.core.settings import display_path
 

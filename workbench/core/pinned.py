@@ -25,7 +25,7 @@ from workbench.core.record import InvokeRequest
 
 if TYPE_CHECKING:
     from workbench.core.function import Invocable
-    from workbench.core.history import Recorder
+    from workbench.core.recorder import Recorder
 
 SOURCE = "pinned"  # how these invocations are recorded in history
 

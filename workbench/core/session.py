@@ -34,10 +34,11 @@ from workbench.core.bus import (
 )
 from workbench.core.config import FunctionConfig
 from workbench.core.function import InvocationHandle
-from workbench.core.history import HistoryEntry, HistoryError, Recorder, Stores, attach
+from workbench.core.history import HistoryEntry, HistoryError
 from workbench.core.payloads import ServiceError, validate_payload
 from workbench.core.pinned import PinnedChecks
 from workbench.core.record import InvocationRecord, InvokeRequest
+from workbench.core.recorder import Recorder, Stores, attach
 from workbench.core.reloader import Reloader
 from workbench.core.resolve_text import describe_function
 
