@@ -10,8 +10,9 @@ from pathlib import Path
 
 from tests.conftest import EXAMPLES
 from workbench.core.bus import LogLine, ReloadFinished
+from workbench.core.logbook import LogBook, reload_line
 from workbench.core.resolve import resolve_functions
-from workbench.core.session import LogBook, Session, reload_line
+from workbench.core.session import Session
 
 
 def _line(text: str, rid: str | None = None, stream: str = "stdout", fn: str = "f") -> LogLine:

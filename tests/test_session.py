@@ -14,9 +14,10 @@ import pytest
 from tests.conftest import EXAMPLES, processes_with_env
 from workbench.core.bus import LogLine
 from workbench.core.config import FunctionConfig
+from workbench.core.logbook import LogBook
 from workbench.core.payloads import ServiceError
 from workbench.core.resolve import resolve_functions
-from workbench.core.session import LogBook, Session, percentile
+from workbench.core.session import Session, percentile
 
 
 def _configs(*targets: Path, **env: str) -> list[FunctionConfig]:

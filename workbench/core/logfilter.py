@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 
-from workbench.core.session import NOT_INIT_STREAMS, Entry, LogBook
+from workbench.core.logbook import NOT_INIT_STREAMS, Entry, LogBook
 
 SLICE = 20_000  # lines a scan checks before it yields (a few ms)
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")

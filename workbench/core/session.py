@@ -35,6 +35,7 @@ from workbench.core.bus import (
 from workbench.core.config import FunctionConfig
 from workbench.core.function import InvocationHandle
 from workbench.core.history import HistoryEntry, HistoryError
+from workbench.core.logbook import LogBook, reload_line
 from workbench.core.payloads import ServiceError, validate_payload
 from workbench.core.pinned import PinnedChecks
 from workbench.core.record import InvocationRecord, InvokeRequest
@@ -42,124 +43,8 @@ from workbench.core.recorder import Recorder, Stores, attach
 from workbench.core.reloader import Reloader
 from workbench.core.resolve_text import describe_function
 
-LOG_LIMIT = 1_000_000  # lines the session keeps; the UI shows a bounded window of them
 ROWS_KEPT = 2000  # invocations of this session kept in memory (all are in history)
 RECENT = 200  # durations kept per function for the timing figures
-
-
-# One line as the LogBook keeps it: (function, text, stream, request_id, ts), LogLine's fields.
-# A tuple of strings and a float is untracked by the garbage collector once it has been seen,
-# so a million kept lines cost the full collections nothing; a million LogLine objects made
-# each one walk them all (60-130 ms stalls in the middle of a flood).
-Entry = tuple[str, str, str, str | None, float]
-NOT_INIT_STREAMS = ("build", "workbench")  # lines that never belong to an environment's INIT
-SPANS_KEPT = 10_000  # requests whose place in the log is remembered
-
-
-@dataclass(slots=True)
-class Span:
-    """Where one invocation's lines are in the log, by sequence number (the n-th line ever
-    added): from its START to its record (`end` None while it runs), and for a cold start the
-    INIT before it, whose lines carry no request id but belong to it."""
-
-    function: str
-    start: int
-    end: int | None = None
-    init_start: int | None = None
-
-
-class LogBook:
-    """Every log line of the session, oldest dropped past `limit`. The UI's log widget holds a
-    few thousand lines; it reads new ones from here each frame and refills from here when the
-    user changes a filter. Lines are addressed by sequence number: `first` is the oldest kept,
-    `total` the next to come, so a reader can scan a range while lines keep arriving."""
-
-    def __init__(self, limit: int = LOG_LIMIT) -> None:
-        self.limit = limit
-        self._lines: list[Entry] = []
-        self._base = 0  # sequence number of _lines[0]; dropped lines linger until a compaction
-        self.first = 0  # the oldest line kept
-        self.total = 0  # every line ever added, dropped ones included
-        self._full = limit  # past this total, the oldest line goes
-        self._spans: dict[str, Span] = {}
-        self._init_open: dict[str, int] = {}  # function -> where its environment's INIT began
-        self._latest: dict[str | None, str] = {}  # function (None: any) -> newest request
-
-    def add(self, line: LogLine) -> None:
-        # the hot path of a flood: one tuple, one append
-        self._lines.append((line.function, line.text, line.stream, line.request_id, line.ts))
-        self.total += 1
-        if self.total > self._full:
-            self._drop()
-
-    def _drop(self) -> None:
-        self.first = self.total - self.limit
-        self._full = self.total
-        if self.first - self._base >= max(self.limit // 4, 1):
-            del self._lines[: self.first - self._base]  # amortised: once per limit/4 lines
-            self._base = self.first
-
-    def __len__(self) -> int:
-        return self.total - self.first
-
-    def entries(self, lo: int, hi: int) -> list[Entry]:
-        """The lines numbered lo .. hi-1 that are still kept, oldest first."""
-        lo = max(lo, self.first)
-        if hi <= lo:
-            return []
-        return self._lines[lo - self._base : hi - self._base]
-
-    def last(self, n: int, keep: Callable[[LogLine], bool] | None = None) -> list[LogLine]:
-        """The newest `n` lines that `keep` accepts, oldest first."""
-        out: list[LogLine] = []
-        for entry in reversed(self.entries(self.first, self.total)):
-            line = LogLine(*entry)
-            if keep is None or keep(line):
-                out.append(line)
-                if len(out) >= n:
-                    break
-        out.reverse()
-        return out
-
-    # ---- where each invocation's lines are ----
-
-    def init_started(self, function: str, phase: str) -> None:
-        """An environment of `function` begins INIT: its lines, up to the START they lead to,
-        are that invocation's. A second INIT inside the invoke (the retry after a failed first
-        one) belongs to the same invocation as the first."""
-        if phase == "init" or function not in self._init_open:
-            self._init_open[function] = self.total
-
-    def request_started(self, function: str, request_id: str, cold: bool) -> None:
-        init = self._init_open.pop(function, None)  # a warm start: a prewarm's INIT is nobody's
-        self._spans[request_id] = Span(function, self.total, None, init if cold else None)
-        if len(self._spans) > SPANS_KEPT:
-            del self._spans[next(iter(self._spans))]
-        self._latest[function] = self._latest[None] = request_id
-
-    def request_finished(self, request_id: str) -> None:
-        span = self._spans.get(request_id)
-        if span is not None:
-            span.end = self.total
-
-    def span(self, request_id: str) -> Span | None:
-        return self._spans.get(request_id)
-
-    def latest_request(self, function: str | None = None) -> str | None:
-        """The invocation that started last (of `function`, or of any)."""
-        return self._latest.get(function)
-
-
-def reload_line(event: ReloadFinished) -> str:
-    """The log's line for a reload: what changed, and from the save to ready."""
-    what = (", ".join(event.changed_paths[:3]) + (" ..." if len(event.changed_paths) > 3 else "")
-            + " changed") if event.changed_paths else "asked for, no change"
-    if not event.ok:
-        return f"reload failed ({what}): {event.error}; the last good version keeps serving"
-    parts = [f"build {event.build_ms:.0f} ms"] if event.build_ms is not None else []
-    parts += [f"init {event.init_ms:.0f} ms"] if event.init_ms is not None else []
-    detail = f" ({', '.join(parts)})" if parts else ""
-    return f"reloaded: {what}; ready {event.save_to_ready_ms:.0f} ms after the save{detail}"
 
 
 @dataclass(frozen=True, slots=True)

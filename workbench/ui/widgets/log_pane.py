@@ -25,8 +25,8 @@ from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.widgets import Input, Log, Select, Static
 
+from workbench.core.logbook import Entry, LogBook
 from workbench.core.logfilter import LEVELS, SLICE, LineFilter, Segment, scan, work_of
-from workbench.core.session import Entry, LogBook
 
 MAX_LINES = 5000  # what the widget holds; the book holds the rest
 GUTTER = {"stdout": " ", "stderr": "▌", "platform": "·", "build": "⚙", "workbench": "↻"}
