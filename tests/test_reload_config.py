@@ -102,6 +102,36 @@ async def test_a_workbench_toml_edit_restarts_with_the_new_settings(tmp_path: Pa
         assert (reloader.cfg.memory_mb, reloader.cfg.handler) == (256, "app.other")
 
 
+LAYER_APP = """import shared
+def handler(event, context):
+    return {"who": shared.WHO}
+"""
+
+
+@in_loop
+async def test_layers_changed_in_workbench_toml_are_used_and_watched(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        (tmp_path / name / "python").mkdir(parents=True)
+        (tmp_path / name / "python" / "shared.py").write_text(f"WHO = {name!r}\n")
+    folder = tmp_path / "layered"
+    folder.mkdir()
+    (folder / "app.py").write_text(LAYER_APP)
+    (folder / "workbench.toml").write_text('layers = ["../one"]\n')
+    async with watched(folder) as (reloader, events):
+        assert await call(reloader) == {"who": "one"}
+        done = await save(events, folder / "workbench.toml", 'layers = ["../two"]\n')
+        assert done.ok
+        assert await call(reloader) == {"who": "two"}
+        # the new layer is watched now: a save in it reloads, and the old one no longer does
+        edit = await save(events, tmp_path / "two" / "python" / "shared.py", "WHO = 'two, v2'\n")
+        assert edit.ok and edit.changed_paths == ("../two/python/shared.py",)
+        assert await call(reloader) == {"who": "two, v2"}
+        n = len(events.items)
+        (tmp_path / "one" / "python" / "shared.py").write_text("WHO = 'one, v2'\n")
+        await asyncio.sleep(0.5)  # long enough for a watched save to have been seen
+        assert events.of(ReloadFinished, since=n) == []
+
+
 @in_loop
 async def test_a_gitignored_dotenv_is_watched_and_read_again(tmp_path: Path) -> None:
     folder = make_fn(tmp_path)

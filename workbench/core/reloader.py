@@ -281,6 +281,7 @@ class Reloader:
         self._cfg, self.builder = cfg, builder
         if self._watcher is not None:
             self._watcher.filter = self._filter(cfg, builder)
+            await self._watcher.watch_layers(cfg.layers)
             await self._watcher.watch_files(cfg.config_files)
 
     def _filter(self, cfg: FunctionConfig, builder: Builder) -> WatchFilter:

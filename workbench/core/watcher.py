@@ -141,26 +141,44 @@ class Watcher:
                  debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS,
                  files: Iterable[Path] = ()) -> None:
         self.filter = flt
-        self._layers = [WatchFilter(p) for p in layers]
+        self._layers: list[WatchFilter] = []
+        self._layer_roots: tuple[Path, ...] = tuple(Path(p).resolve() for p in layers)
         self.memo = ContentMemo(flt.root)
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
         self._queue: asyncio.Queue[set[str] | BaseException | None] = asyncio.Queue()
         self._files = tuple(files)
         self._main: _Loop | None = None
+        self._layer_loop: _Loop | None = None
         self._outside: _Loop | None = None
         self._outside_files: frozenset[Path] = frozenset()
 
     async def start(self, timeout: float = 5.0) -> None:
-        roots = [self.filter.root, *(f.root for f in self._layers)]
-        self._main = _Loop(self, roots, True, self._name, last=True)
+        self._main = _Loop(self, [self.filter.root], True, self._name, last=True)
         await self._main.start(timeout)
+        roots, self._layer_roots = self._layer_roots, ()
+        await self.watch_layers(roots, timeout)
         await self.watch_files(self._files, timeout)
 
     async def stop(self) -> None:
-        for loop in (self._outside, self._main):
+        for loop in (self._outside, self._layer_loop, self._main):
             if loop is not None:
                 await loop.stop()
+
+    async def watch_layers(self, layers: Iterable[Path], timeout: float = 5.0) -> None:
+        """Watch these layer folders (a reload may have changed the function's layers); a
+        layer inside the function's folder is watched with it already."""
+        roots = tuple(r for r in (Path(p).resolve() for p in layers)
+                      if self.filter.relative(str(r)) is None)
+        if roots == self._layer_roots:
+            return
+        if self._layer_loop is not None:
+            await self._layer_loop.stop()
+        self._layer_loop, self._layer_roots = None, roots
+        self._layers = [WatchFilter(p) for p in roots]
+        if roots:
+            self._layer_loop = _Loop(self, list(roots), True, self._name)
+            await self._layer_loop.start(timeout)
 
     async def watch_files(self, files: Iterable[Path], timeout: float = 5.0) -> None:
         """Watch exactly these files as well (a function's configuration files, which a
