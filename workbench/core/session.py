@@ -47,6 +47,13 @@ ROWS_KEPT = 2000  # invocations of this session kept in memory (all are in histo
 RECENT = 200  # durations kept per function for the timing figures
 
 
+def keep_newest(kept: dict[str, Any], key: str, value: Any, limit: int = ROWS_KEPT) -> None:
+    """Add to a dict that keeps only its newest `limit` entries (dicts keep insertion order)."""
+    kept[key] = value
+    if len(kept) > limit:
+        del kept[next(iter(kept))]
+
+
 @dataclass(frozen=True, slots=True)
 class Figures:
     """The session's timing figures for one function."""
@@ -303,9 +310,7 @@ class Session:
             name = self._event_names.pop(rec.request_id, None)
             if name is None and self.recorder is not None:  # pinned checks name theirs there
                 name = self.recorder.event_name(rec.request_id)
-            self.rows[rec.request_id] = Row.of_record(rec, name)
-            if len(self.rows) > ROWS_KEPT:
-                del self.rows[next(iter(self.rows))]
+            keep_newest(self.rows, rec.request_id, Row.of_record(rec, name))
         elif isinstance(event, ChangeDetected):
             self.state[event.function] = "reloading"
         elif isinstance(event, BuildStarted):
@@ -322,9 +327,7 @@ class Session:
                 if self.stores is not None:
                     self.stores.update(self.configs[event.function])
         elif isinstance(event, PinnedCheckFinished) and event.request_id:
-            self.verdicts[event.request_id] = event
-            if len(self.verdicts) > ROWS_KEPT:
-                del self.verdicts[next(iter(self.verdicts))]
+            keep_newest(self.verdicts, event.request_id, event)
         elif isinstance(event, EnvironmentReady):
             self.state[event.function] = "ready"
         elif isinstance(event, EnvironmentInitFailed):
