@@ -229,3 +229,27 @@ def _zombie(pid: int) -> bool:
             return fh.read().rsplit(b") ", 1)[-1][:1] == b"Z"
     except OSError:
         return True
+
+
+def test_sigterm_and_a_closed_terminal_stop_the_tui_cleanly(tmp_path: Path,
+                                                          function_copy: Path) -> None:
+    """`kill PID` (SIGTERM) and the terminal going away (SIGHUP) quit as ctrl+q does."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color"}
+        (tmp_path / "exit-status").unlink(missing_ok=True)
+        term = Terminal(tmp_path, [str(WORKBENCH), str(function_copy)], env)
+        try:
+            term.wait(ready, "the function to be ready")
+            term.keys("C-r")
+            term.wait(lambda s: "REPORT RequestId:" in s, "the invocation")
+            running = processes_mentioning(str(function_copy))
+            ours = [pid for pid, cmd in running if str(WORKBENCH) in cmd
+                    and Path(cmd.split()[0]).name not in ("sh", "tmux")]
+            assert len(ours) == 1, running
+            os.kill(ours[0], sig)
+            assert term.exit_status() == 0, f"{sig.name}: {term.screen()}"
+        finally:
+            term.close()
+        assert_nothing_left(function_copy)
