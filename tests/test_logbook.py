@@ -11,12 +11,14 @@ from pathlib import Path
 from tests.conftest import EXAMPLES
 from workbench.core.bus import LogLine, ReloadFinished
 from workbench.core.logbook import LogBook, reload_line
+from workbench.core.logfilter import LineFilter
 from workbench.core.resolve import resolve_functions
 from workbench.core.session import Session
 
 
-def _line(text: str, rid: str | None = None, stream: str = "stdout", fn: str = "f") -> LogLine:
-    return LogLine(fn, text, stream, rid, 0.0)
+def _line(text: str, rid: str | None = None, stream: str = "stdout", fn: str = "f",
+          env: int = 1) -> LogLine:
+    return LogLine(fn, text, stream, rid, 0.0, env)
 
 
 def test_lines_are_numbered_and_the_oldest_dropped_past_the_limit() -> None:
@@ -40,18 +42,19 @@ def test_kept_lines_cost_the_garbage_collector_nothing() -> None:
 
 def test_a_cold_start_owns_the_init_before_it_and_a_prewarm_is_nobodys() -> None:
     book = LogBook()
-    book.init_started("f", "init")
+    book.init_started("f", 1, "init")
     book.add(_line("INIT_START ...", stream="platform"))
     book.add(_line("init output"))
-    book.request_started("f", "cold", cold=True)
+    book.request_started("f", "cold", True, 1)
     book.add(_line("START RequestId: cold", "cold", "platform"))
     book.request_finished("cold")
     span = book.span("cold")
     assert span is not None and (span.init_start, span.start, span.end) == (0, 2, 3)
+    assert span.init_envs == (1,)
 
-    book.init_started("f", "init")  # a reload's prewarm, then a warm invoke
-    book.add(_line("INIT_START ...", stream="platform"))
-    book.request_started("f", "warm", cold=False)
+    book.init_started("f", 2, "init")  # a reload's prewarm, then a warm invoke
+    book.add(_line("INIT_START ...", stream="platform", env=2))
+    book.request_started("f", "warm", False, 2)
     warm = book.span("warm")
     assert warm is not None and warm.init_start is None and warm.end is None
     assert book.latest_request() == "warm" == book.latest_request("f")
@@ -60,13 +63,43 @@ def test_a_cold_start_owns_the_init_before_it_and_a_prewarm_is_nobodys() -> None
 
 def test_an_init_retried_inside_the_invoke_belongs_to_the_same_invocation() -> None:
     book = LogBook()
-    book.init_started("f", "init")
+    book.init_started("f", 1, "init")
     book.add(_line("INIT_START (fails)", stream="platform"))
-    book.init_started("f", "invoke")  # the retry does not start a new span
-    book.add(_line("INIT_START (again)", stream="platform"))
-    book.request_started("f", "r", cold=True)
+    book.init_failed("f", 1)
+    book.init_started("f", 2, "invoke")  # the retry, in a new environment
+    book.add(_line("INIT_START (again)", stream="platform", env=2))
+    book.request_started("f", "r", True, 2)
     span = book.span("r")
-    assert span is not None and span.init_start == 0
+    assert span is not None and span.init_start == 0 and span.init_envs == (1, 2)
+
+
+def test_a_retry_that_fails_too_still_owns_both_inits() -> None:
+    book = LogBook()
+    book.init_started("f", 1, "init")
+    book.init_failed("f", 1)
+    book.init_started("f", 2, "invoke")
+    book.add(_line("Traceback ...", env=2))
+    book.init_failed("f", 2)
+    book.request_started("f", "r", True, 2)  # the invocation reports the failure
+    span = book.span("r")
+    assert span is not None and span.init_start == 0 and span.init_envs == (1, 2)
+
+
+def test_environments_side_by_side_keep_their_init_lines_apart() -> None:
+    """concurrency > 1: two cold starts at once, their INIT lines interleaved."""
+    book = LogBook()
+    book.init_started("f", 1, "init")
+    book.init_started("f", 2, "init")
+    book.add(_line("init of one", env=1))
+    book.add(_line("init of two", env=2))
+    book.request_started("f", "a", True, 1)
+    book.add(_line("handler a", "a", env=1))
+    book.request_started("f", "b", True, 2)
+    book.add(_line("handler b", "b", env=2))
+    filtered = {rid: [e[1] for seg in LineFilter(request_id=rid).segments(book, 0, book.total)
+                      for e in book.entries(seg[0], seg[1]) if seg[2] is None or seg[2](e)]
+                for rid in ("a", "b")}
+    assert filtered == {"a": ["init of one", "handler a"], "b": ["init of two", "handler b"]}
 
 
 def test_the_session_tags_a_real_cold_start_and_writes_its_reloads(tmp_path: Path) -> None:
@@ -107,3 +140,39 @@ def test_reload_lines_say_what_changed_and_how_fast() -> None:
     failed = ReloadFinished("f", ("main.go",), 300.0, None, 310.0, False, "build failed")
     assert reload_line(failed) == ("reload failed (main.go changed): build failed; the last "
                                    "good version keeps serving")
+
+
+CONCURRENT = """import os, time
+print(f"init in {os.getpid()}")
+def handler(event, context):
+    time.sleep(0.3)  # long enough for the second invoke to need its own environment
+    return os.getpid()
+"""
+
+
+def test_two_real_cold_starts_side_by_side_each_own_their_init(tmp_path: Path) -> None:
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    (folder / "app.py").write_text(CONCURRENT)
+    (folder / "workbench.toml").write_text("concurrency = 2\n")
+
+    async def main() -> None:
+        session = Session([fn.config for fn in resolve_functions([folder])], watch=False,
+                          port=None, record=False)
+        await session.start()
+        try:
+            a, b = session.invoke("pair", b"{}"), session.invoke("pair", b"{}")
+            records = [await a.record, await b.record]
+        finally:
+            await session.close()
+        assert all(r.cold for r in records)
+        pids = [int(r.result.payload) for r in records]
+        assert pids[0] != pids[1], "two environments"
+        book = session.log
+        for rec, pid in zip(records, pids, strict=True):
+            segments = LineFilter(request_id=rec.request_id).segments(book, 0, book.total)
+            shown = [e[1] for lo, hi, keep in segments for e in book.entries(lo, hi)
+                     if keep is None or keep(e)]
+            inits = [line for line in shown if line.startswith("init in ")]
+            assert inits == [f"init in {pid}"], shown
+    asyncio.run(main())

@@ -22,12 +22,14 @@ class LogLine:
     stream: str  # "stdout", "stderr", "platform", or "build" (a builder's output)
     request_id: str | None
     ts: float
+    env: int = 0  # which execution environment printed it (0: none, e.g. a build)
 
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentStarting:
     function: str
     phase: str  # "init" or "invoke" (a suppressed init inside an invoke)
+    env: int = 0  # the environment's id, as its LogLines carry it
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class EnvironmentInitFailed:
     error_type: str
     init_ms: float
     phase: str
+    env: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class InvocationStarted:
     function: str
     request_id: str
     cold: bool
+    env: int = 0  # the environment it runs in
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import os
 import secrets
 import time
@@ -150,8 +151,12 @@ class InitOutcome:
     error_body: bytes = b""
 
 
+_ENV_IDS = itertools.count(1)  # environments are numbered for the log: which printed a line
+
+
 class Environment:
     def __init__(self, cfg: FunctionConfig, launch: Launch, bus: Bus) -> None:
+        self.id = next(_ENV_IDS)
         self.cfg = cfg
         self.launch = launch
         self.bus = bus
@@ -214,7 +219,8 @@ class Environment:
     def line(self, text: str, stream: str) -> None:
         if self.collector is not None:
             self.collector.add(text)
-        self.bus.emit(LogLine(self.cfg.name, text, stream, self.request_id, time.time()))
+        self.bus.emit(LogLine(self.cfg.name, text, stream, self.request_id, time.time(),
+                              self.id))
 
     def platform(self, text: str) -> None:
         self.drain()
@@ -240,7 +246,7 @@ class Environment:
         loop = asyncio.get_running_loop()
         self.api = RuntimeAPI()
         await self.api.start()
-        self.bus.emit(EnvironmentStarting(self.cfg.name, phase))
+        self.bus.emit(EnvironmentStarting(self.cfg.name, phase, self.id))
         self.platform(P.init_start_line(self.launch.runtime_version,
                                         self.launch.runtime_arn(self.cfg.region)))
         self._pipes = [procs.OutputPipe(loop, "stdout", self.line),
@@ -294,7 +300,7 @@ class Environment:
                      body: bytes | None = None, init_ms: float | None = None) -> InitOutcome:
         ms = init_ms if init_ms is not None else (time.monotonic() - t0) * 1000
         payload = body if body is not None else P.json_body(doc).rstrip(b"\n")
-        self.bus.emit(EnvironmentInitFailed(self.cfg.name, error_type, ms, phase))
+        self.bus.emit(EnvironmentInitFailed(self.cfg.name, error_type, ms, phase, self.id))
         return InitOutcome(False, ms, "error", error_type, payload)
 
     async def _watch_exit(self, proc: asyncio.subprocess.Process) -> None:

@@ -295,7 +295,7 @@ class Function:
         self._env = None
         env.request_id = rid
         env.collector = log
-        self.bus.emit(InvocationStarted(self.cfg.name, rid, True))
+        self.bus.emit(InvocationStarted(self.cfg.name, rid, True, env.id))
         env.platform(P.start_line(rid))
         env.platform(P.end_line(rid))
         status = "timeout" if outcome.status == "timeout" else "error"

@@ -150,7 +150,7 @@ class Run:
         env.collector = self.log
         env.request_id = rid
         if self.cold:  # what INIT printed belongs before START, and before the event goes
-            env.bus.emit(InvocationStarted(self.cfg.name, rid, True))
+            env.bus.emit(InvocationStarted(self.cfg.name, rid, True, env.id))
             env.platform(P.start_line(rid))
         loop = asyncio.get_running_loop()
         self.t0 = time.monotonic()
@@ -160,7 +160,7 @@ class Run:
         if not self.cold:  # the event is on its way meanwhile; the runtime's output is read
             # by later callbacks, so it still comes after START (the last invocation's output
             # was read at its end)
-            env.bus.emit(InvocationStarted(self.cfg.name, rid, False))
+            env.bus.emit(InvocationStarted(self.cfg.name, rid, False, env.id))
             env.line(P.start_line(rid), "platform")
 
     def _headers(self) -> dict[str, str]:

@@ -12,11 +12,12 @@ from workbench.core.bus import LogLine, ReloadFinished
 LOG_LIMIT = 1_000_000  # lines the session keeps; the UI shows a bounded window of them
 
 
-# One line as the LogBook keeps it: (function, text, stream, request_id, ts), LogLine's fields.
+# One line as the LogBook keeps it: (function, text, stream, request_id, ts, env), LogLine's
+# fields.
 # A tuple of strings and a float is untracked by the garbage collector once it has been seen,
 # so a million kept lines cost the full collections nothing; a million LogLine objects made
 # each one walk them all (60-130 ms stalls in the middle of a flood).
-Entry = tuple[str, str, str, str | None, float]
+Entry = tuple[str, str, str, str | None, float, int]
 NOT_INIT_STREAMS = ("build", "workbench")  # lines that never belong to an environment's INIT
 SPANS_KEPT = 10_000  # requests whose place in the log is remembered
 
@@ -31,6 +32,7 @@ class Span:
     start: int
     end: int | None = None
     init_start: int | None = None
+    init_envs: tuple[int, ...] = ()  # the environments whose INIT lines are its own
 
 
 class LogBook:
@@ -47,12 +49,16 @@ class LogBook:
         self.total = 0  # every line ever added, dropped ones included
         self._full = limit  # past this total, the oldest line goes
         self._spans: dict[str, Span] = {}
-        self._init_open: dict[str, int] = {}  # function -> where its environment's INIT began
+        # environment -> (function, where its INIT began, the environments that INIT spans:
+        # more than one after a failed INIT and its retry)
+        self._init_open: dict[int, tuple[str, int, tuple[int, ...]]] = {}
+        self._failed: dict[str, tuple[int, tuple[int, ...]]] = {}  # function -> failed INIT
         self._latest: dict[str | None, str] = {}  # function (None: any) -> newest request
 
     def add(self, line: LogLine) -> None:
         # the hot path of a flood: one tuple, one append
-        self._lines.append((line.function, line.text, line.stream, line.request_id, line.ts))
+        self._lines.append((line.function, line.text, line.stream, line.request_id, line.ts,
+                            line.env))
         self.total += 1
         if self.total > self._full:
             self._drop()
@@ -88,16 +94,29 @@ class LogBook:
 
     # ---- where each invocation's lines are ----
 
-    def init_started(self, function: str, phase: str) -> None:
-        """An environment of `function` begins INIT: its lines, up to the START they lead to,
-        are that invocation's. A second INIT inside the invoke (the retry after a failed first
-        one) belongs to the same invocation as the first."""
-        if phase == "init" or function not in self._init_open:
-            self._init_open[function] = self.total
+    def init_started(self, function: str, env: int, phase: str) -> None:
+        """Environment `env` begins INIT: its lines, up to the START they lead to, are that
+        invocation's. Environments side by side (concurrency) are told apart by their ids. An
+        INIT inside the invoke retries one that failed: both are the same invocation's."""
+        start: int = self.total
+        envs: tuple[int, ...] = (env,)
+        if phase == "invoke" and function in self._failed:
+            start, envs = self._failed.pop(function)
+            envs = (*envs, env)
+        self._init_open[env] = (function, start, envs)
 
-    def request_started(self, function: str, request_id: str, cold: bool) -> None:
-        init = self._init_open.pop(function, None)  # a warm start: a prewarm's INIT is nobody's
-        self._spans[request_id] = Span(function, self.total, None, init if cold else None)
+    def init_failed(self, function: str, env: int) -> None:
+        opened = self._init_open.pop(env, None)
+        if opened is not None:
+            self._failed[function] = (opened[1], opened[2])
+
+    def request_started(self, function: str, request_id: str, cold: bool, env: int) -> None:
+        opened = self._init_open.pop(env, None)  # warm: a prewarm's INIT is nobody's
+        init: tuple[int, tuple[int, ...]] | None = opened[1:] if opened is not None else None
+        if init is None and cold:  # its INIT failed (retry included): still its lines
+            init = self._failed.pop(function, None)
+        start, envs = init if cold and init is not None else (None, ())
+        self._spans[request_id] = Span(function, self.total, None, start, envs)
         if len(self._spans) > SPANS_KEPT:
             del self._spans[next(iter(self._spans))]
         self._latest[function] = self._latest[None] = request_id

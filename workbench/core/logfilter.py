@@ -89,7 +89,7 @@ class LineFilter:
             return e[3] == rid and (base is None or base(e))
 
         def init(e: Entry) -> bool:
-            ours = e[3] == rid or (e[3] is None and e[0] == span.function
+            ours = e[3] == rid or (e[3] is None and e[5] in span.init_envs
                                    and e[2] not in NOT_INIT_STREAMS)
             return ours and (base is None or base(e))
         parts: list[Segment] = []

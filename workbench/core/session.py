@@ -298,9 +298,9 @@ class Session:
         if isinstance(event, LogLine):
             self.log.add(event)
         elif isinstance(event, EnvironmentStarting):
-            self.log.init_started(event.function, event.phase)
+            self.log.init_started(event.function, event.env, event.phase)
         elif isinstance(event, InvocationStarted):
-            self.log.request_started(event.function, event.request_id, event.cold)
+            self.log.request_started(event.function, event.request_id, event.cold, event.env)
         elif isinstance(event, InvocationFinished):
             rec = event.record
             self.log.request_finished(rec.request_id)
@@ -332,3 +332,4 @@ class Session:
             self.state[event.function] = "ready"
         elif isinstance(event, EnvironmentInitFailed):
             self.state[event.function] = "init failed"
+            self.log.init_failed(event.function, event.env)
