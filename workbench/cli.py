@@ -9,12 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from types import ModuleType
 
-    from workbench.core.bus import Bus, PinnedCheckFinished
     from workbench.core.config import FunctionConfig
-    from workbench.core.function import Invocable
     from workbench.core.resolve import ResolvedFunction
 
 EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -62,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench import __version__
 
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="workbench")
 
     inv = sub.add_parser("invoke", help="invoke a function once and print its response",
                          description="Invoke once: the response on stdout, logs on stderr. "
@@ -74,27 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("-q", "--quiet", action="store_true", help="do not print logs")
     _function_flags(inv)
 
-    srv = sub.add_parser("serve", help="serve the Lambda Invoke API for boto3 and the AWS CLI",
-                         description="Serve the Lambda Invoke API on 127.0.0.1 for one or more "
-                                     "functions (each by its folder name).")
-    srv.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
-                     help="function folders and/or SAM templates")
-    srv.add_argument("--port", type=_port, default=9001,
-                     help="port (default 9001; 0 picks a free one)")
-    srv.add_argument("--host", default="127.0.0.1",
-                     help="address to bind (default 127.0.0.1; anything else exposes "
-                          "your functions to the network)")
-    srv.add_argument("-q", "--quiet", action="store_true", help="do not print function logs")
-    srv.add_argument("--watch", action="store_true",
-                     help="live reload: rebuild and restart a function when its files are saved "
-                          "(SIGUSR1 forces a cold start, SIGUSR2 a reload without a change)")
-    _function_flags(srv)
-    doc = sub.add_parser("doctor", help="show the resolved configuration and check toolchains",
-                         description="Print every setting of each function and where it came "
-                                     "from, then the toolchains it needs, with versions.")
-    doc.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
-                     help="function folders and/or SAM templates")
-    _function_flags(doc)
     for module in _extra_commands().values():
         module.add_parser(sub)
     return parser
@@ -254,45 +230,6 @@ async def _build_once(cfg: FunctionConfig, quiet: bool) -> bool:
     return result.ok
 
 
-def _changed_text(paths: tuple[str, ...]) -> str:
-    if not paths:
-        return "no file changed"
-    if len(paths) <= 3:
-        return ", ".join(paths) + " changed"
-    return f"{len(paths)} files changed ({', '.join(paths[:3])}, ...)"
-
-
-def _reload_line(event: object, quiet: bool) -> str | None:
-    """What a reload says on stderr: one line when it worked, the error when it did not."""
-    from workbench.core.bus import (
-        BuildFinished,
-        PinnedCheckFinished,
-        ReloadFinished,
-        WorkerFailed,
-    )
-
-    if isinstance(event, PinnedCheckFinished):
-        return _pinned_line(event)
-    if isinstance(event, ReloadFinished):
-        if not event.ok:
-            return (f"workbench: reload of {event.function} failed: {event.error}; "
-                    "the last good version keeps serving")
-        build = f"build {event.build_ms:.0f} ms; " if event.build_ms is not None else ""
-        return (f"workbench: reloaded {event.function} in {event.save_to_ready_ms:.0f} ms "
-                f"({_changed_text(event.changed_paths)}; {build}init {event.init_ms or 0:.0f} ms)")
-    if isinstance(event, BuildFinished) and quiet and not event.ok and not event.cancelled:
-        return f"workbench: build of {event.function} failed:\n{event.output_tail}"
-    if isinstance(event, WorkerFailed):
-        return f"workbench: {event.function}: {event.worker} stopped: {event.error}"
-    return None
-
-
-def _pinned_line(event: PinnedCheckFinished) -> str:
-    shown = event.status.upper() if not event.ok else event.status
-    line = f"workbench: pinned {event.function}/{event.event_name}: {shown} ({event.detail})"
-    return line + ("\n" + event.diff if event.diff else "")
-
-
 def _cancel_on_termination() -> None:
     """SIGTERM and SIGHUP cancel the main task like Ctrl+C does, so cleanup always runs: the
     function lives in its own session and would not get the signal itself."""
@@ -357,140 +294,6 @@ def _runnable(args: argparse.Namespace) -> list[ResolvedFunction] | None:
     return resolved
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import asyncio
-
-    resolved = _runnable(args)
-    if resolved is None:
-        return EXIT_USAGE
-    configs = [fn.config for fn in resolved]
-    rereaders = {fn.config.name: rereader(fn, args) for fn in resolved} if args.watch else {}
-    try:
-        return asyncio.run(_serve(configs, args.host, args.port, args.quiet, args.watch,
-                                  rereaders))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"workbench: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
-
-
-async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: bool,
-                 watch: bool = False,
-                 rereaders: dict[str, Callable[[], FunctionConfig]] | None = None) -> int:
-    import asyncio
-
-    from workbench.core.bus import (
-        Bus,
-        InvocationFinished,
-        InvocationStarted,
-        LogLine,
-        ReloadFinished,
-    )
-    from workbench.core.recorder import attach, open_stores_for
-
-    bus = Bus()
-    many = len(configs) > 1
-    stores = open_stores_for(configs)
-    recorder = attach(bus, stores)
-
-    def show(event: object) -> None:
-        if isinstance(event, LogLine):  # most events, by far: nothing else to ask of them
-            if not quiet:
-                prefix = f"[{event.function}] " if many else ""
-                sys.stderr.write(prefix + event.text + "\n")
-            return
-        if isinstance(event, (InvocationStarted, InvocationFinished)):
-            return
-        line = _reload_line(event, quiet)
-        if line is not None:
-            print(line, file=sys.stderr, flush=True)
-        if isinstance(event, ReloadFinished) and event.ok and event.function in functions:
-            stores.update(functions[event.function].cfg)  # its history bounds may have changed
-    bus.subscribe(show)
-    functions: dict[str, Invocable] = {}
-    checks = None
-    try:
-        if watch:
-            from workbench.core.pinned import PinnedChecks
-            from workbench.core.reloader import Reloader
-
-            reloaders = [Reloader(c, bus, resolve=(rereaders or {}).get(c.name))
-                         for c in configs]
-            functions.update((r.name, r) for r in reloaders)
-            checks = PinnedChecks(bus, functions, recorder=recorder)
-            try:
-                built = [await r.start() for r in reloaders]
-            except OSError as exc:  # e.g. the system's limit on watched folders
-                print(f"workbench: cannot watch for changes: {exc}", file=sys.stderr)
-                return EXIT_USAGE
-            failed = [c.name for c, b in zip(configs, built, strict=True) if not b.ok]
-        else:
-            failed = [c.name for c in configs if not await _build_once(c, quiet)]
-            functions.update((c.name, _served(c, bus)) for c in configs)
-        if failed:
-            print(f"workbench: cannot serve: {', '.join(failed)} did not build",
-                  file=sys.stderr)
-            return EXIT_USAGE
-        return await _serve_api(functions, configs, host, port, watch)
-    finally:
-        if checks is not None:
-            await checks.close()
-        await asyncio.gather(*(f.close() for f in functions.values()))
-        recorder.detach()
-        stores.close()
-
-
-def _served(cfg: FunctionConfig, bus: Bus) -> Invocable:
-    """One environment, or a pool of them when the function's concurrency allows more."""
-    from workbench.core.function import Function
-
-    if cfg.concurrency > 1:
-        from workbench.core.pool import FunctionPool
-
-        return FunctionPool(cfg, bus)
-    return Function(cfg, bus)
-
-
-async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConfig], host: str,
-                     port: int, watch: bool) -> int:
-    import asyncio
-    import signal
-
-    from workbench.core.invoke_api import InvokeAPI
-
-    api = InvokeAPI(functions, host=host, port=port, region=configs[0].region)
-    await api.start()
-    print(f"workbench: serving the Lambda Invoke API on {api.url}", file=sys.stderr)
-    for c in configs:
-        print(f"  {c.name}: {c.runtime} {c.handler} ({c.code_dir})", file=sys.stderr)
-    if watch:
-        print("  watching for changes: a save reloads the function", file=sys.stderr)
-    print(f"  try: aws lambda invoke --endpoint-url {api.url} --function-name {configs[0].name} "
-          "out.json", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    background: set[asyncio.Task[object]] = set()
-
-    def each(action: str) -> None:  # every function is a Reloader when watching
-        for f in functions.values():
-            task: asyncio.Task[object] = asyncio.ensure_future(getattr(f, action)())
-            background.add(task)
-            task.add_done_callback(background.discard)
-    if watch:
-        loop.add_signal_handler(signal.SIGUSR1, each, "force_cold")
-        loop.add_signal_handler(signal.SIGUSR2, each, "reload_now")
-    try:
-        await stop.wait()
-    finally:
-        await api.stop()
-    return EXIT_OK
-
-
 def tui_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="workbench", usage="workbench TARGET [TARGET ...] [options]",
@@ -537,66 +340,11 @@ def cmd_tui(argv: list[str]) -> int:
     return app.run() or EXIT_OK
 
 
-TOOLCHAINS = (("python", ["python3", "--version"], "Python functions"),
-              ("node", ["node", "--version"], "Node.js functions"),
-              ("go", ["go", "version"], "Go functions (go.mod)"),
-              ("cargo", ["cargo", "--version"], "Rust functions (Cargo.toml)"))
-
-
-def _toolchains(needed: set[str]) -> list[str]:
-    import shutil
-    import subprocess
-
-    lines = []
-    for name, cmd, purpose in TOOLCHAINS:
-        exe = shutil.which(cmd[0])
-        mark = "needed" if name in needed else "optional"
-        if exe is None:
-            lines.append(f"  {name}: not found ({mark}: {purpose})")
-            continue
-        try:
-            out = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=20)
-            version = (out.stdout or out.stderr).strip().splitlines()[0]
-        except (OSError, subprocess.SubprocessError, IndexError):
-            version = "present, but did not say its version"
-        lines.append(f"  {name}: {version} ({exe}; {mark})")
-    return lines
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from workbench.core.config import ConfigError
-
-    try:
-        resolved = resolve(args.dirs, args)
-    except ConfigError as exc:
-        print(f"workbench: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    needed: set[str] = set()
-    problems = 0
-    for fn in resolved:
-        print(fn.describe())
-        cfg = fn.config
-        compilers = {"go": "go", "rust": "cargo"}
-        needed.add({"python": "python", "node": "node"}.get(
-            cfg.family, compilers.get(cfg.builder or "", "")))
-        try:
-            _check_runnable(cfg)
-        except ConfigError as exc:
-            problems += 1
-            print(f"  cannot start: {exc}")
-        print()
-    print("toolchains:")
-    lines = _toolchains(needed)
-    print("\n".join(lines))
-    missing = [line for line in lines if "not found (needed" in line]
-    return EXIT_USAGE if problems or missing else EXIT_OK
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     extra = _extra_commands()
-    known = ("invoke", "serve", "doctor", "-h", "--help", "--version", *extra)
+    known = ("invoke", "-h", "--help", "--version", *extra)
     if argv and argv[0] not in known:
         if not Path(argv[0]).exists() and not argv[0].startswith("-"):
             import difflib
@@ -610,10 +358,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "invoke":
         return cmd_invoke(args)
-    if args.command == "serve":
-        return cmd_serve(args)
-    if args.command == "doctor":
-        return cmd_doctor(args)
     if args.command in extra:
         return int(extra[args.command].run(args))
     parser.print_help()

@@ -1,0 +1,80 @@
+"""`workbench doctor TARGET...`: every setting of each function and where it came from, then
+the toolchains it needs, with versions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from workbench.cli import EXIT_OK, EXIT_USAGE, _check_runnable, _function_flags, resolve
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    doc = sub.add_parser("doctor", help="show the resolved configuration and check toolchains",
+                         description="Print every setting of each function and where it came "
+                                     "from, then the toolchains it needs, with versions.")
+    doc.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
+                     help="function folders and/or SAM templates")
+    _function_flags(doc)
+
+
+def run(args: argparse.Namespace) -> int:
+    return cmd_doctor(args)
+
+
+TOOLCHAINS = (("python", ["python3", "--version"], "Python functions"),
+              ("node", ["node", "--version"], "Node.js functions"),
+              ("go", ["go", "version"], "Go functions (go.mod)"),
+              ("cargo", ["cargo", "--version"], "Rust functions (Cargo.toml)"))
+
+
+def _toolchains(needed: set[str]) -> list[str]:
+    import shutil
+    import subprocess
+
+    lines = []
+    for name, cmd, purpose in TOOLCHAINS:
+        exe = shutil.which(cmd[0])
+        mark = "needed" if name in needed else "optional"
+        if exe is None:
+            lines.append(f"  {name}: not found ({mark}: {purpose})")
+            continue
+        try:
+            out = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=20)
+            version = (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, subprocess.SubprocessError, IndexError):
+            version = "present, but did not say its version"
+        lines.append(f"  {name}: {version} ({exe}; {mark})")
+    return lines
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from workbench.core.config import ConfigError
+
+    try:
+        resolved = resolve(args.dirs, args)
+    except ConfigError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    needed: set[str] = set()
+    problems = 0
+    for fn in resolved:
+        print(fn.describe())
+        cfg = fn.config
+        compilers = {"go": "go", "rust": "cargo"}
+        needed.add({"python": "python", "node": "node"}.get(
+            cfg.family, compilers.get(cfg.builder or "", "")))
+        try:
+            _check_runnable(cfg)
+        except ConfigError as exc:
+            problems += 1
+            print(f"  cannot start: {exc}")
+        print()
+    print("toolchains:")
+    lines = _toolchains(needed)
+    print("\n".join(lines))
+    missing = [line for line in lines if "not found (needed" in line]
+    return EXIT_USAGE if problems or missing else EXIT_OK
+
+

@@ -1,0 +1,222 @@
+"""`workbench serve TARGET...`: the Lambda Invoke API for boto3 and the AWS CLI, on
+127.0.0.1, with live reload under --watch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workbench.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    _build_once,
+    _function_flags,
+    _port,
+    _runnable,
+    rereader,
+)
+
+if TYPE_CHECKING:
+    from workbench.core.bus import Bus, PinnedCheckFinished
+    from workbench.core.config import FunctionConfig
+    from workbench.core.function import Invocable
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    srv = sub.add_parser("serve", help="serve the Lambda Invoke API for boto3 and the AWS CLI",
+                         description="Serve the Lambda Invoke API on 127.0.0.1 for one or more "
+                                     "functions (each by its folder name).")
+    srv.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
+                     help="function folders and/or SAM templates")
+    srv.add_argument("--port", type=_port, default=9001,
+                     help="port (default 9001; 0 picks a free one)")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default 127.0.0.1; anything else exposes "
+                          "your functions to the network)")
+    srv.add_argument("-q", "--quiet", action="store_true", help="do not print function logs")
+    srv.add_argument("--watch", action="store_true",
+                     help="live reload: rebuild and restart a function when its files are saved "
+                          "(SIGUSR1 forces a cold start, SIGUSR2 a reload without a change)")
+    _function_flags(srv)
+
+
+def run(args: argparse.Namespace) -> int:
+    return cmd_serve(args)
+
+
+def _changed_text(paths: tuple[str, ...]) -> str:
+    if not paths:
+        return "no file changed"
+    if len(paths) <= 3:
+        return ", ".join(paths) + " changed"
+    return f"{len(paths)} files changed ({', '.join(paths[:3])}, ...)"
+
+
+def _reload_line(event: object, quiet: bool) -> str | None:
+    """What a reload says on stderr: one line when it worked, the error when it did not."""
+    from workbench.core.bus import (
+        BuildFinished,
+        PinnedCheckFinished,
+        ReloadFinished,
+        WorkerFailed,
+    )
+
+    if isinstance(event, PinnedCheckFinished):
+        return _pinned_line(event)
+    if isinstance(event, ReloadFinished):
+        if not event.ok:
+            return (f"workbench: reload of {event.function} failed: {event.error}; "
+                    "the last good version keeps serving")
+        build = f"build {event.build_ms:.0f} ms; " if event.build_ms is not None else ""
+        return (f"workbench: reloaded {event.function} in {event.save_to_ready_ms:.0f} ms "
+                f"({_changed_text(event.changed_paths)}; {build}init {event.init_ms or 0:.0f} ms)")
+    if isinstance(event, BuildFinished) and quiet and not event.ok and not event.cancelled:
+        return f"workbench: build of {event.function} failed:\n{event.output_tail}"
+    if isinstance(event, WorkerFailed):
+        return f"workbench: {event.function}: {event.worker} stopped: {event.error}"
+    return None
+
+
+def _pinned_line(event: PinnedCheckFinished) -> str:
+    shown = event.status.upper() if not event.ok else event.status
+    line = f"workbench: pinned {event.function}/{event.event_name}: {shown} ({event.detail})"
+    return line + ("\n" + event.diff if event.diff else "")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    resolved = _runnable(args)
+    if resolved is None:
+        return EXIT_USAGE
+    configs = [fn.config for fn in resolved]
+    rereaders = {fn.config.name: rereader(fn, args) for fn in resolved} if args.watch else {}
+    try:
+        return asyncio.run(_serve(configs, args.host, args.port, args.quiet, args.watch,
+                                  rereaders))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"workbench: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: bool,
+                 watch: bool = False,
+                 rereaders: dict[str, Callable[[], FunctionConfig]] | None = None) -> int:
+    import asyncio
+
+    from workbench.core.bus import (
+        Bus,
+        InvocationFinished,
+        InvocationStarted,
+        LogLine,
+        ReloadFinished,
+    )
+    from workbench.core.recorder import attach, open_stores_for
+
+    bus = Bus()
+    many = len(configs) > 1
+    stores = open_stores_for(configs)
+    recorder = attach(bus, stores)
+
+    def show(event: object) -> None:
+        if isinstance(event, LogLine):  # most events, by far: nothing else to ask of them
+            if not quiet:
+                prefix = f"[{event.function}] " if many else ""
+                sys.stderr.write(prefix + event.text + "\n")
+            return
+        if isinstance(event, (InvocationStarted, InvocationFinished)):
+            return
+        line = _reload_line(event, quiet)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
+        if isinstance(event, ReloadFinished) and event.ok and event.function in functions:
+            stores.update(functions[event.function].cfg)  # its history bounds may have changed
+    bus.subscribe(show)
+    functions: dict[str, Invocable] = {}
+    checks = None
+    try:
+        if watch:
+            from workbench.core.pinned import PinnedChecks
+            from workbench.core.reloader import Reloader
+
+            reloaders = [Reloader(c, bus, resolve=(rereaders or {}).get(c.name))
+                         for c in configs]
+            functions.update((r.name, r) for r in reloaders)
+            checks = PinnedChecks(bus, functions, recorder=recorder)
+            try:
+                built = [await r.start() for r in reloaders]
+            except OSError as exc:  # e.g. the system's limit on watched folders
+                print(f"workbench: cannot watch for changes: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            failed = [c.name for c, b in zip(configs, built, strict=True) if not b.ok]
+        else:
+            failed = [c.name for c in configs if not await _build_once(c, quiet)]
+            functions.update((c.name, _served(c, bus)) for c in configs)
+        if failed:
+            print(f"workbench: cannot serve: {', '.join(failed)} did not build",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        return await _serve_api(functions, configs, host, port, watch)
+    finally:
+        if checks is not None:
+            await checks.close()
+        await asyncio.gather(*(f.close() for f in functions.values()))
+        recorder.detach()
+        stores.close()
+
+
+def _served(cfg: FunctionConfig, bus: Bus) -> Invocable:
+    """One environment, or a pool of them when the function's concurrency allows more."""
+    from workbench.core.function import Function
+
+    if cfg.concurrency > 1:
+        from workbench.core.pool import FunctionPool
+
+        return FunctionPool(cfg, bus)
+    return Function(cfg, bus)
+
+
+async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConfig], host: str,
+                     port: int, watch: bool) -> int:
+    import asyncio
+    import signal
+
+    from workbench.core.invoke_api import InvokeAPI
+
+    api = InvokeAPI(functions, host=host, port=port, region=configs[0].region)
+    await api.start()
+    print(f"workbench: serving the Lambda Invoke API on {api.url}", file=sys.stderr)
+    for c in configs:
+        print(f"  {c.name}: {c.runtime} {c.handler} ({c.code_dir})", file=sys.stderr)
+    if watch:
+        print("  watching for changes: a save reloads the function", file=sys.stderr)
+    print(f"  try: aws lambda invoke --endpoint-url {api.url} --function-name {configs[0].name} "
+          "out.json", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    background: set[asyncio.Task[object]] = set()
+
+    def each(action: str) -> None:  # every function is a Reloader when watching
+        for f in functions.values():
+            task: asyncio.Task[object] = asyncio.ensure_future(getattr(f, action)())
+            background.add(task)
+            task.add_done_callback(background.discard)
+    if watch:
+        loop.add_signal_handler(signal.SIGUSR1, each, "force_cold")
+        loop.add_signal_handler(signal.SIGUSR2, each, "reload_now")
+    try:
+        await stop.wait()
+    finally:
+        await api.stop()
+    return EXIT_OK
+
+
