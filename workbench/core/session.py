@@ -269,17 +269,6 @@ class Session:
             return []
         return store.last(n, name) if store is not None else []
 
-    def entry(self, name: str, request_id: str) -> HistoryEntry | None:
-        if self.stores is None:
-            return None
-        if self.recorder is not None:
-            self.recorder.flush()
-        try:
-            store = self.stores(name)
-        except HistoryError:
-            return None
-        return store.get(request_id) if store is not None else None
-
     # ---- internals ----
 
     def _function(self, name: str) -> Reloader:
