@@ -39,6 +39,12 @@ def _function_flags(p: argparse.ArgumentParser) -> None:
                    help="template parameter value (repeatable)")
 
 
+def targets_argument(p: argparse.ArgumentParser) -> None:
+    """One or more TARGETs (TUI, serve, doctor): function folders and/or SAM templates."""
+    p.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
+                   help="function folders and/or SAM templates")
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -300,8 +306,7 @@ def tui_parser() -> argparse.ArgumentParser:
         description="Open the workbench TUI on one or more functions (folders or SAM "
                     "templates). Other commands: workbench {invoke,serve,replay,events,history,"
                     "doctor} --help.")
-    p.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
-                   help="function folders and/or SAM templates")
+    targets_argument(p)
     p.add_argument("--no-watch", dest="watch", action="store_false",
                    help="do not reload when files change")
     p.add_argument("--port", type=_port, default=None,

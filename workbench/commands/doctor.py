@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from workbench.cli import EXIT_OK, EXIT_USAGE, _check_runnable, _function_flags, resolve
+from workbench.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    _check_runnable,
+    _function_flags,
+    resolve,
+    targets_argument,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     doc = sub.add_parser("doctor", help="show the resolved configuration and check toolchains",
                          description="Print every setting of each function and where it came "
                                      "from, then the toolchains it needs, with versions.")
-    doc.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
-                     help="function folders and/or SAM templates")
+    targets_argument(doc)
     _function_flags(doc)
 
 

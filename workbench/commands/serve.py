@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.cli import (
@@ -17,6 +16,7 @@ from workbench.cli import (
     _port,
     _runnable,
     rereader,
+    targets_argument,
 )
 
 if TYPE_CHECKING:
@@ -29,8 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     srv = sub.add_parser("serve", help="serve the Lambda Invoke API for boto3 and the AWS CLI",
                          description="Serve the Lambda Invoke API on 127.0.0.1 for one or more "
                                      "functions (each by its folder name).")
-    srv.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
-                     help="function folders and/or SAM templates")
+    targets_argument(srv)
     srv.add_argument("--port", type=_port, default=9001,
                      help="port (default 9001; 0 picks a free one)")
     srv.add_argument("--host", default="127.0.0.1",
