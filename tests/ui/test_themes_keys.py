@@ -328,3 +328,10 @@ def test_alt_up_and_down_resize_the_focused_panes_row(hello: Path) -> None:
         assert 0 < editor.size.height < before[1]
         assert app.row_shares[0] == 1
     run_app(make_app(hello), body)
+
+
+def test_an_unknown_theme_name_is_said_and_the_default_shown(hello: Path) -> None:
+    async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
+        assert app.theme == "workbench-dark"
+        assert any("no theme 'workbench-drak'" in n.message for n in app._notifications)
+    run_app(make_app(hello, theme="workbench-drak"), body)

@@ -141,6 +141,9 @@ class WorkbenchApp(App[int]):
             self.register_theme(theme)
         wanted = self.requested_theme or self.prefs.theme or self.cfg.theme or DEFAULT_THEME
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        if wanted != self.theme:  # a typo in --theme, tui.toml or workbench.toml
+            self.theme_problems.append(f"no theme {wanted!r}: showing {DEFAULT_THEME} "
+                                       "(ctrl+t lists the themes there are)")
         if self.prefs.keys:
             self.set_keymap(self.prefs.keys)
             self.call_after_refresh(self._check_keymap)
