@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 from textual import events  # noqa: E402
 from textual.binding import Binding  # noqa: E402
 
-from workbench.core.resolve import resolve_functions  # noqa: E402
+from workbench.core.config.resolve import resolve_functions  # noqa: E402
 from workbench.core.session import Session  # noqa: E402
 from workbench.ui.app import WorkbenchApp  # noqa: E402
 from workbench.ui.widgets.log_pane import MAX_LINES, LogPane  # noqa: E402

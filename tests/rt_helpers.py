@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.bus import Bus, LogLine
-from workbench.core.config import detect
-from workbench.core.function import Function
+from workbench.core.config.function import detect
+from workbench.core.engine.function import Function
 from workbench.core.record import InvocationRecord, InvokeRequest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "functions"

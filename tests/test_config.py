@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench.core.config import ConfigError, detect
-from workbench.core.resolve import ResolvedFunction, resolve_functions
-from workbench.core.sam import load_template
-from workbench.core.settings import load_settings
+from workbench.core.config.function import ConfigError, detect
+from workbench.core.config.resolve import ResolvedFunction, resolve_functions
+from workbench.core.config.sam import load_template
+from workbench.core.config.settings import load_settings
 
 CONFIGS = Path(__file__).resolve().parent / "fixtures" / "configs"
 RUNTIME_LIST = ("python3.9, python3.10, python3.11, python3.12, python3.13, nodejs18.x, "
@@ -635,7 +635,8 @@ def test_describe_explains_every_value(in_configs: Path) -> None:
 # ---- the split: configuration never loads the UI toolkit -------------------------------------
 
 
-@pytest.mark.parametrize("module", ["settings", "sam", "envfiles", "resolve"])
+@pytest.mark.parametrize(
+    "module", ["config.settings", "config.sam", "config.envfiles", "config.resolve"])
 def test_configuration_modules_import_no_ui_toolkit(module: str) -> None:
     probe = (f"import workbench.core.{module}, sys; "
              "print(','.join(sorted(m for m in sys.modules "

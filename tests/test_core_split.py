@@ -38,5 +38,6 @@ def test_the_probe_would_notice_a_ui_import() -> None:
 
 
 def test_core_list_covers_the_engine() -> None:
-    for name in ("runtime_api", "environment", "function", "invoke_api", "procs"):
+    for name in ("engine.runtime_api", "engine.environment", "engine.function", "invoke_api",
+                 "engine.procs", "config.sam", "reload.reloader", "history.store"):
         assert f"workbench.core.{name}" in CORE_MODULES

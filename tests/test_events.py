@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import Server, lambda_client, run_workbench
-from workbench.core import console_events, events
-from workbench.core.events import EventError
-from workbench.core.sample_catalog import get_sample, list_samples, render_sample, sample_root
+from workbench.core.saved_events import console as console_events
+from workbench.core.saved_events import store as events
+from workbench.core.saved_events.catalog import get_sample, list_samples, render_sample, sample_root
+from workbench.core.saved_events.store import EventError
 
 SAMPLES = [s.name for s in list_samples()]
 
@@ -496,7 +497,8 @@ def test_saved_events_survive_into_a_new_process(tmp_path: Path) -> None:
     events.save_event(tmp_path, "b-second", [1, 2, 3])
     events.save_event(tmp_path, "a.first", {"k": "v"}, {"description": "first"})
     (tmp_path / "notes.txt").write_text("not an event")
-    probe = ("import json, sys; from pathlib import Path; from workbench.core import events; "
+    probe = ("import json, sys; from pathlib import Path; "
+             "from workbench.core.saved_events import store as events; "
              "f = Path(sys.argv[1]); names = events.list_saved(f); "
              "print(json.dumps([names, [events.load_saved(f, n) for n in names], "
              "events.load_meta(f, 'a.first')]))")

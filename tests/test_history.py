@@ -22,9 +22,11 @@ import pytest
 
 from tests.conftest import FIXTURES, ROOT, processes_with_env, run_workbench
 from workbench.core.bus import Bus, InvocationFinished
-from workbench.core.compare import json_equal, response_diff
-from workbench.core.function import Function
-from workbench.core.history import (
+from workbench.core.checks.compare import json_equal, response_diff
+from workbench.core.config.resolve import resolve_functions
+from workbench.core.engine.function import Function
+from workbench.core.history.recorder import attach, open_stores_for
+from workbench.core.history.store import (
     DB_NAME,
     SCHEMA_VERSION,
     STORE_DIR,
@@ -33,8 +35,6 @@ from workbench.core.history import (
     code_version,
 )
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
-from workbench.core.recorder import attach, open_stores_for
-from workbench.core.resolve import resolve_functions
 
 BURST = Path(__file__).resolve().parent / "fixtures" / "history_burst.py"
 

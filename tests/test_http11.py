@@ -10,7 +10,7 @@ import json
 import socket
 from collections.abc import Awaitable, Callable
 
-from workbench.core.runtime_api import PendingInvoke, RuntimeAPI
+from workbench.core.engine.runtime_api import PendingInvoke, RuntimeAPI
 
 RID = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
 

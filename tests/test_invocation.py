@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from workbench.core.invocation import new_request_id
+from workbench.core.engine.invocation import new_request_id
 
 
 def test_request_ids_are_distinct_version_4_uuids() -> None:

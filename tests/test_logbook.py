@@ -10,9 +10,9 @@ from pathlib import Path
 
 from tests.conftest import EXAMPLES
 from workbench.core.bus import LogLine, ReloadFinished
+from workbench.core.config.resolve import resolve_functions
 from workbench.core.logbook import LogBook, reload_line
 from workbench.core.logfilter import LineFilter
-from workbench.core.resolve import resolve_functions
 from workbench.core.session import Session
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 from tests.conftest import FIXTURES, lambda_client, run_workbench
 from tests.test_history import set_greeting
 from tests.test_reload import Events, in_loop
-from workbench.core import events as saved_events
 from workbench.core.bus import Bus, PinnedCheckFinished, ReloadFinished
-from workbench.core.history import STORE_DIR, HistoryStore
-from workbench.core.pinned import PinnedChecks
-from workbench.core.recorder import attach, open_stores_for
-from workbench.core.reloader import Reloader
-from workbench.core.resolve import resolve_functions
+from workbench.core.checks.pinned import PinnedChecks
+from workbench.core.config.resolve import resolve_functions
+from workbench.core.history.recorder import attach, open_stores_for
+from workbench.core.history.store import STORE_DIR, HistoryStore
+from workbench.core.reload.reloader import Reloader
+from workbench.core.saved_events import store as saved_events
 
 
 def pinned_fn(tmp_path: Path) -> Path:

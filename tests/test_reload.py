@@ -32,11 +32,11 @@ from workbench.core.bus import (
     LogLine,
     ReloadFinished,
 )
-from workbench.core.config import FunctionConfig, detect, local_node_runtime
-from workbench.core.payloads import ServiceError
+from workbench.core.config.function import FunctionConfig, detect, local_node_runtime
+from workbench.core.engine.payloads import ServiceError
 from workbench.core.record import InvocationRecord, InvokeRequest
-from workbench.core.reloader import Reloader
-from workbench.core.watcher import Watcher, WatchFilter
+from workbench.core.reload.reloader import Reloader
+from workbench.core.reload.watcher import Watcher, WatchFilter
 
 PY_APP = """import time
 VERSION = {version!r}

@@ -17,11 +17,11 @@ from pathlib import Path
 from tests.conftest import lambda_client, processes_with_env
 from tests.test_reload import Events, in_loop
 from workbench.core.bus import Bus, ReloadFinished
-from workbench.core.config import FunctionConfig
-from workbench.core.pool import FunctionPool
+from workbench.core.config.function import FunctionConfig
+from workbench.core.config.resolve import resolve_again, resolve_functions
+from workbench.core.engine.pool import FunctionPool
 from workbench.core.record import InvokeRequest
-from workbench.core.reloader import Reloader
-from workbench.core.resolve import resolve_again, resolve_functions
+from workbench.core.reload.reloader import Reloader
 
 APP = """import os, pathlib, time
 VERSION = {version!r}

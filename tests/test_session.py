@@ -13,10 +13,10 @@ import pytest
 
 from tests.conftest import EXAMPLES, processes_with_env
 from workbench.core.bus import LogLine
-from workbench.core.config import FunctionConfig
+from workbench.core.config.function import FunctionConfig
+from workbench.core.config.resolve import resolve_functions
+from workbench.core.engine.payloads import ServiceError
 from workbench.core.logbook import LogBook
-from workbench.core.payloads import ServiceError
-from workbench.core.resolve import resolve_functions
 from workbench.core.session import Session, percentile
 
 
@@ -138,7 +138,7 @@ def test_percentile_is_a_measured_value() -> None:
 
 def test_reloads_are_recorded_in_history_and_listed(two: list[Path]) -> None:
     from tests.conftest import run_workbench
-    from workbench.core.history import HistoryStore
+    from workbench.core.history.store import HistoryStore
 
     folder = two[0]
     source = folder / "app.py"

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, run_workbench
-from workbench.core.builders import builder_for
 from workbench.core.bus import Bus
-from workbench.core.config import ConfigError, FunctionConfig
-from workbench.core.function import Function
-from workbench.core.history import DB_NAME, STORE_DIR, HistoryStore
+from workbench.core.config.function import ConfigError, FunctionConfig
+from workbench.core.config.resolve import resolve_functions
+from workbench.core.engine.function import Function
+from workbench.core.history.recorder import attach, open_stores_for
+from workbench.core.history.store import DB_NAME, STORE_DIR, HistoryStore
 from workbench.core.record import InvokeRequest
-from workbench.core.recorder import attach, open_stores_for
-from workbench.core.resolve import resolve_functions
+from workbench.core.reload.builders import builder_for
 
 SHELL_ECHO = (FIXTURES / "rt-shell-echo" / "bootstrap").read_text()
 

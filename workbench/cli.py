@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from workbench.core.config import FunctionConfig
-    from workbench.core.resolve import ResolvedFunction
+    from workbench.core.config.function import FunctionConfig
+    from workbench.core.config.resolve import ResolvedFunction
 
 EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -93,7 +93,7 @@ def key_values(items: list[str], flag: str,
     """`KEY=VALUE` flags (--env, --param, ...) as a dict; a malformed one raises `error`
     (ConfigError by default) naming the flag."""
     if error is None:
-        from workbench.core.config import ConfigError
+        from workbench.core.config.function import ConfigError
 
         error = ConfigError
     out = {}
@@ -111,8 +111,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunction]:
-    """Flags, workbench.toml, templates and the folder itself, layered (see core/resolve.py)."""
-    from workbench.core.resolve import resolve_functions
+    """Flags, workbench.toml, templates and the folder, layered (see core/config/resolve.py)."""
+    from workbench.core.config.resolve import resolve_functions
 
     resolved = resolve_functions(
         targets, function=args.function, overrides=_overrides(args),
@@ -136,7 +136,7 @@ class Rereader:
         self.env_files = args.env_file
 
     def __call__(self) -> FunctionConfig:
-        from workbench.core.resolve import resolve_again
+        from workbench.core.config.resolve import resolve_again
 
         self.latest = resolve_again(self.fn, overrides=self.overrides,
                                     parameter_overrides=self.params, env_files=self.env_files,
@@ -152,7 +152,7 @@ def rereader(fn: ResolvedFunction, args: argparse.Namespace) -> Rereader:
 
 
 def resolve_config(target: Path, args: argparse.Namespace) -> FunctionConfig:
-    from workbench.core.config import ConfigError
+    from workbench.core.config.function import ConfigError
 
     resolved = resolve([target], args)
     if len(resolved) != 1:
@@ -190,8 +190,8 @@ def _print_logs(event: object) -> None:
 def cmd_invoke(args: argparse.Namespace) -> int:
     import asyncio
 
-    from workbench.core.config import ConfigError
-    from workbench.core.payloads import ServiceError, validate_payload
+    from workbench.core.config.function import ConfigError
+    from workbench.core.engine.payloads import ServiceError, validate_payload
 
     try:
         cfg = resolve_config(args.dir, args)
@@ -203,7 +203,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         print(f"workbench: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
-    from workbench.core.builders import builder_for
+    from workbench.core.reload.builders import builder_for
 
     try:
         if builder_for(cfg).needed and not asyncio.run(_build_once(cfg, quiet=args.quiet)):
@@ -218,8 +218,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 async def _build_once(cfg: FunctionConfig, quiet: bool) -> bool:
     """Build a function that builds (go.mod, Cargo.toml, `build` in config) before it runs:
     output on stderr as it comes (the tail only, on failure, when quiet)."""
-    from workbench.core.builders import builder_for
     from workbench.core.bus import Bus
+    from workbench.core.reload.builders import builder_for
 
     bus = Bus()
     if not quiet:
@@ -254,9 +254,9 @@ async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool,
     import asyncio
 
     from workbench.core.bus import Bus
-    from workbench.core.function import Function
+    from workbench.core.engine.function import Function
+    from workbench.core.history.recorder import attach, open_stores_for
     from workbench.core.record import InvokeRequest
-    from workbench.core.recorder import attach, open_stores_for
 
     bus = Bus()
     if not quiet:
@@ -288,7 +288,7 @@ async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool,
 def _runnable(args: argparse.Namespace) -> list[ResolvedFunction] | None:
     """The functions the targets name, each checked to be startable; None (and the reason on
     stderr) when one is not."""
-    from workbench.core.config import ConfigError
+    from workbench.core.config.function import ConfigError
 
     try:
         resolved = resolve(args.dirs, args)

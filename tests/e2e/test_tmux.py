@@ -199,7 +199,7 @@ def test_ctrl_c_quits_cleanly_and_stops_the_function(terminal: Terminal,
 
 def test_kill_9_of_the_tui_keeps_history_and_leaves_no_function_running(
         terminal: Terminal, function_copy: Path) -> None:
-    from workbench.core.history import HistoryStore
+    from workbench.core.history.store import HistoryStore
 
     terminal.wait(ready, "the function to be ready")
     terminal.keys("C-r")

@@ -16,7 +16,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.conftest import EXAMPLES
-from workbench.core.resolve import resolve_functions
+from workbench.core.config.resolve import resolve_functions
 from workbench.core.session import Session
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.prefs import Prefs

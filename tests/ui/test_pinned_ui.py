@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from tests.ui.conftest import make_app, run_app, wait_for
-from workbench.core.events import pin_event, save_meta
+from workbench.core.saved_events.store import pin_event, save_meta
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.widgets.history_table import InvocationHistory
 

@@ -22,7 +22,7 @@ from textual.pilot import Pilot
 from textual.widgets import TextArea
 
 from tests.ui.conftest import SIZE, make_app
-from workbench.core.history import HistoryStore
+from workbench.core.history.store import HistoryStore
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 from workbench.ui.app import WorkbenchApp
 

@@ -55,7 +55,7 @@ def _toolchains(needed: set[str]) -> list[str]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from workbench.core.config import ConfigError
+    from workbench.core.config.function import ConfigError
 
     try:
         resolved = resolve(args.dirs, args)

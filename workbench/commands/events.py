@@ -75,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _pairs(items: list[str]) -> dict[str, str]:
     from workbench.cli import key_values
-    from workbench.core.events import EventError
+    from workbench.core.saved_events.store import EventError
 
     return key_values(items, "--param", EventError)
 
@@ -91,8 +91,8 @@ def _dump(data: Any) -> str:
 
 
 def _events_dir(function_dir: Path) -> Path:
-    from workbench.core.events import EventError, events_folder
-    from workbench.core.settings import load_settings
+    from workbench.core.config.settings import load_settings
+    from workbench.core.saved_events.store import EventError, events_folder
 
     if not function_dir.is_dir():
         raise EventError(f"{function_dir} is not a folder (give the function's folder)")
@@ -101,7 +101,7 @@ def _events_dir(function_dir: Path) -> Path:
 
 
 def _read(source: str) -> str:
-    from workbench.core.events import EventError
+    from workbench.core.saved_events.store import EventError
 
     if source == "-":
         return sys.stdin.read()
@@ -115,7 +115,7 @@ def _read(source: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from workbench.core.events import list_samples
+    from workbench.core.saved_events.store import list_samples
 
     samples = list_samples(args.service)
     width = max(len(s.name) for s in samples)
@@ -129,8 +129,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from workbench.core.events import get_sample
-    from workbench.core.sample_catalog import render
+    from workbench.core.saved_events.catalog import render
+    from workbench.core.saved_events.store import get_sample
 
     sample = get_sample(_sample_name(args))
     event = render(sample, _pairs(args.param))
@@ -154,7 +154,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from workbench.core.events import render_sample
+    from workbench.core.saved_events.store import render_sample
 
     event = render_sample(_sample_name(args), _pairs(args.param))
     if _output(event, args.output):
@@ -164,7 +164,7 @@ def _new(args: argparse.Namespace) -> int:
 
 def _output(doc: object, path: Path | None) -> bool:
     """Pretty JSON on stdout, or into `path`; True when it went to a file."""
-    from workbench.core.events import EventError
+    from workbench.core.saved_events.store import EventError
 
     if path is None:
         sys.stdout.write(_dump(doc))
@@ -179,7 +179,7 @@ def _output(doc: object, path: Path | None) -> bool:
 def _save(args: argparse.Namespace) -> int:
     import json
 
-    from workbench.core.events import EventError, load_meta, render_sample, save_event
+    from workbench.core.saved_events.store import EventError, load_meta, render_sample, save_event
 
     folder = _events_dir(args.dir)
     meta: dict[str, Any] = {}
@@ -207,7 +207,7 @@ def _save(args: argparse.Namespace) -> int:
 
 
 def _saved(args: argparse.Namespace) -> int:
-    from workbench.core.events import list_saved, load_meta
+    from workbench.core.saved_events.store import list_saved, load_meta
 
     folder = _events_dir(args.dir)
     names = list_saved(folder)
@@ -223,7 +223,7 @@ def _saved(args: argparse.Namespace) -> int:
 
 
 def _pin(args: argparse.Namespace) -> int:
-    from workbench.core.events import pin_event, validate_name
+    from workbench.core.saved_events.store import pin_event, validate_name
 
     pinned = args.events_command == "pin"
     folder = _events_dir(args.dir)
@@ -236,7 +236,7 @@ def _pin(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from workbench.core.console_events import import_into_folder
+    from workbench.core.saved_events.console import import_into_folder
 
     folder = _events_dir(args.dir)
     statuses = import_into_folder(folder, _read(args.file), replace=args.replace)
@@ -248,7 +248,12 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from workbench.core.console_events import REGISTRY, SCHEMA_TYPE, export_folder, schema_name
+    from workbench.core.saved_events.console import (
+        REGISTRY,
+        SCHEMA_TYPE,
+        export_folder,
+        schema_name,
+    )
 
     document = export_folder(_events_dir(args.dir))
     if not _output(document, args.output):
@@ -266,8 +271,8 @@ ACTIONS = {"list": _list, "show": _show, "new": _new, "save": _save, "saved": _s
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.core.config import ConfigError
-    from workbench.core.events import EventError
+    from workbench.core.config.function import ConfigError
+    from workbench.core.saved_events.store import EventError
 
     action = ACTIONS.get(args.events_command or "")
     if action is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from workbench.core.history import HistoryEntry, HistoryStore
+    from workbench.core.history.store import HistoryEntry, HistoryStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,8 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.core.config import ConfigError
-    from workbench.core.history import HistoryError
+    from workbench.core.config.function import ConfigError
+    from workbench.core.history.store import HistoryError
 
     if args.last < 1:
         print("workbench: --last must be at least 1", file=sys.stderr)
@@ -60,11 +60,11 @@ def run(args: argparse.Namespace) -> int:
 def _folders(target: Path) -> list[Path]:
     """The code folders whose history to read: the folder itself when it has a history (or
     holds no template), else the code folder of each function of its template."""
-    from workbench.core.config import ConfigError
-    from workbench.core.history import DB_NAME, STORE_DIR
-    from workbench.core.resolve import resolve_functions
-    from workbench.core.sam import find_template
-    from workbench.core.settings import display_path
+    from workbench.core.config.function import ConfigError
+    from workbench.core.config.resolve import resolve_functions
+    from workbench.core.config.sam import find_template
+    from workbench.core.config.settings import display_path
+    from workbench.core.history.store import DB_NAME, STORE_DIR
 
     if target.is_dir() and ((target / STORE_DIR / DB_NAME).is_file()
                             or find_template(target) is None):
@@ -89,7 +89,7 @@ def _folders(target: Path) -> list[Path]:
 
 
 def _stores_under(top: Path, depth: int = 4) -> list[Path]:
-    from workbench.core.history import DB_NAME, STORE_DIR
+    from workbench.core.history.store import DB_NAME, STORE_DIR
 
     found: list[Path] = []
     level = [top.resolve()]
@@ -108,7 +108,7 @@ def _stores_under(top: Path, depth: int = 4) -> list[Path]:
 
 
 def _entries(folders: list[Path], last: int, function: str | None) -> list[HistoryEntry]:
-    from workbench.core.history import HistoryStore
+    from workbench.core.history.store import HistoryStore
 
     entries: list[HistoryEntry] = []
     for folder in folders:
@@ -139,7 +139,7 @@ def _ms(value: float | None) -> str:
 def _table(entries: list[HistoryEntry]) -> str:
     import time
 
-    from workbench.core.compare import render_table
+    from workbench.core.checks.compare import render_table
 
     many = len({e.function for e in entries}) > 1
     headers = ["time", *(["function"] if many else []), "request", "source", "event", "status",
@@ -161,8 +161,8 @@ def _show_reloads(folders: list[Path], args: argparse.Namespace) -> int:
     import json
     import time
 
-    from workbench.core.compare import render_table
-    from workbench.core.history import HistoryStore, ReloadEntry
+    from workbench.core.checks.compare import render_table
+    from workbench.core.history.store import HistoryStore, ReloadEntry
 
     found: list[ReloadEntry] = []
     for folder in folders:

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from workbench.core.checks import Baseline
-    from workbench.core.config import FunctionConfig
-    from workbench.core.history import HistoryStore
+    from workbench.core.checks.judge import Baseline
+    from workbench.core.config.function import FunctionConfig
+    from workbench.core.history.recorder import Stores
+    from workbench.core.history.store import HistoryStore
     from workbench.core.record import InvocationRecord, InvokeRequest
-    from workbench.core.recorder import Stores
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -96,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from workbench.cli import _check_runnable, resolve_config
-    from workbench.core.config import ConfigError
-    from workbench.core.history import HistoryError
-    from workbench.core.recorder import open_stores_for
+    from workbench.core.config.function import ConfigError
+    from workbench.core.history.recorder import open_stores_for
+    from workbench.core.history.store import HistoryError
 
     if args.from_history is not None and args.events:
         print("workbench: give EVENT names or --from-history N, not both", file=sys.stderr)
@@ -165,7 +165,7 @@ def _saved_events(cfg: FunctionConfig) -> dict[str, Path]:
 
 
 def _payload(data: bytes, where: str) -> bytes:
-    from workbench.core.payloads import ServiceError, validate_payload
+    from workbench.core.engine.payloads import ServiceError, validate_payload
 
     try:
         return validate_payload(data)
@@ -174,14 +174,14 @@ def _payload(data: bytes, where: str) -> bytes:
 
 
 def _shown(path: Path) -> str:
-    from workbench.core.settings import display_path
+    from workbench.core.config.settings import display_path
 
     return display_path(path)
 
 
 def _event_cases(cfg: FunctionConfig, store: HistoryStore | None,
                  names: list[str]) -> list[Case]:
-    from workbench.core.checks import CheckError, baseline_for
+    from workbench.core.checks.judge import CheckError, baseline_for
     from workbench.core.record import InvokeRequest
 
     saved = _saved_events(cfg)
@@ -217,7 +217,7 @@ def _event_cases(cfg: FunctionConfig, store: HistoryStore | None,
 
 
 def _history_cases(cfg: FunctionConfig, store: HistoryStore | None, n: int) -> list[Case]:
-    from workbench.core.checks import Baseline, history_label
+    from workbench.core.checks.judge import Baseline, history_label
 
     if store is None:
         raise UsageError(f"{cfg.name} has no recorded history")
@@ -242,8 +242,8 @@ async def _replay(cfg: FunctionConfig, cases: list[Case], stores: Stores,
 
     from workbench.cli import _cancel_on_termination, _print_logs
     from workbench.core.bus import Bus
-    from workbench.core.function import Function
-    from workbench.core.recorder import attach
+    from workbench.core.engine.function import Function
+    from workbench.core.history.recorder import attach
 
     bus = Bus()
     if logs:
@@ -270,7 +270,7 @@ async def _replay(cfg: FunctionConfig, cases: list[Case], stores: Stores,
 # ---- judging and reporting ----
 
 def _judge(result: Run, check: bool) -> None:
-    from workbench.core.checks import judge
+    from workbench.core.checks.judge import judge
 
     for o in result.outcomes:
         verdict = judge(o.record, o.case.baseline, check)
@@ -296,7 +296,7 @@ def _ms(value: float | None) -> str:
 
 
 def _print_report(result: Run, check: bool) -> None:
-    from workbench.core.compare import render_table
+    from workbench.core.checks.compare import render_table
 
     headers = ["event", "status", "duration", "billed", "start", *(["check"] if check else [])]
     rows = []
@@ -341,7 +341,7 @@ def _summary(result: Run, check: bool) -> str:
 def _print_json(result: Run, check: bool) -> None:
     import json
 
-    from workbench.core.history import decode_json
+    from workbench.core.history.store import decode_json
 
     items = []
     for o in result.outcomes:

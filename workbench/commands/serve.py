@@ -21,8 +21,8 @@ from workbench.cli import (
 
 if TYPE_CHECKING:
     from workbench.core.bus import Bus, PinnedCheckFinished
-    from workbench.core.config import FunctionConfig
-    from workbench.core.function import Invocable
+    from workbench.core.config.function import FunctionConfig
+    from workbench.core.engine.function import Invocable
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -117,7 +117,7 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
         LogLine,
         ReloadFinished,
     )
-    from workbench.core.recorder import attach, open_stores_for
+    from workbench.core.history.recorder import attach, open_stores_for
 
     bus = Bus()
     many = len(configs) > 1
@@ -142,8 +142,8 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
     checks = None
     try:
         if watch:
-            from workbench.core.pinned import PinnedChecks
-            from workbench.core.reloader import Reloader
+            from workbench.core.checks.pinned import PinnedChecks
+            from workbench.core.reload.reloader import Reloader
 
             reloaders = [Reloader(c, bus, resolve=(rereaders or {}).get(c.name))
                          for c in configs]
@@ -173,10 +173,10 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
 
 def _served(cfg: FunctionConfig, bus: Bus) -> Invocable:
     """One environment, or a pool of them when the function's concurrency allows more."""
-    from workbench.core.function import Function
+    from workbench.core.engine.function import Function
 
     if cfg.concurrency > 1:
-        from workbench.core.pool import FunctionPool
+        from workbench.core.engine.pool import FunctionPool
 
         return FunctionPool(cfg, bus)
     return Function(cfg, bus)

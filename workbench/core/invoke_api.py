@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from workbench.core import http11
 from workbench.core import protocol as P
-from workbench.core.function import Invocable, log_result_header
-from workbench.core.payloads import (
+from workbench.core.engine import http11
+from workbench.core.engine.function import Invocable, log_result_header
+from workbench.core.engine.payloads import (
     ServiceError,
     decode_client_context,
     enum_error,

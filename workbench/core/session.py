@@ -16,7 +16,6 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.core.builders import BuildResult
 from workbench.core.bus import (
     BuildFinished,
     BuildStarted,
@@ -32,16 +31,17 @@ from workbench.core.bus import (
     PinnedCheckFinished,
     ReloadFinished,
 )
-from workbench.core.config import FunctionConfig
-from workbench.core.function import InvocationHandle
-from workbench.core.history import HistoryEntry, HistoryError
+from workbench.core.checks.pinned import PinnedChecks
+from workbench.core.config.describe import describe_function
+from workbench.core.config.function import FunctionConfig
+from workbench.core.engine.function import InvocationHandle
+from workbench.core.engine.payloads import ServiceError, validate_payload
+from workbench.core.history.recorder import Recorder, Stores, attach
+from workbench.core.history.store import HistoryEntry, HistoryError
 from workbench.core.logbook import LogBook, reload_line
-from workbench.core.payloads import ServiceError, validate_payload
-from workbench.core.pinned import PinnedChecks
 from workbench.core.record import InvocationRecord, InvokeRequest
-from workbench.core.recorder import Recorder, Stores, attach
-from workbench.core.reloader import Reloader
-from workbench.core.resolve_text import describe_function
+from workbench.core.reload.builders import BuildResult
+from workbench.core.reload.reloader import Reloader
 
 ROWS_KEPT = 2000  # invocations of this session kept in memory (all are in history)
 RECENT = 200  # durations kept per function for the timing figures

@@ -16,7 +16,6 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Footer
 
-from workbench.core import events as saved
 from workbench.core.bus import (
     EnvironmentInitFailed,
     InvocationFinished,
@@ -24,8 +23,9 @@ from workbench.core.bus import (
     ReloadFinished,
     WorkerFailed,
 )
-from workbench.core.config import FunctionConfig
-from workbench.core.payloads import ServiceError
+from workbench.core.config.function import FunctionConfig
+from workbench.core.engine.payloads import ServiceError
+from workbench.core.saved_events import store as saved
 from workbench.core.session import Row, Session
 from workbench.ui.bridge import Bridge
 from workbench.ui.messages import (

@@ -8,8 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.core.builders import built_bootstrap
-from workbench.core.config import ConfigError, FunctionConfig
+from workbench.core.config.function import ConfigError, FunctionConfig
+from workbench.core.reload.builders import built_bootstrap
 
 HERE = Path(__file__).resolve().parent
 PYTHON_BOOTSTRAP = HERE / "pyric" / "bootstrap.py"

@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from workbench.core.events import EventError, validate_name
+from workbench.core.saved_events.store import EventError, validate_name
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}

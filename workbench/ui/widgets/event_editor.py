@@ -3,8 +3,8 @@ function's folder (open, new, save, save as, rename, delete).
 
 An event that is not valid JSON says where and why under the text, the Invoke button is
 disabled, and ctrl+r refuses it and puts the cursor on the problem: a typo is never sent by
-accident. Saved events are plain pretty JSON files (workbench.core.events); the header names the
-event being edited and marks unsaved changes with a dot."""
+accident. Saved events are plain pretty JSON files (workbench.core.saved_events.store); the
+header names the event being edited and marks unsaved changes with a dot."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Button, Static, TextArea
 
-from workbench.core import events as saved
-from workbench.core.events_render import EventError
+from workbench.core.saved_events import store as saved
+from workbench.core.saved_events.render import EventError
 from workbench.ui.messages import InvokeRequested
 from workbench.ui.screens.dialogs import Confirm, NamePrompt, Picker
 

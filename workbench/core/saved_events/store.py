@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workbench.core.events_render import EventError
-from workbench.core.sample_catalog import (
+from workbench.core.saved_events.catalog import (
     Param,
     Sample,
     get_sample,
@@ -27,6 +26,7 @@ from workbench.core.sample_catalog import (
     sample_root,
     services,
 )
+from workbench.core.saved_events.render import EventError
 
 __all__ = ["EventError", "Param", "Sample", "delete_event", "events_folder", "get_sample",
            "list_pinned", "list_samples", "list_saved", "load_meta", "load_saved", "pin_event",

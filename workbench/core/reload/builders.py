@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.core import procs
 from workbench.core.bus import BuildFinished, BuildStarted, Bus, LogLine
-from workbench.core.config import FunctionConfig
+from workbench.core.config.function import FunctionConfig
+from workbench.core.engine import procs
 
 BUILD_DIR = Path(".workbench") / "build"
 TAIL_LINES = 40

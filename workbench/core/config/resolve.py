@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core import protocol as P
-from workbench.core.config import ConfigError, FunctionConfig, detect
-from workbench.core.envfiles import DOTENV, layered_env_files
-from workbench.core.resolve_text import check_handler_file, describe_function
-from workbench.core.sam import (
+from workbench.core.config.describe import check_handler_file, describe_function
+from workbench.core.config.envfiles import DOTENV, layered_env_files
+from workbench.core.config.function import ConfigError, FunctionConfig, detect
+from workbench.core.config.sam import (
     SamFunction,
     Template,
     check_overrides,
@@ -32,7 +32,7 @@ from workbench.core.sam import (
     pick_id,
     read_template,
 )
-from workbench.core.settings import KEYS, Invalid, Settings, display_path, load_settings
+from workbench.core.config.settings import KEYS, Invalid, Settings, display_path, load_settings
 
 # Our setting name -> FunctionConfig field. Settings name things as workbench.toml does.
 FIELDS = {"name": "name", "code_dir": "code_dir", "runtime": "runtime", "handler": "handler",
@@ -267,7 +267,9 @@ def _environment(code_dir: Path, settings: Settings, sam: SamFunction | None,
 
 
 def _check_env_names(sources: Mapping[str, str]) -> None:
-    from workbench.core.environment import RESERVED_KEYS  # loads the engine: only when needed
+    from workbench.core.engine.environment import (
+        RESERVED_KEYS,  # loads the engine: only when needed
+    )
 
     for key, where in sources.items():
         if key in RESERVED_KEYS:

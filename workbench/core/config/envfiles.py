@@ -13,8 +13,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from workbench.core.config import ConfigError
-from workbench.core.settings import display_path
+from workbench.core.config.function import ConfigError
+from workbench.core.config.settings import display_path
 
 DOTENV = ".env"
 

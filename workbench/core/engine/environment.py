@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from workbench.core import procs
 from workbench.core import protocol as P
 from workbench.core.bus import (
     Bus,
@@ -27,8 +26,9 @@ from workbench.core.bus import (
     EnvironmentStopped,
     LogLine,
 )
-from workbench.core.config import FunctionConfig
-from workbench.core.runtime_api import RuntimeAPI
+from workbench.core.config.function import FunctionConfig
+from workbench.core.engine import procs
+from workbench.core.engine.runtime_api import RuntimeAPI
 from workbench.core.runtimes import Launch
 
 # Keys the service sets itself; a function's configuration may not set them (spec 4).

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.bus import ReloadFinished
-from workbench.core.config import DEFAULT_HISTORY_MB, DEFAULT_HISTORY_RECORDS
+from workbench.core.config.function import DEFAULT_HISTORY_MB, DEFAULT_HISTORY_RECORDS
 from workbench.core.record import InvocationRecord, InvokeRequest
 
 log = logging.getLogger(__name__)

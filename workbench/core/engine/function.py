@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from workbench.core import protocol as P
 from workbench.core.bus import Bus, InvocationFinished, InvocationStarted
-from workbench.core.config import FunctionConfig
-from workbench.core.environment import Environment, InitOutcome, LogCollector
-from workbench.core.invocation import (
+from workbench.core.config.function import FunctionConfig
+from workbench.core.engine.environment import Environment, InitOutcome, LogCollector
+from workbench.core.engine.invocation import (
     InvocationHandle,
     Run,
     copy_outcome,

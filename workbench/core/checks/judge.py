@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.core.compare import response_diff
-from workbench.core.config import FunctionConfig
-from workbench.core.history import HistoryEntry, HistoryStore, decode_json
+from workbench.core.checks.compare import response_diff
+from workbench.core.config.function import FunctionConfig
+from workbench.core.config.settings import display_path
+from workbench.core.history.store import HistoryEntry, HistoryStore, decode_json
 from workbench.core.record import InvocationRecord
-from workbench.core.settings import display_path
 
 NOTHING_YET = "nothing to compare with yet: no expected response and no earlier run"
 

@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.cfn import NO_VALUE, Resolver, Unresolvable
-from workbench.core.config import ConfigError
-from workbench.core.settings import KEYS, RUNTIMES, Invalid, display_path
+from workbench.core.config.cfn import NO_VALUE, Resolver, Unresolvable
+from workbench.core.config.function import ConfigError
+from workbench.core.config.settings import KEYS, RUNTIMES, Invalid, display_path
 
 if TYPE_CHECKING:
-    from workbench.core.sam import Template
+    from workbench.core.config.sam import Template
 
 # CloudFormation property -> (our setting, the flag that sets it locally, if any).
 SCALARS = {"Handler": ("handler", "--handler"), "Runtime": ("runtime", "--runtime"),

@@ -27,15 +27,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from workbench.core import protocol as P
-from workbench.core.builders import Builder, BuildResult, builder_for
 from workbench.core.bus import Bus, ChangeDetected, ReloadFinished, WorkerFailed
-from workbench.core.config import ConfigError, FunctionConfig
-from workbench.core.environment import InitOutcome
-from workbench.core.function import Function, InvocationHandle, copy_outcome
-from workbench.core.payloads import ServiceError
-from workbench.core.pool import FunctionPool
+from workbench.core.config.function import ConfigError, FunctionConfig
+from workbench.core.engine.environment import InitOutcome
+from workbench.core.engine.function import Function, InvocationHandle, copy_outcome
+from workbench.core.engine.payloads import ServiceError
+from workbench.core.engine.pool import FunctionPool
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
-from workbench.core.watcher import BUILD_OUTPUTS, Watcher, WatchFilter
+from workbench.core.reload.builders import Builder, BuildResult, builder_for
+from workbench.core.reload.watcher import BUILD_OUTPUTS, Watcher, WatchFilter
 
 SETTLE_S = 0.05  # before a build: the rest of a burst of saves joins the same build
 SAVE_CLOCK_SLACK_S = 2.0  # a file time older than this (cp -p, git) is not the save's time

@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from workbench.core.events_render import (
+from workbench.core.saved_events.render import (
     TYPES,
     EventError,
     apply_transforms,
@@ -74,7 +74,7 @@ class Sample:
 def sample_root(package_dir: Path | None = None) -> Path:
     """Where the samples are: inside the installed package (the wheel puts them in
     workbench/_data/sample_events), else at the top of a source checkout."""
-    package = package_dir or Path(__file__).resolve().parent.parent
+    package = package_dir or Path(__file__).resolve().parents[2]
     for candidate in (package / "_data" / "sample_events", package.parent / "sample_events"):
         if candidate.is_dir():
             return candidate

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from workbench.core.config import BUILDER_KINDS, RUNTIME_CLIENTS, ConfigError
+from workbench.core.config.function import BUILDER_KINDS, RUNTIME_CLIENTS, ConfigError
 
 RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13",
             "nodejs18.x", "nodejs20.x", "nodejs22.x", "provided", "provided.al2", "provided.al2023")

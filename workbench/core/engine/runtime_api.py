@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from workbench.core import http11
 from workbench.core import protocol as P
+from workbench.core.engine import http11
 from workbench.core.record import InvokeResult
 
 ERROR_CAUSE_CT = "application/vnd.aws.lambda.error.cause+json"

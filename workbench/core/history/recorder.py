@@ -1,5 +1,5 @@
 """Recording from the bus: every finished invocation and every reload, into the history
-store of the function's code folder (core/history.py), written by one background thread.
+store of the function's code folder (core/history/store.py), written by one background thread.
 
 On the event loop a record costs a list append under an uncontended lock; the writer thread
 commits within moments, batching what queued up meanwhile. Whoever must know a record is on
@@ -22,8 +22,8 @@ from workbench.core.bus import (
     InvocationFinished,
     ReloadFinished,
 )
-from workbench.core.config import DEFAULT_HISTORY_MB, FunctionConfig
-from workbench.core.history import (
+from workbench.core.config.function import DEFAULT_HISTORY_MB, FunctionConfig
+from workbench.core.history.store import (
     DEFAULT_MAX_RECORDS,
     HistoryError,
     HistoryStore,

@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 
 from workbench.core import protocol as P
-from workbench.core.cfn import CfnLoader, Resolver, Unresolvable, as_text
-from workbench.core.config import ConfigError
-from workbench.core.sam_function import FunctionReader
-from workbench.core.settings import display_path
+from workbench.core.config.cfn import CfnLoader, Resolver, Unresolvable, as_text
+from workbench.core.config.function import ConfigError
+from workbench.core.config.sam_function import FunctionReader
+from workbench.core.config.settings import display_path
 
 TEMPLATE_NAMES = ("template.yaml", "template.yml")
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")

@@ -9,9 +9,9 @@ import asyncio
 import collections
 
 from workbench.core.bus import Bus
-from workbench.core.config import FunctionConfig
-from workbench.core.environment import InitOutcome
-from workbench.core.function import (
+from workbench.core.config.function import FunctionConfig
+from workbench.core.engine.environment import InitOutcome
+from workbench.core.engine.function import (
     Function,
     InvocationHandle,
     copy_outcome,

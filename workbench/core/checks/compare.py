@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from workbench.core.history import decode_json
+from workbench.core.history.store import decode_json
 
 
 def json_equal(a: Any, b: Any) -> bool:

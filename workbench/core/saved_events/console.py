@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from workbench.core.events import (
+from workbench.core.saved_events.store import (
     EventError,
     list_saved,
     load_meta,

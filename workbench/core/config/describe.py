@@ -6,8 +6,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from workbench.core.config import NODE_EXTS, FunctionConfig
-from workbench.core.settings import display_path
+from workbench.core.config.function import NODE_EXTS, FunctionConfig
+from workbench.core.config.settings import display_path
 
 # The order `doctor` lists settings in, with the FunctionConfig field each one reads.
 SHOWN = (("name", "name"), ("code_dir", "code_dir"), ("runtime", "runtime"),

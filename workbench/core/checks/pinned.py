@@ -1,6 +1,6 @@
 """Regression on save: after each successful reload, a function's pinned saved events run
 again on the new version, one after another, each judged as `replay --check` judges it
-(core/checks.py), and each verdict is said on the bus as a `PinnedCheckFinished`.
+(core/checks/judge.py), and each verdict is said on the bus as a `PinnedCheckFinished`.
 
 Pinning lives in the event's sidecar (`"pinned": true` in `events/.meta/NAME.json`, see
 `events.pin_event`), so it is read afresh at every reload: pinning takes effect on the next
@@ -17,15 +17,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from workbench.core.bus import Bus, Event, PinnedCheckFinished, ReloadFinished, WorkerFailed
-from workbench.core.checks import CheckError, baseline_for, judge
-from workbench.core.events import EventError, events_folder, list_pinned, saved_path
-from workbench.core.history import HistoryError, HistoryStore
-from workbench.core.payloads import ServiceError, validate_payload
+from workbench.core.checks.judge import CheckError, baseline_for, judge
+from workbench.core.engine.payloads import ServiceError, validate_payload
+from workbench.core.history.store import HistoryError, HistoryStore
 from workbench.core.record import InvokeRequest
+from workbench.core.saved_events.store import EventError, events_folder, list_pinned, saved_path
 
 if TYPE_CHECKING:
-    from workbench.core.function import Invocable
-    from workbench.core.recorder import Recorder
+    from workbench.core.engine.function import Invocable
+    from workbench.core.history.recorder import Recorder
 
 SOURCE = "pinned"  # how these invocations are recorded in history
 

@@ -19,10 +19,10 @@ from typing import Any, Protocol
 
 from workbench.core import protocol as P
 from workbench.core.bus import InvocationFinished, InvocationStarted
-from workbench.core.config import FunctionConfig
-from workbench.core.environment import Environment, LogCollector
+from workbench.core.config.function import FunctionConfig
+from workbench.core.engine.environment import Environment, LogCollector
+from workbench.core.engine.runtime_api import PendingInvoke
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
-from workbench.core.runtime_api import PendingInvoke
 
 AnswerListener = Callable[["asyncio.Future[InvokeResult]"], None]
 
