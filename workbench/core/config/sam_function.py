@@ -6,14 +6,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from workbench.core.config.cfn import NO_VALUE, Resolver, Unresolvable
 from workbench.core.config.function import ConfigError
 from workbench.core.config.settings import KEYS, RUNTIMES, Invalid, display_path
 
-if TYPE_CHECKING:
-    from workbench.core.config.sam import Template
+
+class TemplateDoc(Protocol):
+    """What a function's reader needs of its template (sam.Template has it), named here so the
+    reader does not import the module that imports it."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def doc(self) -> Mapping[str, Any]: ...
+    @property
+    def shown(self) -> str: ...
 
 # CloudFormation property -> (our setting, the flag that sets it locally, if any).
 SCALARS = {"Handler": ("handler", "--handler"), "Runtime": ("runtime", "--runtime"),
@@ -31,7 +40,7 @@ def _intrinsic(node: Any) -> bool:
 
 
 class FunctionReader:
-    def __init__(self, template: Template, resolver: Resolver, logical_id: str,
+    def __init__(self, template: TemplateDoc, resolver: Resolver, logical_id: str,
                  glob: Mapping[str, Any]) -> None:
         self.template, self.resolver, self.id = template, resolver, logical_id
         self.folder = template.path.parent
