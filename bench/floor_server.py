@@ -33,8 +33,11 @@ HEADER_LIMIT = 64 * 1024
 
 
 def _response(body: bytes | memoryview) -> list[bytes | memoryview]:
-    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\n\r\n")
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+    )
     return [head, body]
 
 
@@ -74,14 +77,14 @@ class EchoProtocol(asyncio.Protocol):
                     return
                 try:
                     self.need = _content_length(buf[:end])
-                    self.path = buf[:buf.find(b"\r\n")].split(b" ")[1]
+                    self.path = buf[: buf.find(b"\r\n")].split(b" ")[1]
                 except (ValueError, IndexError):
                     self.transport.close()
                     return
-                self.head, data = b"", buf[end + 4:]
+                self.head, data = b"", buf[end + 4 :]
             take = self.need - self.have
             piece = data[:take] if len(data) > take else data
-            data = data[len(piece):]
+            data = data[len(piece) :]
             if piece:
                 self.chunks.append(piece)
                 self.have += len(piece)
@@ -133,20 +136,25 @@ class RelayProtocol(EchoProtocol):
             rid = path.split(b"/")[-2].decode()
             caller = st.callers.pop(rid, None)
             if caller is not None:  # the invoke's answer first, then the runtime's 202
-                caller.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
-                                       + body)
-            self.transport.write(b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: 16\r\n\r\n{\"status\":\"OK\"}\n")
+                caller.transport.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+                )
+            self.transport.write(
+                b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 16\r\n\r\n{"status":"OK"}\n'
+            )
         else:
             self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
 
     def _event(self, rid: str, body: bytes) -> None:
-        head = (f"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: {rid}\r\n"
-                f"Lambda-Runtime-Deadline-Ms: {int(time.time() * 1000) + 3000}\r\n"
-                "Lambda-Runtime-Invoked-Function-Arn: "
-                "arn:aws:lambda:us-east-1:012345678912:function:echo-loop\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        head = (
+            f"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: {rid}\r\n"
+            f"Lambda-Runtime-Deadline-Ms: {int(time.time() * 1000) + 3000}\r\n"
+            "Lambda-Runtime-Invoked-Function-Arn: "
+            "arn:aws:lambda:us-east-1:012345678912:function:echo-loop\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
         self.transport.write(head.encode() + body)
 
 
@@ -205,7 +213,7 @@ def _handle(conn: socket.socket) -> None:
                 if not chunk:
                     return
                 buf += chunk
-            body = bytes(buf[end + 4:total])
+            body = bytes(buf[end + 4 : total])
             del buf[:total]
             head, _ = _response(body)
             if len(body) < 65536:
@@ -238,8 +246,7 @@ def serve_threads() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", choices=("asyncio", "threads", "aiohttp", "relay"),
-                    default="asyncio")
+    ap.add_argument("--mode", choices=("asyncio", "threads", "aiohttp", "relay"), default="asyncio")
     args = ap.parse_args()
     if args.mode == "asyncio":
         asyncio.run(serve_asyncio())

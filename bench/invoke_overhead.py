@@ -46,6 +46,8 @@ from typing import Any, ClassVar
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+
+
 def _fresh_functions() -> Path:
     """The bench functions copied to a new temp folder: workbench records history in each
     function's .workbench/, and a store left big by earlier runs would skew this one."""
@@ -55,8 +57,11 @@ def _fresh_functions() -> Path:
 
     tmp = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     atexit.register(shutil.rmtree, tmp, True)
-    shutil.copytree(HERE / "functions", tmp / "functions",
-                    ignore=shutil.ignore_patterns(".workbench", "__pycache__"))
+    shutil.copytree(
+        HERE / "functions",
+        tmp / "functions",
+        ignore=shutil.ignore_patterns(".workbench", "__pycache__"),
+    )
     return tmp / "functions"
 
 
@@ -73,9 +78,11 @@ STALL_OVER_P50_MS = 20.0  # an invoke this much slower than the case's p50 is a 
 SLOW_MS = 40.0  # and these are counted too (cargo-lambda's Nagle/delayed-ACK stalls are 40-88 ms)
 TARGETS = {"small_p50": 2.5, "small_p99": 5.0, "large_p50": 3.0}
 REQUEST_TIMEOUT_S = 30.0
-FLOOR_LABELS = {"asyncio": "floor (asyncio server, 2 RT)",
-                "threads": "floor (raw socket server, 2 RT)",
-                "aiohttp": "ref: aiohttp echo, 2 RT"}
+FLOOR_LABELS = {
+    "asyncio": "floor (asyncio server, 2 RT)",
+    "threads": "floor (raw socket server, 2 RT)",
+    "aiohttp": "ref: aiohttp echo, 2 RT",
+}
 RELAY_LABEL = "ref: lean asyncio emu, loop"
 RELAY_RIC_LABEL = "ref: lean asyncio emu, awslambdaric"
 
@@ -86,6 +93,7 @@ def make_event(size: int) -> bytes:
 
 
 # ---------------------------------------------------------------- child processes ----------
+
 
 def _tree(pid: int) -> list[tuple[int, str]]:
     """pid and every process below it, each with its start time (to not kill a reused pid)."""
@@ -119,15 +127,27 @@ class Child:
 
     live: ClassVar[list[Child]] = []
 
-    def __init__(self, label: str, argv: list[str], logdir: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, stdout_pipe: bool = False) -> None:
+    def __init__(
+        self,
+        label: str,
+        argv: list[str],
+        logdir: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        stdout_pipe: bool = False,
+    ) -> None:
         self.label = label
         self.log_path = logdir / f"{label.replace(' ', '_').replace('/', '_')}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if stdout_pipe else self._log, stderr=self._log,
-            start_new_session=True)
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout_pipe else self._log,
+            stderr=self._log,
+            start_new_session=True,
+        )
         Child.live.append(self)
 
     def log_text(self, tail: int = 40) -> str:
@@ -228,6 +248,7 @@ class Unavailable(Exception):
 
 # ---------------------------------------------------------------- cases --------------------
 
+
 @dataclass
 class Case:
     key: str
@@ -244,9 +265,12 @@ class Case:
     failed: str | None = None  # why the case stopped mid-run
     server_pids: list[int] = field(default_factory=list)  # the emulator (or floor server)
     runtime_pids: list[int] = field(default_factory=list)  # the function's runtime
-    cpu: dict[int, dict[str, int]] = field(default_factory=lambda: {
-        SMALL: {"server": 0, "runtime": 0, "client": 0},
-        LARGE: {"server": 0, "runtime": 0, "client": 0}})
+    cpu: dict[int, dict[str, int]] = field(
+        default_factory=lambda: {
+            SMALL: {"server": 0, "runtime": 0, "client": 0},
+            LARGE: {"server": 0, "runtime": 0, "client": 0},
+        }
+    )
 
     def find_pids(self) -> None:
         """After warm-up: the server process tree, and the runtime below it (or beside it)."""
@@ -261,8 +285,9 @@ class Case:
 
     def connect(self) -> http.client.HTTPConnection:
         if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                   timeout=REQUEST_TIMEOUT_S)
+            self.conn = http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_S
+            )
         return self.conn
 
     def post(self, body: bytes) -> tuple[int, bytes, bool]:
@@ -283,8 +308,9 @@ class Case:
 
 
 def start_floor(mode: str, logdir: Path) -> Case:
-    child = Child(f"floor-{mode}", [PY, str(FLOOR_SERVER), "--mode", mode], logdir,
-                  stdout_pipe=True)
+    child = Child(
+        f"floor-{mode}", [PY, str(FLOOR_SERVER), "--mode", mode], logdir, stdout_pipe=True
+    )
     assert child.proc.stdout is not None
     line = child.proc.stdout.readline().decode().strip()
     if not line.isdigit():
@@ -294,8 +320,15 @@ def start_floor(mode: str, logdir: Path) -> Case:
     return Case(f"floor_{mode}", label, "floor", port=int(line), child=child)
 
 
-def start_serve(key: str, label: str, folder: Path, logdir: Path, extra: list[str],
-                quiet: bool, profile_dir: Path | None) -> Case:
+def start_serve(
+    key: str,
+    label: str,
+    folder: Path,
+    logdir: Path,
+    extra: list[str],
+    quiet: bool,
+    profile_dir: Path | None,
+) -> Case:
     argv = [PY]
     if profile_dir is not None:
         argv += ["-m", "cProfile", "-o", str(profile_dir / f"{key}.pstats")]
@@ -309,8 +342,15 @@ def start_serve(key: str, label: str, folder: Path, logdir: Path, extra: list[st
         child.stop()
         raise Unavailable(f"`workbench serve` did not start:\n{log}")
     port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
-    return Case(key, label, "invoke", port=port, path=INVOKE_PATH.format(name=folder.name),
-                workbench=True, child=child)
+    return Case(
+        key,
+        label,
+        "invoke",
+        port=port,
+        path=INVOKE_PATH.format(name=folder.name),
+        workbench=True,
+        child=child,
+    )
 
 
 def start_relay(logdir: Path, ric: bool = False) -> Case:
@@ -328,14 +368,30 @@ def start_relay(logdir: Path, ric: bool = False) -> Case:
     renv = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")}
     renv["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{line}"
     if ric:
-        runtime = Child(f"{key}-runtime", [PY, "-m", "awslambdaric", "app.handler"], logdir,
-                        env=renv, cwd=ECHO_PY)
+        runtime = Child(
+            f"{key}-runtime",
+            [PY, "-m", "awslambdaric", "app.handler"],
+            logdir,
+            env=renv,
+            cwd=ECHO_PY,
+        )
     else:
-        runtime = Child(f"{key}-runtime", [PY, str(ECHO_LOOP / "runtime_loop.py")], logdir,
-                        env=renv, cwd=ECHO_LOOP)
-    return Case(key, RELAY_RIC_LABEL if ric else RELAY_LABEL, "invoke", port=int(line),
-                path=INVOKE_PATH.format(name=(ECHO_PY if ric else ECHO_LOOP).name),
-                child=child, extra_children=[runtime])
+        runtime = Child(
+            f"{key}-runtime",
+            [PY, str(ECHO_LOOP / "runtime_loop.py")],
+            logdir,
+            env=renv,
+            cwd=ECHO_LOOP,
+        )
+    return Case(
+        key,
+        RELAY_RIC_LABEL if ric else RELAY_LABEL,
+        "invoke",
+        port=int(line),
+        path=INVOKE_PATH.format(name=(ECHO_PY if ric else ECHO_LOOP).name),
+        child=child,
+        extra_children=[runtime],
+    )
 
 
 def cargo_lambda_binary() -> str | None:
@@ -348,52 +404,85 @@ def cargo_lambda_binary() -> str | None:
 def start_cargo_lambda(logdir: Path, workdir: Path) -> Case:
     exe = cargo_lambda_binary()
     if exe is None:
-        raise Unavailable("no `cargo-lambda` executable on PATH or beside this Python "
-                          "(install it with `pip install cargo-lambda`)")
+        raise Unavailable(
+            "no `cargo-lambda` executable on PATH or beside this Python "
+            "(install it with `pip install cargo-lambda`)"
+        )
     try:
-        version = subprocess.run([exe, "lambda", "--version"], capture_output=True, text=True,
-                                 timeout=20).stdout.strip()
+        version = subprocess.run(
+            [exe, "lambda", "--version"], capture_output=True, text=True, timeout=20
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         raise Unavailable(f"`{exe} --version` failed: {exc}") from None
     if shutil.which("cargo") is None:
-        raise Unavailable("`cargo lambda watch` runs `cargo metadata` on a Cargo.toml before it "
-                          "serves anything, and there is no `cargo` on PATH (install a Rust "
-                          "toolchain; no crates are downloaded: the manifest has no dependencies)")
+        raise Unavailable(
+            "`cargo lambda watch` runs `cargo metadata` on a Cargo.toml before it "
+            "serves anything, and there is no `cargo` on PATH (install a Rust "
+            "toolchain; no crates are downloaded: the manifest has no dependencies)"
+        )
     # watch insists on a Cargo package even with --only-lambda-apis; an empty one will do.
     manifest = workdir / "cargo-lambda-pkg"
     (manifest / "src").mkdir(parents=True, exist_ok=True)
     (manifest / "Cargo.toml").write_text(
-        '[package]\nname = "echo-loop"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n')
+        '[package]\nname = "echo-loop"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n'
+    )
     (manifest / "src" / "main.rs").write_text("fn main() {}\n")
     port = free_port()
     env = dict(os.environ, CARGO_NET_OFFLINE="true", NO_COLOR="1")
-    argv = [exe, "lambda", "watch", "--only-lambda-apis", "--ignore-changes",
-            "-A", "127.0.0.1", "-P", str(port)]
+    argv = [
+        exe,
+        "lambda",
+        "watch",
+        "--only-lambda-apis",
+        "--ignore-changes",
+        "-A",
+        "127.0.0.1",
+        "-P",
+        str(port),
+    ]
     child = Child("cargo-lambda", argv, logdir, env=env, cwd=manifest)
     if not wait_port(port, child.proc, 60):
         log = child.log_text()
         child.stop()
-        raise Unavailable(f"`{' '.join(argv)}` did not listen on 127.0.0.1:{port} "
-                          f"(exit {child.proc.returncode}):\n{log}")
+        raise Unavailable(
+            f"`{' '.join(argv)}` did not listen on 127.0.0.1:{port} "
+            f"(exit {child.proc.returncode}):\n{log}"
+        )
     fn = ECHO_LOOP.name
     # In --only-lambda-apis mode the runtime API of function <fn> is http://host:port/.rt/<fn>
     # (the bare /.rt serves the package's default function, "_"); cargo-lambda prints the
     # variables a runtime needs, and we set them the same way.
     renv = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")}
-    renv.update({
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}/.rt/{fn}",
-        "AWS_LAMBDA_FUNCTION_NAME": fn, "AWS_LAMBDA_FUNCTION_VERSION": "1",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "4096",
-    })
-    runtime = Child("cargo-lambda-runtime", [PY, str(ECHO_LOOP / "runtime_loop.py")], logdir,
-                    env=renv, cwd=ECHO_LOOP)
-    case = Case("cargo_lambda_loop", "cargo-lambda, plain loop", "invoke", port=port,
-                path=INVOKE_PATH.format(name=fn), child=child, extra_children=[runtime])
+    renv.update(
+        {
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}/.rt/{fn}",
+            "AWS_LAMBDA_FUNCTION_NAME": fn,
+            "AWS_LAMBDA_FUNCTION_VERSION": "1",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "4096",
+        }
+    )
+    runtime = Child(
+        "cargo-lambda-runtime",
+        [PY, str(ECHO_LOOP / "runtime_loop.py")],
+        logdir,
+        env=renv,
+        cwd=ECHO_LOOP,
+    )
+    case = Case(
+        "cargo_lambda_loop",
+        "cargo-lambda, plain loop",
+        "invoke",
+        port=port,
+        path=INVOKE_PATH.format(name=fn),
+        child=child,
+        extra_children=[runtime],
+    )
     case.version = version  # type: ignore[attr-defined]
     return case
 
 
 # ---------------------------------------------------------------- measuring ----------------
+
 
 def warm_up(case: Case, small: bytes, large: bytes, n_small: int, n_large: int) -> None:
     """The first invoke is the cold start; the echo is checked before anything is counted."""
@@ -401,8 +490,10 @@ def warm_up(case: Case, small: bytes, large: bytes, n_small: int, n_large: int) 
         for i in range(n):
             status, data, ferr = case.post(body)
             if status != 200 or ferr:
-                raise Unavailable(f"{case.label}: warm-up call answered {status}"
-                                  f"{' (function error)' if ferr else ''}: {data[:300]!r}")
+                raise Unavailable(
+                    f"{case.label}: warm-up call answered {status}"
+                    f"{' (function error)' if ferr else ''}: {data[:300]!r}"
+                )
             if i == 0 and json.loads(data) != json.loads(body):
                 raise Unavailable(f"{case.label}: the echo came back different: {data[:200]!r}")
 
@@ -470,8 +561,13 @@ def summarize(samples: list[int], cpu: dict[str, int] | None = None) -> dict[str
     p50 = pct(s, 0.50)
     mean_ms = statistics.fmean(s) / 1e6
     return {
-        "n": len(s), "per_s": 1000.0 / mean_ms, "mean_ms": mean_ms, "p50_ms": p50,
-        "p90_ms": pct(s, 0.90), "p99_ms": pct(s, 0.99), "max_ms": s[-1] / 1e6,
+        "n": len(s),
+        "per_s": 1000.0 / mean_ms,
+        "mean_ms": mean_ms,
+        "p50_ms": p50,
+        "p90_ms": pct(s, 0.90),
+        "p99_ms": pct(s, 0.99),
+        "max_ms": s[-1] / 1e6,
         "min_ms": s[0] / 1e6,
         "stalls": sum(1 for x in s if x / 1e6 > p50 + STALL_OVER_P50_MS),
         "over_40ms": sum(1 for x in s if x / 1e6 > SLOW_MS),
@@ -481,6 +577,7 @@ def summarize(samples: list[int], cpu: dict[str, int] | None = None) -> dict[str
 
 # ---------------------------------------------------------------- boto3 (optional) ---------
 
+
 def boto3_round(cases: list[Case], body: bytes, n: int, rounds: int) -> dict[str, Any]:
     try:
         import boto3
@@ -489,12 +586,21 @@ def boto3_round(cases: list[Case], body: bytes, n: int, rounds: int) -> dict[str
         return {"unavailable": "boto3 is not installed (pip install boto3)"}
     out: dict[str, Any] = {}
     clients = {}
-    cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=REQUEST_TIMEOUT_S,
-                 connect_timeout=5, tcp_keepalive=False)
+    cfg = Config(
+        retries={"max_attempts": 1, "mode": "standard"},
+        read_timeout=REQUEST_TIMEOUT_S,
+        connect_timeout=5,
+        tcp_keepalive=False,
+    )
     for c in cases:
         clients[c.key] = boto3.client(
-            "lambda", endpoint_url=f"http://127.0.0.1:{c.port}", region_name="us-east-1",
-            aws_access_key_id="bench", aws_secret_access_key="bench", config=cfg)
+            "lambda",
+            endpoint_url=f"http://127.0.0.1:{c.port}",
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            config=cfg,
+        )
     fn_name = {c.key: c.path.split("/")[3] for c in cases}
     samples: dict[str, list[int]] = {c.key: [] for c in cases}
     errors: dict[str, str] = {}
@@ -532,10 +638,12 @@ def boto3_round(cases: list[Case], body: bytes, n: int, rounds: int) -> dict[str
 
 # ---------------------------------------------------------------- process start ------------
 
+
 def startup_times(runs: int, event_file: Path, deadline: float) -> list[dict[str, Any]]:
     wb_script = Path(PY).parent / "workbench"
     wb = [str(wb_script)] if wb_script.is_file() else [PY, "-m", "workbench"]
     wb_label = "workbench" if wb_script.is_file() else "python -m workbench"
+
     def echoed(p: subprocess.CompletedProcess[bytes]) -> bool:
         return p.returncode == 0 and json.loads(p.stdout) == json.loads(event_file.read_bytes())
 
@@ -543,23 +651,30 @@ def startup_times(runs: int, event_file: Path, deadline: float) -> list[dict[str
         ("python -c pass", [PY, "-c", "pass"], lambda p: p.returncode == 0),
         ("python -c 'import aiohttp'", [PY, "-c", "import aiohttp"], lambda p: p.returncode == 0),
         (f"{wb_label} --version", [*wb, "--version"], lambda p: p.returncode == 0),
-        (f"{wb_label} invoke echo-py", [*wb, "invoke", str(ECHO_PY), "-e", str(event_file)],
-         echoed),
-        (f"{wb_label} invoke echo-loop", [*wb, "invoke", str(ECHO_LOOP), "-e", str(event_file),
-                                          "--env", f"BENCH_PYTHON={PY}"], echoed),
+        (
+            f"{wb_label} invoke echo-py",
+            [*wb, "invoke", str(ECHO_PY), "-e", str(event_file)],
+            echoed,
+        ),
+        (
+            f"{wb_label} invoke echo-loop",
+            [*wb, "invoke", str(ECHO_LOOP), "-e", str(event_file), "--env", f"BENCH_PYTHON={PY}"],
+            echoed,
+        ),
     ]
     times: dict[str, list[float]] = {c[0]: [] for c in cmds}
     failures: dict[str, str] = {}
     for i in range(runs):
         if time.monotonic() > deadline:
             break
-        for label, argv, ok in cmds[i % len(cmds):] + cmds[:i % len(cmds)]:
+        for label, argv, ok in cmds[i % len(cmds) :] + cmds[: i % len(cmds)]:
             if label in failures:
                 continue
             t0 = time.perf_counter_ns()
             try:
-                proc = subprocess.run(argv, capture_output=True, timeout=60, cwd=REPO,
-                                      start_new_session=True)
+                proc = subprocess.run(
+                    argv, capture_output=True, timeout=60, cwd=REPO, start_new_session=True
+                )
             except subprocess.TimeoutExpired:
                 failures[label] = "timed out after 60 s"
                 continue
@@ -569,8 +684,9 @@ def startup_times(runs: int, event_file: Path, deadline: float) -> list[dict[str
             except ValueError:
                 good = False
             if not good:
-                failures[label] = (f"exit {proc.returncode}: "
-                                   f"{proc.stderr.decode(errors='replace')[-500:]}")
+                failures[label] = (
+                    f"exit {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}"
+                )
                 continue
             times[label].append(dt)
     out = []
@@ -587,6 +703,7 @@ def startup_times(runs: int, event_file: Path, deadline: float) -> list[dict[str
 
 # ---------------------------------------------------------------- report -------------------
 
+
 def fmt(v: float | None, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -596,19 +713,25 @@ def pick_floors(results: dict[str, dict[int, dict[str, Any]]]) -> dict[int, str]
     invoke can cost is what the cheapest minimal server takes for the same two exchanges."""
     out = {}
     for size in (SMALL, LARGE):
-        have = [k for k in ("floor_asyncio", "floor_threads")
-                if k in results and results[k][size].get("n")]
+        have = [
+            k
+            for k in ("floor_asyncio", "floor_threads")
+            if k in results and results[k][size].get("n")
+        ]
         if have:
             out[size] = min(have, key=lambda k: results[k][size]["p50_ms"])
     return out
 
 
-def print_table(cases: list[Case], results: dict[str, dict[int, dict[str, Any]]],
-                floors: dict[int, str]) -> list[str]:
+def print_table(
+    cases: list[Case], results: dict[str, dict[int, dict[str, Any]]], floors: dict[int, str]
+) -> list[str]:
     lines = []
-    head = (f"{'case':<32} {'payload':>7} {'n':>5} {'inv/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'max ms':>7} {'p50/fl':>6} {'p99/fl':>6} {'stalls':>6} {'>40ms':>5} {'err':>3} "
-            f"{'srv us':>7} {'rt us':>6}")
+    head = (
+        f"{'case':<32} {'payload':>7} {'n':>5} {'inv/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'max ms':>7} {'p50/fl':>6} {'p99/fl':>6} {'stalls':>6} {'>40ms':>5} {'err':>3} "
+        f"{'srv us':>7} {'rt us':>6}"
+    )
     lines += [head, "-" * len(head)]
     for size in (SMALL, LARGE):
         floor = results[floors[size]][size] if size in floors else {}
@@ -627,18 +750,25 @@ def print_table(cases: list[Case], results: dict[str, dict[int, dict[str, Any]]]
                 f"{fmt(r50, '.2f'):>6} {fmt(r99, '.2f'):>6} {st['stalls']:>6} "
                 f"{st['over_40ms']:>5} {c.errors[size]:>3} "
                 f"{fmt(st.get('server_cpu_us'), '.0f'):>7} {fmt(rt, '.0f'):>6}"
-                + ("  <- floor" if floors.get(size) == c.key else ""))
+                + ("  <- floor" if floors.get(size) == c.key else "")
+            )
         lines.append("")
     return lines
 
 
 def size_label(size: int) -> str:
-    return f"{size}B" if size < 1024 else f"{size // 1024}KiB" if size < 1024 * 1024 else \
-        f"{size // (1024 * 1024)}MiB"
+    return (
+        f"{size}B"
+        if size < 1024
+        else f"{size // 1024}KiB"
+        if size < 1024 * 1024
+        else f"{size // (1024 * 1024)}MiB"
+    )
 
 
-def targets(cases: list[Case], results: dict[str, dict[int, dict[str, Any]]],
-            floors: dict[int, str]) -> tuple[list[str], list[dict[str, Any]]]:
+def targets(
+    cases: list[Case], results: dict[str, dict[int, dict[str, Any]]], floors: dict[int, str]
+) -> tuple[list[str], list[dict[str, Any]]]:
     lines, rows = [], []
     fs = results[floors[SMALL]][SMALL] if SMALL in floors else {}
     fl = results[floors[LARGE]][LARGE] if LARGE in floors else {}
@@ -649,22 +779,38 @@ def targets(cases: list[Case], results: dict[str, dict[int, dict[str, Any]]],
         tag = "" if c.workbench else "  (reference, not a workbench target)"
         checks = []
         if s.get("n") and fs.get("n"):
-            checks.append((f"100B p50 {s['p50_ms']:.3f} ms <= {TARGETS['small_p50']}x floor "
-                           f"({TARGETS['small_p50'] * fs['p50_ms']:.3f} ms)",
-                           s["p50_ms"] <= TARGETS["small_p50"] * fs["p50_ms"]))
-            checks.append((f"100B p99 {s['p99_ms']:.3f} ms <= {TARGETS['small_p99']}x floor "
-                           f"({TARGETS['small_p99'] * fs['p99_ms']:.3f} ms)",
-                           s["p99_ms"] <= TARGETS["small_p99"] * fs["p99_ms"]))
+            checks.append(
+                (
+                    f"100B p50 {s['p50_ms']:.3f} ms <= {TARGETS['small_p50']}x floor "
+                    f"({TARGETS['small_p50'] * fs['p50_ms']:.3f} ms)",
+                    s["p50_ms"] <= TARGETS["small_p50"] * fs["p50_ms"],
+                )
+            )
+            checks.append(
+                (
+                    f"100B p99 {s['p99_ms']:.3f} ms <= {TARGETS['small_p99']}x floor "
+                    f"({TARGETS['small_p99'] * fs['p99_ms']:.3f} ms)",
+                    s["p99_ms"] <= TARGETS["small_p99"] * fs["p99_ms"],
+                )
+            )
         if lg.get("n") and fl.get("n"):
-            checks.append((f"1MiB p50 {lg['p50_ms']:.3f} ms <= {TARGETS['large_p50']}x floor "
-                           f"({TARGETS['large_p50'] * fl['p50_ms']:.3f} ms)",
-                           lg["p50_ms"] <= TARGETS["large_p50"] * fl["p50_ms"]))
+            checks.append(
+                (
+                    f"1MiB p50 {lg['p50_ms']:.3f} ms <= {TARGETS['large_p50']}x floor "
+                    f"({TARGETS['large_p50'] * fl['p50_ms']:.3f} ms)",
+                    lg["p50_ms"] <= TARGETS["large_p50"] * fl["p50_ms"],
+                )
+            )
         stalls = sum(x.get("stalls", 0) for x in (s, lg))
         slow = sum(x.get("over_40ms", 0) for x in (s, lg))
         noise = sum(x.get("stalls", 0) for x in (fs, fl))
-        checks.append((f"stalls {stalls} (> p50 + {STALL_OVER_P50_MS:.0f} ms; {slow} over "
-                       f"{SLOW_MS:.0f} ms) == 0   [the floor had {noise}: machine noise]",
-                       stalls == 0))
+        checks.append(
+            (
+                f"stalls {stalls} (> p50 + {STALL_OVER_P50_MS:.0f} ms; {slow} over "
+                f"{SLOW_MS:.0f} ms) == 0   [the floor had {noise}: machine noise]",
+                stalls == 0,
+            )
+        )
         if c.failed:
             checks.append((f"ran to the end ({c.failed.splitlines()[0]})", False))
         for text, ok in checks:
@@ -695,25 +841,38 @@ def profile_report(profile_dir: Path, keys: list[str], top: int) -> list[str]:
 
 # ---------------------------------------------------------------- main ---------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller counts (a smoke test)")
     ap.add_argument("--small-n", type=int, help="timed calls with the 100-byte event (2000)")
     ap.add_argument("--large-n", type=int, help="timed calls with the 1 MiB event (200)")
     ap.add_argument("--rounds", type=int, help="interleaved rounds the calls are split in (10)")
-    ap.add_argument("--boto3-n", type=int,
-                    help="boto3 calls per case, 100-byte event (300; 0 skips)")
+    ap.add_argument(
+        "--boto3-n", type=int, help="boto3 calls per case, 100-byte event (300; 0 skips)"
+    )
     ap.add_argument("--startup-runs", type=int, help="runs of each command timed end to end (10)")
     ap.add_argument("--no-cargo-lambda", action="store_true", help="leave cargo-lambda out")
-    ap.add_argument("--no-builtin", action="store_true",
-                    help="leave out workbench's own Python client")
-    ap.add_argument("--serve-quiet", action="store_true",
-                    help="run `workbench serve -q` (default: as a user runs it, printing logs)")
-    ap.add_argument("--profile-serve", action="store_true",
-                    help="run each `workbench serve` under cProfile and print where its time goes "
-                         "(slows serve down: the numbers of such a run are not the benchmark)")
-    ap.add_argument("--max-seconds", type=float, default=1500,
-                    help="stop measuring (and report what there is) after this long (1500)")
+    ap.add_argument(
+        "--no-builtin", action="store_true", help="leave out workbench's own Python client"
+    )
+    ap.add_argument(
+        "--serve-quiet",
+        action="store_true",
+        help="run `workbench serve -q` (default: as a user runs it, printing logs)",
+    )
+    ap.add_argument(
+        "--profile-serve",
+        action="store_true",
+        help="run each `workbench serve` under cProfile and print where its time goes "
+        "(slows serve down: the numbers of such a run are not the benchmark)",
+    )
+    ap.add_argument(
+        "--max-seconds",
+        type=float,
+        default=1500,
+        help="stop measuring (and report what there is) after this long (1500)",
+    )
     ap.add_argument("--json", type=Path, default=RESULTS, help=f"results file ({RESULTS})")
     args = ap.parse_args(argv)
     quick = args.quick
@@ -744,30 +903,72 @@ def main(argv: list[str] | None = None) -> int:
             profile_dir.mkdir(parents=True, exist_ok=True)
         try:
             load_start = os.getloadavg()
-            say(f"invoke overhead: python {platform.python_version()} on {platform.machine()}, "
+            say(
+                f"invoke overhead: python {platform.python_version()} on {platform.machine()}, "
                 f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; "
                 f"{small_n} x {SMALL}B and {large_n} x {size_label(LARGE)} per case in "
-                f"{rounds} interleaved rounds")
+                f"{rounds} interleaved rounds"
+            )
             starters: list[tuple[str, str, Callable[[], Case]]] = [
-                *((f"floor_{m}", FLOOR_LABELS[m], lambda m=m: start_floor(m, logdir))
-                  for m in ("asyncio", "threads", "aiohttp")),
-                ("wb_loop", "workbench, plain loop", lambda: start_serve(
-                    "wb_loop", "workbench, plain loop", ECHO_LOOP, logdir,
-                    ["--env", f"BENCH_PYTHON={PY}"], args.serve_quiet, profile_dir)),
-                ("wb_ric", "workbench, awslambdaric", lambda: start_serve(
-                    "wb_ric", "workbench, awslambdaric", ECHO_PY, logdir,
-                    ["--runtime-client", "awslambdaric"], args.serve_quiet, profile_dir)),
+                *(
+                    (f"floor_{m}", FLOOR_LABELS[m], lambda m=m: start_floor(m, logdir))
+                    for m in ("asyncio", "threads", "aiohttp")
+                ),
+                (
+                    "wb_loop",
+                    "workbench, plain loop",
+                    lambda: start_serve(
+                        "wb_loop",
+                        "workbench, plain loop",
+                        ECHO_LOOP,
+                        logdir,
+                        ["--env", f"BENCH_PYTHON={PY}"],
+                        args.serve_quiet,
+                        profile_dir,
+                    ),
+                ),
+                (
+                    "wb_ric",
+                    "workbench, awslambdaric",
+                    lambda: start_serve(
+                        "wb_ric",
+                        "workbench, awslambdaric",
+                        ECHO_PY,
+                        logdir,
+                        ["--runtime-client", "awslambdaric"],
+                        args.serve_quiet,
+                        profile_dir,
+                    ),
+                ),
             ]
             starters.append(("ref_relay", RELAY_LABEL, lambda: start_relay(logdir)))
-            starters.append(("ref_relay_ric", RELAY_RIC_LABEL,
-                             lambda: start_relay(logdir, ric=True)))
+            starters.append(
+                ("ref_relay_ric", RELAY_RIC_LABEL, lambda: start_relay(logdir, ric=True))
+            )
             if not args.no_builtin:
-                starters.append(("wb_builtin", "workbench, builtin client", lambda: start_serve(
-                    "wb_builtin", "workbench, builtin client", ECHO_PY, logdir, [],
-                    args.serve_quiet, profile_dir)))
+                starters.append(
+                    (
+                        "wb_builtin",
+                        "workbench, builtin client",
+                        lambda: start_serve(
+                            "wb_builtin",
+                            "workbench, builtin client",
+                            ECHO_PY,
+                            logdir,
+                            [],
+                            args.serve_quiet,
+                            profile_dir,
+                        ),
+                    )
+                )
             if not args.no_cargo_lambda:
-                starters.append(("cargo_lambda_loop", "cargo-lambda, plain loop",
-                                 lambda: start_cargo_lambda(logdir, tmpdir)))
+                starters.append(
+                    (
+                        "cargo_lambda_loop",
+                        "cargo-lambda, plain loop",
+                        lambda: start_cargo_lambda(logdir, tmpdir),
+                    )
+                )
             for key, label, start in starters:
                 try:
                     case = start()
@@ -778,8 +979,9 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     warm_up(case, small, large, warm_small, warm_large)
                 except (Unavailable, OSError, http.client.HTTPException, ValueError) as exc:
-                    reason = (str(exc) if isinstance(exc, Unavailable)
-                              else f"warm-up failed: {exc!r}")
+                    reason = (
+                        str(exc) if isinstance(exc, Unavailable) else f"warm-up failed: {exc!r}"
+                    )
                     if case.child is not None:
                         reason += f"\n{case.child.log_text(15)}"
                     unavailable[key] = reason
@@ -797,18 +999,24 @@ def main(argv: list[str] | None = None) -> int:
 
             measure(cases, small, small_n, rounds, deadline)
             measure(cases, large, large_n, rounds, deadline)
-            results = {c.key: {size: summarize(c.samples[size], c.cpu[size])
-                               for size in (SMALL, LARGE)} for c in cases}
+            results = {
+                c.key: {size: summarize(c.samples[size], c.cpu[size]) for size in (SMALL, LARGE)}
+                for c in cases
+            }
             say()
             floors = pick_floors(results)
-            say("Warm invokes, sequential, one keep-alive http.client connection per case; "
+            say(
+                "Warm invokes, sequential, one keep-alive http.client connection per case; "
                 "ratios against the floor's p50/p99 at the same payload (the floor server "
-                "with the lower p50, marked <- floor)")
+                "with the lower p50, marked <- floor)"
+            )
             for line in print_table(cases, results, floors):
                 say(line)
-            say("srv us / rt us: CPU time (all threads, from /proc schedstat) per invoke of the "
+            say(
+                "srv us / rt us: CPU time (all threads, from /proc schedstat) per invoke of the "
                 "emulator or floor server / of the runtime process; stalls: invokes slower than "
-                f"p50 + {STALL_OVER_P50_MS:.0f} ms")
+                f"p50 + {STALL_OVER_P50_MS:.0f} ms"
+            )
             say()
             for c in cases:
                 if c.failed:
@@ -824,10 +1032,12 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     for st in boto3_res.values():
                         if st.get("n"):
-                            say(f"  {st['label']:<32} n={st['n']:<4} {st['per_s']:>6.0f}/s  "
+                            say(
+                                f"  {st['label']:<32} n={st['n']:<4} {st['per_s']:>6.0f}/s  "
                                 f"p50 {st['p50_ms']:.3f}  p99 {st['p99_ms']:.3f}  "
                                 f"max {st['max_ms']:.2f} ms  stalls {st['stalls']}  "
-                                f">40ms {st['over_40ms']}")
+                                f">40ms {st['over_40ms']}"
+                            )
                         if st.get("error"):
                             say(f"  {st['label']}: ERROR {st['error']}")
                 say()
@@ -837,20 +1047,26 @@ def main(argv: list[str] | None = None) -> int:
                 event_file = tmpdir / "event-100B.json"
                 event_file.write_bytes(small)
                 startup = startup_times(startup_runs, event_file, deadline)
-                say(f"Process start to exit ({startup_runs} runs each, interleaved; "
+                say(
+                    f"Process start to exit ({startup_runs} runs each, interleaved; "
                     f"{SMALL}B event; PYTHONDONTWRITEBYTECODE="
-                    f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}):")
+                    f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}):"
+                )
                 for row in startup:
                     if row.get("runs"):
-                        say(f"  {row['command']:<34} p50 {row['p50_ms']:7.1f} ms   "
-                            f"min {row['min_ms']:7.1f} ms   max {row['max_ms']:7.1f} ms")
+                        say(
+                            f"  {row['command']:<34} p50 {row['p50_ms']:7.1f} ms   "
+                            f"min {row['min_ms']:7.1f} ms   max {row['max_ms']:7.1f} ms"
+                        )
                     if row.get("error"):
                         say(f"  {row['command']:<34} ERROR {row['error']}")
                 say()
 
             tlines, trows = targets(cases, results, floors)
-            say("Targets (100B p50 <= 2.5x floor, p99 <= 5x floor; 1MiB p50 <= 3x floor; "
-                "no stalls):")
+            say(
+                "Targets (100B p50 <= 2.5x floor, p99 <= 5x floor; 1MiB p50 <= 3x floor; "
+                "no stalls):"
+            )
             for line in tlines:
                 say(line)
             for key, why in unavailable.items():
@@ -861,27 +1077,42 @@ def main(argv: list[str] | None = None) -> int:
                     if c.workbench and c.child is not None:
                         c.close()  # SIGINT: serve exits normally and cProfile writes its file
                 say()
-                for line in profile_report(profile_dir,
-                                           [c.key for c in cases if c.workbench], 30):
+                for line in profile_report(profile_dir, [c.key for c in cases if c.workbench], 30):
                     say(line)
 
             doc = {
                 "meta": {
-                    "python": platform.python_version(), "machine": platform.machine(),
-                    "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "quick": quick, "small_bytes": SMALL, "large_bytes": LARGE,
-                    "small_n": small_n, "large_n": large_n, "rounds": rounds,
-                    "serve_quiet": args.serve_quiet, "profiled": args.profile_serve,
-                    "stall_over_p50_ms": STALL_OVER_P50_MS, "slow_ms": SLOW_MS,
+                    "python": platform.python_version(),
+                    "machine": platform.machine(),
+                    "cpus": os.cpu_count(),
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "quick": quick,
+                    "small_bytes": SMALL,
+                    "large_bytes": LARGE,
+                    "small_n": small_n,
+                    "large_n": large_n,
+                    "rounds": rounds,
+                    "serve_quiet": args.serve_quiet,
+                    "profiled": args.profile_serve,
+                    "stall_over_p50_ms": STALL_OVER_P50_MS,
+                    "slow_ms": SLOW_MS,
                     "targets": TARGETS,
-                    "load_avg_start": load_start, "load_avg_end": os.getloadavg(),
+                    "load_avg_start": load_start,
+                    "load_avg_end": os.getloadavg(),
                     "pythondontwritebytecode": os.environ.get("PYTHONDONTWRITEBYTECODE"),
                 },
-                "cases": [{"key": c.key, "label": c.label, "kind": c.kind,
-                           "workbench": c.workbench, "failed": c.failed,
-                           "errors": {str(k): v for k, v in c.errors.items()},
-                           "results": {str(k): v for k, v in results[c.key].items()}}
-                          for c in cases],
+                "cases": [
+                    {
+                        "key": c.key,
+                        "label": c.label,
+                        "kind": c.kind,
+                        "workbench": c.workbench,
+                        "failed": c.failed,
+                        "errors": {str(k): v for k, v in c.errors.items()},
+                        "results": {str(k): v for k, v in results[c.key].items()},
+                    }
+                    for c in cases
+                ],
                 "floors": {str(k): v for k, v in floors.items()},
                 "unavailable": unavailable,
                 "boto3": boto3_res,

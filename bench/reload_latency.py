@@ -59,10 +59,24 @@ class Serve:
     port: int = 0
 
     def __post_init__(self) -> None:
-        argv = [PY, "-m", "workbench", "serve", "--watch", "-q", "--port", "0",
-                *map(str, self.folders)]
-        self.proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+        argv = [
+            PY,
+            "-m",
+            "workbench",
+            "serve",
+            "--watch",
+            "-q",
+            "--port",
+            "0",
+            *map(str, self.folders),
+        ]
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + 120
         while not self.port:
@@ -130,8 +144,9 @@ class Edit:
         return marker
 
 
-def save_to_answer(serve: Serve, edit: Edit, client: Client, tag: str
-                   ) -> tuple[float, re.Match[str]]:
+def save_to_answer(
+    serve: Serve, edit: Edit, client: Client, tag: str
+) -> tuple[float, re.Match[str]]:
     """Save, then invoke until the answer carries the new marker: milliseconds, and the
     server's reload line for that save."""
     since = len(serve.lines)
@@ -159,8 +174,12 @@ def spawn_ms(argv: list[str]) -> float:
 def stats(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
-    return {"n": len(values), "p50_ms": statistics.median(values), "min_ms": min(values),
-            "max_ms": max(values)}
+    return {
+        "n": len(values),
+        "p50_ms": statistics.median(values),
+        "min_ms": min(values),
+        "max_ms": max(values),
+    }
 
 
 def measure_interpreter(serve: Serve, edit: Edit, spawn: list[str], n: int) -> dict[str, Any]:
@@ -174,22 +193,33 @@ def measure_interpreter(serve: Serve, edit: Edit, spawn: list[str], n: int) -> d
         init.append(float(line.group(5)))
         spawns.append(spawn_ms(spawn))  # interleaved: the same load for both
         time.sleep(0.1)  # a person does not save 10 times a second
-    return {"save_to_response": stats(latency), "server_save_to_ready": stats(ready),
-            "init": stats(init), "spawn": stats(spawns), "spawn_command": " ".join(spawn)}
+    return {
+        "save_to_response": stats(latency),
+        "server_save_to_ready": stats(ready),
+        "init": stats(init),
+        "spawn": stats(spawns),
+        "spawn_command": " ".join(spawn),
+    }
 
 
 def go_source(version: str) -> str:
     src = GO_FIXTURE.read_text()
     return src.replace('"pid": os.Getpid(),', '"version": version, "pid": os.Getpid(),') + (
-        f'\nconst version = "{version}"\n')
+        f'\nconst version = "{version}"\n'
+    )
 
 
 def bare_go_build(folder: Path, version: str) -> float:
     (folder / "main.go").write_text(go_source(version))
     env = {**os.environ, "CGO_ENABLED": "0"}
     t0 = time.perf_counter()
-    subprocess.run(["go", "build", "-tags", "lambda.norpc", "-o", "bootstrap", "."], cwd=folder,
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        ["go", "build", "-tags", "lambda.norpc", "-o", "bootstrap", "."],
+        cwd=folder,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return (time.perf_counter() - t0) * 1000
 
 
@@ -214,8 +244,13 @@ def measure_go(serve: Serve, folder: Path, bare: Path, n: int) -> dict[str, Any]
         build.append(float(line.group(4) or 0))
         init.append(float(line.group(5)))
         bare_ms.append(bare_go_build(bare, f"bare{i}-{time.monotonic_ns()}"))
-    return {"save_to_response": stats(latency), "server_save_to_ready": stats(ready),
-            "build": stats(build), "init": stats(init), "bare_go_build": stats(bare_ms)}
+    return {
+        "save_to_response": stats(latency),
+        "server_save_to_ready": stats(ready),
+        "build": stats(build),
+        "init": stats(init),
+        "bare_go_build": stats(bare_ms),
+    }
 
 
 def lost_invokes(serve: Serve, edit: Edit, reloads: int, clients: int) -> dict[str, Any]:
@@ -253,9 +288,14 @@ def lost_invokes(serve: Serve, edit: Edit, reloads: int, clients: int) -> dict[s
         stop.set()
         for t in threads:
             t.join(60)
-    return {"reloads": reloads, "clients": clients, "invokes": counts["ok"] + counts["failed"],
-            "failed": counts["failed"], "errors": errors,
-            "save_to_response_under_load": stats(latency)}
+    return {
+        "reloads": reloads,
+        "clients": clients,
+        "invokes": counts["ok"] + counts["failed"],
+        "failed": counts["failed"],
+        "errors": errors,
+        "save_to_response_under_load": stats(latency),
+    }
 
 
 def copy_example(name: str, into: Path) -> Path:
@@ -279,8 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     n = args.edits or (5 if args.quick else 20)
     go_n = args.go_edits or (3 if args.quick else 8)
     have_go = shutil.which("go") is not None and not args.no_go
-    out: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count(),
-                           "load_at_start": os.getloadavg(), "edits": n}
+    out: dict[str, Any] = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_at_start": os.getloadavg(),
+        "edits": n,
+    }
     with tempfile.TemporaryDirectory(prefix="wb-reload-bench-") as tmp:
         root = Path(tmp)
         py_dir, node_dir = copy_example("hello-python", root), copy_example("hello-node", root)
@@ -293,13 +337,14 @@ def main(argv: list[str] | None = None) -> int:
                 (d / "go.mod").write_text("module example.com/hellogo\n\ngo 1.19\n")
                 (d / "main.go").write_text(go_source("v0"))
             folders.append(go_dir)
-        say(f"# reload latency, {n} edits per function; {platform.node()}, "
-            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+        say(
+            f"# reload latency, {n} edits per function; {platform.node()}, "
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+        )
         serve = Serve(folders)
         try:
             py = Edit("hello-python", py_dir / "app.py", (py_dir / "app.py").read_text())
-            node = Edit("hello-node", node_dir / "index.mjs",
-                        (node_dir / "index.mjs").read_text())
+            node = Edit("hello-node", node_dir / "index.mjs", (node_dir / "index.mjs").read_text())
             rows = {
                 "hello-python": measure_interpreter(serve, py, [PY, "-c", "pass"], n),
                 "hello-node": measure_interpreter(serve, node, ["node", "-e", "0"], n),
@@ -316,32 +361,41 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(out, indent=2))
     say(f"\nresults written to {args.json}")
     lost = out["lost"]["failed"]
-    met = all(r["save_to_response"]["p50_ms"] < TARGET_P50_MS
-              for r in out["interpreted"].values())
+    met = all(r["save_to_response"]["p50_ms"] < TARGET_P50_MS for r in out["interpreted"].values())
     return 0 if met and lost == 0 else 1
 
 
 def report(out: dict[str, Any], have_go: bool) -> None:
     say("\nsave -> first response from the new code (ms), beside the interpreter's bare spawn")
-    say(f"{'function':14} {'p50':>8} {'max':>8} | {'spawn p50':>9} {'spawn max':>9} | "
-        f"{'ready p50':>9} {'init p50':>8}   (spawn = {{python -c pass, node -e 0}})")
+    say(
+        f"{'function':14} {'p50':>8} {'max':>8} | {'spawn p50':>9} {'spawn max':>9} | "
+        f"{'ready p50':>9} {'init p50':>8}   (spawn = {{python -c pass, node -e 0}})"
+    )
     for name, r in out["interpreted"].items():
-        say(f"{name:14} {fmt(r['save_to_response'])} {fmt(r['save_to_response'], 'max_ms')} | "
+        say(
+            f"{name:14} {fmt(r['save_to_response'])} {fmt(r['save_to_response'], 'max_ms')} | "
             f"{fmt(r['spawn']):>9} {fmt(r['spawn'], 'max_ms'):>9} | "
-            f"{fmt(r['server_save_to_ready']):>9} {fmt(r['init'])}")
+            f"{fmt(r['server_save_to_ready']):>9} {fmt(r['init'])}"
+        )
     if have_go:
         g = out["go"]
-        say(f"\nGo ({g['save_to_response'].get('n', 0)} edits): save -> ready p50 "
+        say(
+            f"\nGo ({g['save_to_response'].get('n', 0)} edits): save -> ready p50 "
             f"{g['server_save_to_ready']['p50_ms']:.0f} ms (max "
             f"{g['server_save_to_ready']['max_ms']:.0f}); build p50 "
             f"{g['build']['p50_ms']:.0f} ms; init p50 {g['init']['p50_ms']:.0f} ms; "
-            f"save -> first new response p50 {g['save_to_response']['p50_ms']:.0f} ms")
-        say(f"   bare `go build` of the same kind of edit: p50 "
-            f"{g['bare_go_build']['p50_ms']:.0f} ms (max {g['bare_go_build']['max_ms']:.0f})")
+            f"save -> first new response p50 {g['save_to_response']['p50_ms']:.0f} ms"
+        )
+        say(
+            f"   bare `go build` of the same kind of edit: p50 "
+            f"{g['bare_go_build']['p50_ms']:.0f} ms (max {g['bare_go_build']['max_ms']:.0f})"
+        )
     lost = out["lost"]
-    say(f"\nlost invokes: {lost['failed']} of {lost['invokes']} across {lost['reloads']} "
+    say(
+        f"\nlost invokes: {lost['failed']} of {lost['invokes']} across {lost['reloads']} "
         f"reloads, {lost['clients']} clients invoking without pause; save -> new response "
-        f"under that load p50 {lost['save_to_response_under_load']['p50_ms']:.0f} ms")
+        f"under that load p50 {lost['save_to_response_under_load']['p50_ms']:.0f} ms"
+    )
     for err in lost["errors"]:
         say(f"   {err}")
     for name, r in out["interpreted"].items():

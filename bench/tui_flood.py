@@ -37,12 +37,12 @@ from workbench.core.session import Session  # noqa: E402
 from workbench.ui.app import WorkbenchApp  # noqa: E402
 from workbench.ui.widgets.log_pane import MAX_LINES, LogPane  # noqa: E402
 
-FLOOD_APP = '''\
+FLOOD_APP = """\
 def handler(event, context):
     for i in range(int(event.get("lines", 0))):
         print(f"flood line {i} of a function that prints a great deal")
     return {"printed": event.get("lines", 0)}
-'''
+"""
 PROBE_KEY = "f12"
 
 
@@ -54,8 +54,10 @@ class ProbedApp(WorkbenchApp):
     """The real app plus one key that notes when it was handled."""
 
     CSS_PATH = str(HERE.parent / "workbench" / "ui" / "app.tcss")  # relative to the subclass
-    BINDINGS = [*WorkbenchApp.BINDINGS,  # noqa: RUF012 (Textual reads a plain list)
-                Binding(PROBE_KEY, "probe", "probe", show=False, priority=True)]
+    BINDINGS = [  # noqa: RUF012 (Textual reads a plain list)
+        *WorkbenchApp.BINDINGS,
+        Binding(PROBE_KEY, "probe", "probe", show=False, priority=True),
+    ]
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
@@ -191,26 +193,34 @@ def main() -> None:
     phases = asyncio.run(run(args.lines, floods, args.baseline_seconds))
     base = phases[0]
     b50, b99 = pct(base.painted_ms, 50), pct(base.painted_ms, 99)
-    say(f"tui_flood: {args.lines:,} lines per flood, widget cap {MAX_LINES:,} lines, "
-        f"probe key every ~20 ms")
-    say(f"{'phase':<10} {'keys':>5} {'lost':>4} {'secs':>5} | {'handled p50':>11} {'p99':>6} "
+    say(
+        f"tui_flood: {args.lines:,} lines per flood, widget cap {MAX_LINES:,} lines, "
+        f"probe key every ~20 ms"
+    )
+    say(
+        f"{'phase':<10} {'keys':>5} {'lost':>4} {'secs':>5} | {'handled p50':>11} {'p99':>6} "
         f"{'max':>6} | {'painted p50':>11} {'p99':>6} {'max':>6} | {'p50/base':>8} "
-        f"{'p99/base':>8} | {'stall max':>9} {'widget max':>10} {'invoke s':>8}")
+        f"{'p99/base':>8} | {'stall max':>9} {'widget max':>10} {'invoke s':>8}"
+    )
     for ph in phases:
         if not ph.painted_ms:
             say(f"{ph.name:<10} no key came back ({ph.lost} lost)")
             continue
-        say(f"{ph.name:<10} {len(ph.painted_ms):>5} {ph.lost:>4} {ph.seconds:>5.1f} | "
+        say(
+            f"{ph.name:<10} {len(ph.painted_ms):>5} {ph.lost:>4} {ph.seconds:>5.1f} | "
             f"{pct(ph.handled_ms, 50):>11.1f} {pct(ph.handled_ms, 99):>6.1f} "
             f"{max(ph.handled_ms):>6.1f} | {pct(ph.painted_ms, 50):>11.1f} "
             f"{pct(ph.painted_ms, 99):>6.1f} {max(ph.painted_ms):>6.1f} | "
             f"{pct(ph.painted_ms, 50) / b50:>8.2f} {pct(ph.painted_ms, 99) / b99:>8.2f} | "
-            f"{ph.max_stall_ms:>9.1f} {ph.widget_max:>10,} {ph.invoke_s:>8.2f}")
+            f"{ph.max_stall_ms:>9.1f} {ph.widget_max:>10,} {ph.invoke_s:>8.2f}"
+        )
     flood_ms = [ms for ph in phases[1:] for ms in ph.painted_ms]
     if flood_ms:
-        say(f"all floods: painted p50 {statistics.median(flood_ms):.1f} ms, p99 "
+        say(
+            f"all floods: painted p50 {statistics.median(flood_ms):.1f} ms, p99 "
             f"{pct(flood_ms, 99):.1f} ms, max {max(flood_ms):.1f} ms "
-            f"(a frame at 60 Hz is 16.7 ms)")
+            f"(a frame at 60 Hz is 16.7 ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,13 @@ def say(text: str = "") -> None:
 
 def first_frame(folder: Path, config_home: Path, timeout: float = 20) -> tuple[float, float]:
     """(spawn -> first frame, ctrl+q -> exit) in ms, for `workbench folder` in a pty."""
-    env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), "TERM": "xterm-256color",
-           "COLUMNS": "120", "LINES": "36"}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(config_home),
+        "TERM": "xterm-256color",
+        "COLUMNS": "120",
+        "LINES": "36",
+    }
     t0 = time.perf_counter()
     pid, fd = pty.fork()
     if pid == 0:  # the child: a terminal of 120x36
@@ -110,36 +115,46 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="wb-startup-"))
     try:
         folder = work / "hello-python"
-        shutil.copytree(REPO / "examples" / "hello-python", folder,
-                        ignore=shutil.ignore_patterns(".workbench", "__pycache__"))
-        cases: dict[str, list[float]] = {"python -c pass": [],
-                                         "python -c 'import textual.app'": [],
-                                         "workbench DIR: first frame": []}
+        shutil.copytree(
+            REPO / "examples" / "hello-python",
+            folder,
+            ignore=shutil.ignore_patterns(".workbench", "__pycache__"),
+        )
+        cases: dict[str, list[float]] = {
+            "python -c pass": [],
+            "python -c 'import textual.app'": [],
+            "workbench DIR: first frame": [],
+        }
         quits: list[float] = []
         first_frame(folder, work / "config")  # warm the disk cache and .pyc files; not counted
         for i in range(args.runs):
             cases["python -c pass"].append(spawn_to_exit([PY, "-c", "pass"]))
             cases["python -c 'import textual.app'"].append(
-                spawn_to_exit([PY, "-c", "import textual.app"]))
+                spawn_to_exit([PY, "-c", "import textual.app"])
+            )
             frame, quit_ms = first_frame(folder, work / f"config-{i}")
             cases["workbench DIR: first frame"].append(frame)
             quits.append(quit_ms)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    say(f"tui_startup: {args.runs} runs each, interleaved; load average "
-        f"{os.getloadavg()[0]:.2f}")
+    say(f"tui_startup: {args.runs} runs each, interleaved; load average {os.getloadavg()[0]:.2f}")
     base = statistics.median(cases["python -c pass"])
     textual_ms = statistics.median(cases["python -c 'import textual.app'"])
     say(f"{'case':<32} {'median':>8} {'min':>8} {'max':>8} {'/ pass':>7} {'/ textual':>9}")
     for name, values in cases.items():
         med = statistics.median(values)
-        say(f"{name:<32} {med:>6.0f}ms {min(values):>6.0f}ms {max(values):>6.0f}ms "
-            f"{med / base:>7.1f} {med / textual_ms:>9.2f}")
-    say(f"ctrl+q to exit (every function process stopped): median "
-        f"{statistics.median(quits):.0f} ms")
+        say(
+            f"{name:<32} {med:>6.0f}ms {min(values):>6.0f}ms {max(values):>6.0f}ms "
+            f"{med / base:>7.1f} {med / textual_ms:>9.2f}"
+        )
+    say(
+        f"ctrl+q to exit (every function process stopped): median {statistics.median(quits):.0f} ms"
+    )
     frame = statistics.median(cases["workbench DIR: first frame"])
-    say(f"{'PASS' if frame < TARGET_MS else 'FAIL'}: first frame median {frame:.0f} ms "
-        f"(target: well under {TARGET_MS:.0f} ms)")
+    say(
+        f"{'PASS' if frame < TARGET_MS else 'FAIL'}: first frame median {frame:.0f} ms "
+        f"(target: well under {TARGET_MS:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

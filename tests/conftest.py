@@ -23,18 +23,24 @@ def workbench_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "workbench", *args]
 
 
-def run_workbench(*args: str, stdin: bytes | None = None, timeout: float = 60,
-                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(workbench_cmd(*args), input=stdin, capture_output=True,
-                          timeout=timeout, env=env)
+def run_workbench(
+    *args: str, stdin: bytes | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        workbench_cmd(*args), input=stdin, capture_output=True, timeout=timeout, env=env
+    )
 
 
 class Server:
     """A `workbench serve` child process; its stderr is collected as it arrives."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(workbench_cmd("serve", *args), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.proc = subprocess.Popen(
+            workbench_cmd("serve", *args),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self._ready = threading.Event()
         self.url = ""
@@ -97,9 +103,13 @@ def lambda_client(url: str):  # type: ignore[no-untyped-def]
     from botocore.config import Config
 
     return boto3.client(
-        "lambda", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 0}, read_timeout=30, connect_timeout=5))
+        "lambda",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 0}, read_timeout=30, connect_timeout=5),
+    )
 
 
 def processes_with_env(marker: str) -> list[int]:

@@ -26,35 +26,47 @@ UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 NUM = r"\d+\.\d\d"
 INIT_START_RE = re.compile(
     r"INIT_START Runtime Version: \S+\tRuntime Version ARN: "
-    r"arn:aws:lambda:us-east-1::runtime:[0-9a-f]{64}")
+    r"arn:aws:lambda:us-east-1::runtime:[0-9a-f]{64}"
+)
 # spec 5: tab separated, trailing tab; Init Duration only on the cold invoke.
 REPORT_RE = re.compile(
     rf"REPORT RequestId: (?P<rid>{UUID_RE})\tDuration: (?P<duration>{NUM}) ms"
     r"\tBilled Duration: (?P<billed>\d+) ms\tMemory Size: (?P<memory>\d+) MB"
     rf"\tMax Memory Used: (?P<used>\d+) MB\t(?:Init Duration: (?P<init>{NUM}) ms\t)?"
-    r"(?P<status>Status: .*)?")
+    r"(?P<status>Status: .*)?"
+)
 
 
 def fixture(name: str) -> Path:
     return FIXTURES / name
 
 
-def cli(folder: Path, *args: str, event: bytes | None = None, timeout: float = 30,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    folder: Path,
+    *args: str,
+    event: bytes | None = None,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """`workbench invoke FOLDER ...` as a user runs it; the event goes in on stdin."""
     argv = [sys.executable, "-m", "workbench", "invoke", str(folder), *args]
     if event is not None:
         argv += ["-e", "-"]
     proc = subprocess.run(argv, input=event or b"", capture_output=True, timeout=timeout, env=env)
-    return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                       proc.stdout.decode(errors="replace"),
-                                       proc.stderr.decode(errors="replace"))
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode(errors="replace"),
+        proc.stderr.decode(errors="replace"),
+    )
 
 
 def run(coro_fn: Callable[[], Awaitable[Any]], limit: float = 30) -> Any:
     """Run one async test body; a hang fails the test instead of blocking the suite."""
+
     async def bounded() -> Any:
         return await asyncio.wait_for(coro_fn(), limit)  # type: ignore[arg-type]
+
     return asyncio.run(bounded())
 
 
@@ -86,8 +98,11 @@ class Harness:
         return await self.fn.invoke(InvokeRequest(payload_of(event)))
 
     def lines(self, stream: str | None = None) -> list[str]:
-        return [e.text for e in self.events
-                if isinstance(e, LogLine) and (stream is None or e.stream == stream)]
+        return [
+            e.text
+            for e in self.events
+            if isinstance(e, LogLine) and (stream is None or e.stream == stream)
+        ]
 
 
 def payload_of(event: object) -> bytes:
@@ -122,7 +137,7 @@ def alive(pid: int) -> bool:
             stat = fh.read()
     except OSError:
         return False
-    return stat[stat.rindex(b")") + 2:][:1] != b"Z"
+    return stat[stat.rindex(b")") + 2 :][:1] != b"Z"
 
 
 def processes_with_env(marker: str) -> list[int]:
@@ -146,5 +161,6 @@ def index_of(lines: list[str], pattern: str, start: int = 0) -> int:
     for i in range(start, len(lines)):
         if re.fullmatch(pattern, lines[i]):
             return i
-    raise AssertionError(f"no line matching {pattern!r} after line {start} in:\n"
-                         + "\n".join(lines))
+    raise AssertionError(
+        f"no line matching {pattern!r} after line {start} in:\n" + "\n".join(lines)
+    )

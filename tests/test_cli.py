@@ -27,7 +27,7 @@ def test_readme_example_invokes_and_prints_the_response() -> None:
     reports = [i for i, line in enumerate(lines) if line.startswith("REPORT RequestId: ")]
     assert len(starts) == len(ends) == len(reports) == 1
     assert starts[0] < ends[0] < reports[0] == len(lines) - 1
-    between = lines[starts[0] + 1:ends[0]]
+    between = lines[starts[0] + 1 : ends[0]]
     assert any("greeting workbench" in line for line in between)
 
 
@@ -86,9 +86,20 @@ def test_flags_reach_the_function(tmp_path: Path) -> None:
         "def handler(event, context):\n"
         "    return {'memory': context.memory_limit_in_mb, 'color': os.environ.get('COLOR'),\n"
         "            'remaining': context.get_remaining_time_in_millis(),\n"
-        "            'region': os.environ['AWS_REGION']}\n")
-    done = run_workbench("invoke", str(tmp_path), "--memory", "512", "--timeout", "7",
-                         "--env", "COLOR=blue", "--region", "eu-west-1")
+        "            'region': os.environ['AWS_REGION']}\n"
+    )
+    done = run_workbench(
+        "invoke",
+        str(tmp_path),
+        "--memory",
+        "512",
+        "--timeout",
+        "7",
+        "--env",
+        "COLOR=blue",
+        "--region",
+        "eu-west-1",
+    )
     body = json.loads(done.stdout)
     assert body["memory"] == "512" and body["color"] == "blue" and body["region"] == "eu-west-1"
     assert 6000 < body["remaining"] <= 7000
@@ -110,10 +121,13 @@ def test_quiet_prints_only_the_response() -> None:
 def _hanging_invoke(folder: Path, mark: str) -> subprocess.Popen[bytes]:
     """`workbench invoke` on a handler that sleeps, returned once the handler is running."""
     (folder / "app.py").write_text(
-        "import time\ndef handler(event, context):\n    time.sleep(60)\n")
+        "import time\ndef handler(event, context):\n    time.sleep(60)\n"
+    )
     proc = subprocess.Popen(
         workbench_cmd("invoke", str(folder), "--timeout", "100", "--env", f"WB_MARK={mark}"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stderr is not None
     for raw in proc.stderr:
         if raw.startswith(b"START RequestId:"):

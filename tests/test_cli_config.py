@@ -53,12 +53,14 @@ def app(tmp_path: Path) -> Path:
         "def handler(event, context):\n"
         "    return {'greeting': os.environ['GREETING'], 'stage': os.environ['STAGE'],\n"
         "            'memory': context.memory_limit_in_mb, 'name': context.function_name,\n"
-        "            'secret': os.environ.get('SECRET')}\n")
+        "            'secret': os.environ.get('SECRET')}\n"
+    )
     (tmp_path / "counter").mkdir()
     (tmp_path / "counter" / "index.mjs").write_text(
         "let n = 0;\n"
         "export const handler = async (event, context) =>\n"
-        "  ({ count: ++n, memory: context.memoryLimitInMB, stage: process.env.STAGE });\n")
+        "  ({ count: ++n, memory: context.memoryLimitInMB, stage: process.env.STAGE });\n"
+    )
     return tmp_path
 
 
@@ -68,10 +70,14 @@ def test_two_function_template_served_to_boto3(serve, app: Path) -> None:
     names = sorted(f["FunctionName"] for f in client.list_functions()["Functions"])
     assert names == ["Counter", "Greeter"]
     greeter = json.loads(client.invoke(FunctionName="Greeter")["Payload"].read())
-    assert greeter == {"greeting": "hello from prod in us-east-1", "stage": "prod",
-                       "memory": "256", "name": "Greeter", "secret": None}
-    counts = [json.loads(client.invoke(FunctionName="Counter")["Payload"].read())
-              for _ in range(3)]
+    assert greeter == {
+        "greeting": "hello from prod in us-east-1",
+        "stage": "prod",
+        "memory": "256",
+        "name": "Greeter",
+        "secret": None,
+    }
+    counts = [json.loads(client.invoke(FunctionName="Counter")["Payload"].read()) for _ in range(3)]
     assert [c["count"] for c in counts] == [1, 2, 3]  # warm: one environment kept
     assert counts[0]["memory"] == "512" and counts[0]["stage"] == "prod"
     assert client.get_function(FunctionName="Counter")["Configuration"]["Runtime"] == "nodejs20.x"
@@ -81,14 +87,23 @@ def test_invoke_needs_a_function_when_the_template_has_several(app: Path) -> Non
     done = run_workbench("invoke", str(app))
     assert done.returncode == 2
     assert "holds 2 functions (Greeter, Counter); pick one with --function" in (
-        done.stderr.decode())
+        done.stderr.decode()
+    )
 
 
 def test_invoke_one_function_of_a_template_with_env_file(app: Path, tmp_path: Path) -> None:
     env_file = tmp_path / "secrets.env"
     env_file.write_text("SECRET=s3cr3t\n")
-    done = run_workbench("invoke", str(app / "template.yaml"), "--function", "Greeter",
-                         "--env-file", str(env_file), "--memory", "1024")
+    done = run_workbench(
+        "invoke",
+        str(app / "template.yaml"),
+        "--function",
+        "Greeter",
+        "--env-file",
+        str(env_file),
+        "--memory",
+        "1024",
+    )
     assert done.returncode == 0, done.stderr.decode()
     body = json.loads(done.stdout)
     assert body["secret"] == "s3cr3t" and body["memory"] == "1024" and body["stage"] == "dev"
@@ -113,9 +128,11 @@ def test_bad_workbench_toml_key_names_file_key_and_suggestion(tmp_path: Path) ->
 def test_workbench_toml_settings_reach_the_function(tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text(
         "import os\ndef entry(event, context):\n"
-        "    return [os.environ['COLOR'], context.memory_limit_in_mb]\n")
+        "    return [os.environ['COLOR'], context.memory_limit_in_mb]\n"
+    )
     (tmp_path / "workbench.toml").write_text(
-        'handler = "main.entry"\nmemory = 640\n[environment]\nCOLOR = "teal"\n')
+        'handler = "main.entry"\nmemory = 640\n[environment]\nCOLOR = "teal"\n'
+    )
     done = run_workbench("invoke", str(tmp_path))
     assert json.loads(done.stdout) == ["teal", "640"]
 

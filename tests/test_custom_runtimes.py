@@ -42,8 +42,11 @@ def test_shell_bootstrap_answers_through_the_cli() -> None:
     lines = r.stderr.splitlines()
     assert len(lines) == 5, r.stderr
     assert INIT_START_RE.fullmatch(lines[0]), lines[0]
-    assert lines[1:4] == [f"START RequestId: {rid} Version: $LATEST", f"handling {rid}",
-                          f"END RequestId: {rid}"]
+    assert lines[1:4] == [
+        f"START RequestId: {rid} Version: $LATEST",
+        f"handling {rid}",
+        f"END RequestId: {rid}",
+    ]
     report = REPORT_RE.fullmatch(lines[4])
     assert report and report["rid"] == rid and report["init"] is not None, lines[4]
 
@@ -56,12 +59,24 @@ def build_go_bootstrap(tmp_path: Path) -> Path:
     assert go, "the Go toolchain is required (apt-get install golang-go); CI installs it"
     folder = tmp_path / "rt-go"
     folder.mkdir()
-    env = {**os.environ, "CGO_ENABLED": "0", "GOCACHE": str(tmp_path / "gocache"),
-           "GOPATH": str(tmp_path / "gopath"), "GOFLAGS": "", "GO111MODULE": "on",
-           "GOPROXY": "off", "GOTOOLCHAIN": "local"}
-    proc = subprocess.run([go, "build", "-o", str(folder / "bootstrap"), "."],
-                          cwd=fixture("rt-go"), env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = {
+        **os.environ,
+        "CGO_ENABLED": "0",
+        "GOCACHE": str(tmp_path / "gocache"),
+        "GOPATH": str(tmp_path / "gopath"),
+        "GOFLAGS": "",
+        "GO111MODULE": "on",
+        "GOPROXY": "off",
+        "GOTOOLCHAIN": "local",
+    }
+    proc = subprocess.run(
+        [go, "build", "-o", str(folder / "bootstrap"), "."],
+        cwd=fixture("rt-go"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return folder
 
@@ -99,9 +114,19 @@ def test_next_headers_and_environment(tmp_path: Path) -> None:
     folder = fixture("rt-introspect")
     days = {datetime.now(UTC).strftime("%Y/%m/%d")}
     host_env = {**os.environ, "WB_HOST_ONLY": "must-not-leak"}
-    r = cli(folder, "--timeout", "5", "--memory", "256", "--handler", "function.handler",
-            "--env", "MY_SETTING=on", event=b'{"k": [1, 2]}',
-            env=host_env)
+    r = cli(
+        folder,
+        "--timeout",
+        "5",
+        "--memory",
+        "256",
+        "--handler",
+        "function.handler",
+        "--env",
+        "MY_SETTING=on",
+        event=b'{"k": [1, 2]}',
+        env=host_env,
+    )
     days.add(datetime.now(UTC).strftime("%Y/%m/%d"))
     assert r.returncode == 0, r.stderr
     seen = json.loads(r.stdout)
@@ -118,8 +143,12 @@ def test_next_headers_and_environment(tmp_path: Path) -> None:
     deadline = int(lower["lambda-runtime-deadline-ms"])
     # epoch milliseconds, the function timeout (5 s) ahead of when the event arrived
     assert 4000 < deadline - seen["received_ms"] <= 5000, (deadline, seen["received_ms"])
-    for absent in ("lambda-runtime-trace-id", "lambda-runtime-client-context",
-                   "lambda-runtime-cognito-identity", "lambda-runtime-aws-tenant-id"):
+    for absent in (
+        "lambda-runtime-trace-id",
+        "lambda-runtime-client-context",
+        "lambda-runtime-cognito-identity",
+        "lambda-runtime-aws-tenant-id",
+    ):
         assert absent not in lower, headers
     assert all(v for k, v in lower.items() if k.startswith("lambda-runtime-")), headers
 
@@ -130,8 +159,9 @@ def test_next_headers_and_environment(tmp_path: Path) -> None:
     assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
     assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/rt-introspect"
-    stream = re.fullmatch(r"(\d{4}/\d\d/\d\d)/\[\$LATEST\][0-9a-f]{32}",
-                          env["AWS_LAMBDA_LOG_STREAM_NAME"])
+    stream = re.fullmatch(
+        r"(\d{4}/\d\d/\d\d)/\[\$LATEST\][0-9a-f]{32}", env["AWS_LAMBDA_LOG_STREAM_NAME"]
+    )
     assert stream and stream[1] in days, env["AWS_LAMBDA_LOG_STREAM_NAME"]
     assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
     assert env["_HANDLER"] == "function.handler"
@@ -163,9 +193,11 @@ def test_second_response_for_the_same_id_is_refused() -> None:
     assert r.stdout == '"first"\n'  # the caller got the first answer
     lines = r.stderr.splitlines()
     assert "first response: 202 " + repr(b'{"status":"OK"}\n') in lines, r.stderr
-    refused = (b'{"errorMessage":"State transition from RuntimeResponseSentState to '
-               b'InvocationResponse failed for runtime. Error: State transition is not allowed",'
-               b'"errorType":"InvalidStateTransition"}\n')
+    refused = (
+        b'{"errorMessage":"State transition from RuntimeResponseSentState to '
+        b'InvocationResponse failed for runtime. Error: State transition is not allowed",'
+        b'"errorType":"InvalidStateTransition"}\n'
+    )
     second = lines.index("second response: 403 " + repr(refused))
     start = next(i for i, line in enumerate(lines) if line.startswith("START RequestId: "))
     end = next(i for i, line in enumerate(lines) if line.startswith("END RequestId: "))
@@ -184,8 +216,10 @@ def test_response_for_a_wrong_request_id_is_refused() -> None:
 
 
 def test_oversized_response_is_a_function_error_without_reset() -> None:
-    too_big = (b'{"errorMessage":"Exceeded maximum allowed payload size (6291556 bytes).",'
-               b'"errorType":"RequestEntityTooLarge"}\n')
+    too_big = (
+        b'{"errorMessage":"Exceeded maximum allowed payload size (6291556 bytes).",'
+        b'"errorType":"RequestEntityTooLarge"}\n'
+    )
 
     async def body_() -> None:
         async with Harness(fixture("rt-big-response")) as h:
@@ -194,8 +228,9 @@ def test_oversized_response_is_a_function_error_without_reset() -> None:
             assert over.result.function_error
             assert body(over) == {
                 "errorMessage": "Response payload size (6291557 bytes) exceeded maximum "
-                                "allowed payload size (6291556 bytes).",
-                "errorType": "Function.ResponseSizeTooLarge"}
+                "allowed payload size (6291556 bytes).",
+                "errorType": "Function.ResponseSizeTooLarge",
+            }
             said = [line for line in over.log_lines if "response of 6291557 bytes" in line]
             assert len(said) == 1 and said[0].endswith(": 413 " + repr(too_big)), said
             pid = said[0].split(":")[0]
@@ -205,8 +240,7 @@ def test_oversized_response_is_a_function_error_without_reset() -> None:
             assert not at_limit.cold and at_limit.init_ms is None  # no reset after the 413
             assert at_limit.result.payload == b'"' + b"a" * 6_291_554 + b'"'
             said = [line for line in at_limit.log_lines if "response of 6291556 bytes" in line]
-            assert said == [f"{pid}: response of 6291556 bytes: 202 "
-                            + repr(b'{"status":"OK"}\n')]
+            assert said == [f"{pid}: response of 6291556 bytes: 202 " + repr(b'{"status":"OK"}\n')]
 
     run(body_)
 
@@ -236,10 +270,18 @@ def test_platform_lines_cold_then_warm() -> None:
                 assert 0 < used < 128 and used == rec.max_memory_mb
             # the function's own line sits between START and END
             assert cold.log_lines[0] == platform[0]
-            assert cold.log_lines[1:] == [platform[1], f"handling {cold.request_id}",
-                                          platform[2], platform[3]]
-            assert warm.log_lines == [platform[4], f"handling {warm.request_id}",
-                                      platform[5], platform[6]]
+            assert cold.log_lines[1:] == [
+                platform[1],
+                f"handling {cold.request_id}",
+                platform[2],
+                platform[3],
+            ]
+            assert warm.log_lines == [
+                platform[4],
+                f"handling {warm.request_id}",
+                platform[5],
+                platform[6],
+            ]
 
             cold_report = REPORT_RE.fullmatch(platform[3])
             warm_report = REPORT_RE.fullmatch(platform[6])
@@ -249,8 +291,9 @@ def test_platform_lines_cold_then_warm() -> None:
             # 1 ms granularity rounded up; the INIT phase is billed on the cold invoke
             assert cold.billed_ms == math.ceil(cold.duration_ms + cold.init_ms)
             assert int(cold_report["billed"]) == cold.billed_ms
-            assert cold.billed_ms in billed_from_printed(cold_report["duration"],
-                                                         cold_report["init"])
+            assert cold.billed_ms in billed_from_printed(
+                cold_report["duration"], cold_report["init"]
+            )
             assert warm.billed_ms == math.ceil(warm.duration_ms)
             assert int(warm_report["billed"]) == warm.billed_ms
             assert warm.billed_ms in billed_from_printed(warm_report["duration"], None)

@@ -35,171 +35,435 @@ SAMPLES = [s.name for s in list_samples()]
 Path_ = str | tuple[str | int, ...]
 Check = str | tuple[Path_, Any]
 RABBIT = ("rmqMessagesByQueue", "orders::/", 0)  # the key holds a /
-RECORDS_S3 = ["Records/0/eventTime", "Records/0/eventName", "Records/0/s3/bucket/name",
-              "Records/0/s3/object/key", "Records/0/s3/bucket/arn",
-              ("Records/0/eventSource", "aws:s3"), ("Records/0/eventVersion", "2.1")]
-EVENTBRIDGE = ["version", "id", "detail-type", "source", "account", "time", "region",
-               "resources", "detail"]
-WEBSOCKET = ["requestContext/connectionId", "requestContext/routeKey",
-             "requestContext/eventType", "requestContext/connectedAt",
-             "requestContext/requestTimeEpoch", "requestContext/apiId",
-             ("isBase64Encoded", False)]
-COGNITO = [("version", "1"), "triggerSource", "region", "userPoolId", "userName",
-           "callerContext/awsSdkVersion", "callerContext/clientId", "request/userAttributes",
-           "response"]
-CLOUDFRONT = ["Records/0/cf/config/distributionId", "Records/0/cf/config/distributionDomainName",
-              "Records/0/cf/config/requestId", "Records/0/cf/request/uri",
-              "Records/0/cf/request/method", "Records/0/cf/request/headers/host/0/value",
-              "Records/0/cf/request/clientIp", "Records/0/cf/request/querystring"]
-CFN = ["RequestType", "ServiceToken", "ResponseURL", "StackId", "RequestId",
-       "LogicalResourceId", "ResourceType", "ResourceProperties/ServiceToken"]
-CONFIG = [("invokingEvent", lambda v: isinstance(json.loads(v), dict)),
-          ("ruleParameters", lambda v: isinstance(json.loads(v), dict)), "resultToken",
-          ("eventLeftScope", False), "executionRoleArn", "configRuleArn", "configRuleName",
-          "configRuleId", "accountId", "version"]
-KAFKA = ["bootstrapServers", "records/orders-0/0/topic", "records/orders-0/0/partition",
-         "records/orders-0/0/offset", "records/orders-0/0/timestamp",
-         "records/orders-0/0/timestampType", "records/orders-0/0/key",
-         "records/orders-0/0/value", ("records/orders-0/0/headers/0/source", list)]
-ALEXA = [("version", "1.0"), "session/sessionId", "session/application/applicationId",
-         "session/user/userId", "context/System/device/deviceId", "request/type",
-         "request/requestId", "request/timestamp", "request/locale"]
+RECORDS_S3 = [
+    "Records/0/eventTime",
+    "Records/0/eventName",
+    "Records/0/s3/bucket/name",
+    "Records/0/s3/object/key",
+    "Records/0/s3/bucket/arn",
+    ("Records/0/eventSource", "aws:s3"),
+    ("Records/0/eventVersion", "2.1"),
+]
+EVENTBRIDGE = [
+    "version",
+    "id",
+    "detail-type",
+    "source",
+    "account",
+    "time",
+    "region",
+    "resources",
+    "detail",
+]
+WEBSOCKET = [
+    "requestContext/connectionId",
+    "requestContext/routeKey",
+    "requestContext/eventType",
+    "requestContext/connectedAt",
+    "requestContext/requestTimeEpoch",
+    "requestContext/apiId",
+    ("isBase64Encoded", False),
+]
+COGNITO = [
+    ("version", "1"),
+    "triggerSource",
+    "region",
+    "userPoolId",
+    "userName",
+    "callerContext/awsSdkVersion",
+    "callerContext/clientId",
+    "request/userAttributes",
+    "response",
+]
+CLOUDFRONT = [
+    "Records/0/cf/config/distributionId",
+    "Records/0/cf/config/distributionDomainName",
+    "Records/0/cf/config/requestId",
+    "Records/0/cf/request/uri",
+    "Records/0/cf/request/method",
+    "Records/0/cf/request/headers/host/0/value",
+    "Records/0/cf/request/clientIp",
+    "Records/0/cf/request/querystring",
+]
+CFN = [
+    "RequestType",
+    "ServiceToken",
+    "ResponseURL",
+    "StackId",
+    "RequestId",
+    "LogicalResourceId",
+    "ResourceType",
+    "ResourceProperties/ServiceToken",
+]
+CONFIG = [
+    ("invokingEvent", lambda v: isinstance(json.loads(v), dict)),
+    ("ruleParameters", lambda v: isinstance(json.loads(v), dict)),
+    "resultToken",
+    ("eventLeftScope", False),
+    "executionRoleArn",
+    "configRuleArn",
+    "configRuleName",
+    "configRuleId",
+    "accountId",
+    "version",
+]
+KAFKA = [
+    "bootstrapServers",
+    "records/orders-0/0/topic",
+    "records/orders-0/0/partition",
+    "records/orders-0/0/offset",
+    "records/orders-0/0/timestamp",
+    "records/orders-0/0/timestampType",
+    "records/orders-0/0/key",
+    "records/orders-0/0/value",
+    ("records/orders-0/0/headers/0/source", list),
+]
+ALEXA = [
+    ("version", "1.0"),
+    "session/sessionId",
+    "session/application/applicationId",
+    "session/user/userId",
+    "context/System/device/deviceId",
+    "request/type",
+    "request/requestId",
+    "request/timestamp",
+    "request/locale",
+]
 
 REQUIRED: dict[str, list[Check]] = {
-    "alb/request": ["requestContext/elb/targetGroupArn", "httpMethod", "path", "headers/host",
-                    "queryStringParameters", "body", ("isBase64Encoded", False)],
-    "alb/request-multi-value": ["requestContext/elb/targetGroupArn", "httpMethod", "path",
-                                ("multiValueHeaders/host", list),
-                                ("multiValueQueryStringParameters/page", ["1"]), "body"],
-    "apigateway/aws-proxy": ["resource", "path", "httpMethod", "headers", "multiValueHeaders",
-                             "queryStringParameters", "multiValueQueryStringParameters",
-                             "pathParameters/proxy", "stageVariables", "requestContext/requestId",
-                             "requestContext/stage", "requestContext/identity/sourceIp",
-                             ("requestContext/requestTimeEpoch", int), "body",
-                             ("isBase64Encoded", False)],
-    "apigateway/http-api-proxy": [("version", "2.0"), "routeKey", "rawPath", "rawQueryString",
-                                  "headers", "requestContext/http/method",
-                                  "requestContext/http/sourceIp", "requestContext/requestId",
-                                  ("requestContext/timeEpoch", int), "body",
-                                  ("isBase64Encoded", False)],
-    "apigateway/authorizer": [("type", "TOKEN"), "authorizationToken",
-                              ("methodArn", lambda v: v.startswith("arn:aws:execute-api:"))],
-    "apigateway/request-authorizer": [("type", "REQUEST"), "methodArn", "resource", "path",
-                                      "httpMethod", "headers/Authorization", "pathParameters/id",
-                                      "requestContext/requestId"],
-    "apigateway/http-api-authorizer": [("version", "2.0"), ("type", "REQUEST"), "routeArn",
-                                       ("identitySource", list), "routeKey",
-                                       "requestContext/http/method"],
-    "apigateway/websocket-connect": [*WEBSOCKET, ("requestContext/eventType", "CONNECT"),
-                                     "headers/Sec-WebSocket-Key"],
-    "apigateway/websocket-message": [*WEBSOCKET, ("requestContext/eventType", "MESSAGE"),
-                                     "requestContext/messageId", "body"],
-    "apigateway/websocket-disconnect": [*WEBSOCKET, ("requestContext/eventType", "DISCONNECT"),
-                                        ("requestContext/disconnectStatusCode", int)],
-    "function-url": [("version", "2.0"), ("routeKey", "$default"), "rawPath", "headers",
-                     ("requestContext/domainName", lambda v: v.endswith(".on.aws")),
-                     "requestContext/http/method", ("requestContext/timeEpoch", int)],
-    "s3/put": [*RECORDS_S3, ("Records/0/s3/object/size", int), "Records/0/s3/object/eTag",
-               ("Records/0/eventName", "ObjectCreated:Put")],
+    "alb/request": [
+        "requestContext/elb/targetGroupArn",
+        "httpMethod",
+        "path",
+        "headers/host",
+        "queryStringParameters",
+        "body",
+        ("isBase64Encoded", False),
+    ],
+    "alb/request-multi-value": [
+        "requestContext/elb/targetGroupArn",
+        "httpMethod",
+        "path",
+        ("multiValueHeaders/host", list),
+        ("multiValueQueryStringParameters/page", ["1"]),
+        "body",
+    ],
+    "apigateway/aws-proxy": [
+        "resource",
+        "path",
+        "httpMethod",
+        "headers",
+        "multiValueHeaders",
+        "queryStringParameters",
+        "multiValueQueryStringParameters",
+        "pathParameters/proxy",
+        "stageVariables",
+        "requestContext/requestId",
+        "requestContext/stage",
+        "requestContext/identity/sourceIp",
+        ("requestContext/requestTimeEpoch", int),
+        "body",
+        ("isBase64Encoded", False),
+    ],
+    "apigateway/http-api-proxy": [
+        ("version", "2.0"),
+        "routeKey",
+        "rawPath",
+        "rawQueryString",
+        "headers",
+        "requestContext/http/method",
+        "requestContext/http/sourceIp",
+        "requestContext/requestId",
+        ("requestContext/timeEpoch", int),
+        "body",
+        ("isBase64Encoded", False),
+    ],
+    "apigateway/authorizer": [
+        ("type", "TOKEN"),
+        "authorizationToken",
+        ("methodArn", lambda v: v.startswith("arn:aws:execute-api:")),
+    ],
+    "apigateway/request-authorizer": [
+        ("type", "REQUEST"),
+        "methodArn",
+        "resource",
+        "path",
+        "httpMethod",
+        "headers/Authorization",
+        "pathParameters/id",
+        "requestContext/requestId",
+    ],
+    "apigateway/http-api-authorizer": [
+        ("version", "2.0"),
+        ("type", "REQUEST"),
+        "routeArn",
+        ("identitySource", list),
+        "routeKey",
+        "requestContext/http/method",
+    ],
+    "apigateway/websocket-connect": [
+        *WEBSOCKET,
+        ("requestContext/eventType", "CONNECT"),
+        "headers/Sec-WebSocket-Key",
+    ],
+    "apigateway/websocket-message": [
+        *WEBSOCKET,
+        ("requestContext/eventType", "MESSAGE"),
+        "requestContext/messageId",
+        "body",
+    ],
+    "apigateway/websocket-disconnect": [
+        *WEBSOCKET,
+        ("requestContext/eventType", "DISCONNECT"),
+        ("requestContext/disconnectStatusCode", int),
+    ],
+    "function-url": [
+        ("version", "2.0"),
+        ("routeKey", "$default"),
+        "rawPath",
+        "headers",
+        ("requestContext/domainName", lambda v: v.endswith(".on.aws")),
+        "requestContext/http/method",
+        ("requestContext/timeEpoch", int),
+    ],
+    "s3/put": [
+        *RECORDS_S3,
+        ("Records/0/s3/object/size", int),
+        "Records/0/s3/object/eTag",
+        ("Records/0/eventName", "ObjectCreated:Put"),
+    ],
     "s3/delete": [*RECORDS_S3, ("Records/0/eventName", "ObjectRemoved:Delete")],
-    "s3/batch-invocation": [("invocationSchemaVersion", "1.0"), "invocationId", "job/id",
-                            "tasks/0/taskId", "tasks/0/s3Key", "tasks/0/s3BucketArn"],
-    "s3/batch-invocation-v2": [("invocationSchemaVersion", "2.0"), "invocationId", "job/id",
-                               ("job/userArguments", dict), "tasks/0/s3Key", "tasks/0/s3Bucket"],
-    "sqs": ["Records/0/messageId", "Records/0/receiptHandle", "Records/0/body",
-            "Records/0/md5OfBody", "Records/0/attributes/SentTimestamp",
-            "Records/0/attributes/ApproximateReceiveCount", "Records/0/messageAttributes",
-            ("Records/0/eventSource", "aws:sqs"), "Records/0/eventSourceARN",
-            "Records/0/awsRegion"],
-    "sns": [("Records/0/EventSource", "aws:sns"), "Records/0/EventSubscriptionArn",
-            "Records/0/Sns/MessageId", "Records/0/Sns/Message", "Records/0/Sns/TopicArn",
-            "Records/0/Sns/Timestamp", ("Records/0/Sns/Type", "Notification"),
-            "Records/0/Sns/Signature", "Records/0/Sns/SigningCertUrl"],
-    "dynamodb": [("Records/0/eventSource", "aws:dynamodb"), "Records/0/eventID",
-                 ("Records/0/eventName", lambda v: v in ("INSERT", "MODIFY", "REMOVE")),
-                 ("Records/0/dynamodb/Keys/id", {"S": "42"}),
-                 ("Records/0/dynamodb/SizeBytes", int), "Records/0/dynamodb/SequenceNumber",
-                 "Records/0/dynamodb/StreamViewType", "Records/0/eventSourceARN",
-                 ("Records/0/dynamodb/ApproximateCreationDateTime", int)],
-    "kinesis": [("Records/0/eventSource", "aws:kinesis"), "Records/0/kinesis/data",
-                "Records/0/kinesis/partitionKey", "Records/0/kinesis/sequenceNumber",
-                ("Records/0/kinesis/approximateArrivalTimestamp", float), "Records/0/eventID",
-                "Records/0/eventSourceARN"],
-    "firehose": ["invocationId", "deliveryStreamArn", "region", "records/0/recordId",
-                 "records/0/data", ("records/0/approximateArrivalTimestamp", int)],
+    "s3/batch-invocation": [
+        ("invocationSchemaVersion", "1.0"),
+        "invocationId",
+        "job/id",
+        "tasks/0/taskId",
+        "tasks/0/s3Key",
+        "tasks/0/s3BucketArn",
+    ],
+    "s3/batch-invocation-v2": [
+        ("invocationSchemaVersion", "2.0"),
+        "invocationId",
+        "job/id",
+        ("job/userArguments", dict),
+        "tasks/0/s3Key",
+        "tasks/0/s3Bucket",
+    ],
+    "sqs": [
+        "Records/0/messageId",
+        "Records/0/receiptHandle",
+        "Records/0/body",
+        "Records/0/md5OfBody",
+        "Records/0/attributes/SentTimestamp",
+        "Records/0/attributes/ApproximateReceiveCount",
+        "Records/0/messageAttributes",
+        ("Records/0/eventSource", "aws:sqs"),
+        "Records/0/eventSourceARN",
+        "Records/0/awsRegion",
+    ],
+    "sns": [
+        ("Records/0/EventSource", "aws:sns"),
+        "Records/0/EventSubscriptionArn",
+        "Records/0/Sns/MessageId",
+        "Records/0/Sns/Message",
+        "Records/0/Sns/TopicArn",
+        "Records/0/Sns/Timestamp",
+        ("Records/0/Sns/Type", "Notification"),
+        "Records/0/Sns/Signature",
+        "Records/0/Sns/SigningCertUrl",
+    ],
+    "dynamodb": [
+        ("Records/0/eventSource", "aws:dynamodb"),
+        "Records/0/eventID",
+        ("Records/0/eventName", lambda v: v in ("INSERT", "MODIFY", "REMOVE")),
+        ("Records/0/dynamodb/Keys/id", {"S": "42"}),
+        ("Records/0/dynamodb/SizeBytes", int),
+        "Records/0/dynamodb/SequenceNumber",
+        "Records/0/dynamodb/StreamViewType",
+        "Records/0/eventSourceARN",
+        ("Records/0/dynamodb/ApproximateCreationDateTime", int),
+    ],
+    "kinesis": [
+        ("Records/0/eventSource", "aws:kinesis"),
+        "Records/0/kinesis/data",
+        "Records/0/kinesis/partitionKey",
+        "Records/0/kinesis/sequenceNumber",
+        ("Records/0/kinesis/approximateArrivalTimestamp", float),
+        "Records/0/eventID",
+        "Records/0/eventSourceARN",
+    ],
+    "firehose": [
+        "invocationId",
+        "deliveryStreamArn",
+        "region",
+        "records/0/recordId",
+        "records/0/data",
+        ("records/0/approximateArrivalTimestamp", int),
+    ],
     "eventbridge": EVENTBRIDGE,
-    "cloudwatch/scheduled-event": [*EVENTBRIDGE, ("detail-type", "Scheduled Event"),
-                                   ("source", "aws.events")],
+    "cloudwatch/scheduled-event": [
+        *EVENTBRIDGE,
+        ("detail-type", "Scheduled Event"),
+        ("source", "aws.events"),
+    ],
     "cloudwatch/logs": [("awslogs/data", str)],
-    "cloudwatch/alarm": [("source", "aws.cloudwatch"), "alarmArn", "accountId", "time",
-                         "alarmData/alarmName", "alarmData/state/value",
-                         ("alarmData/state/reasonData", lambda v: json.loads(v)["threshold"]),
-                         "alarmData/previousState/value", "alarmData/configuration/metrics"],
+    "cloudwatch/alarm": [
+        ("source", "aws.cloudwatch"),
+        "alarmArn",
+        "accountId",
+        "time",
+        "alarmData/alarmName",
+        "alarmData/state/value",
+        ("alarmData/state/reasonData", lambda v: json.loads(v)["threshold"]),
+        "alarmData/previousState/value",
+        "alarmData/configuration/metrics",
+    ],
     "cognito-user-pool": COGNITO,
     "cognito-user-pool/user-migration": [c for c in COGNITO if c != "request/userAttributes"]
     + ["request/password"],
-    "ses": [("Records/0/eventSource", "aws:ses"), "Records/0/ses/mail/messageId",
-            "Records/0/ses/mail/source", "Records/0/ses/mail/commonHeaders/subject",
-            ("Records/0/ses/receipt/action/type", "Lambda"), "Records/0/ses/receipt/recipients"],
-    "cloudfront/viewer-request": [*CLOUDFRONT, ("Records/0/cf/config/eventType",
-                                                "viewer-request")],
-    "cloudfront/origin-request": [*CLOUDFRONT, "Records/0/cf/request/origin/custom/domainName",
-                                  ("Records/0/cf/config/eventType", "origin-request")],
-    "cloudfront/origin-response": [*CLOUDFRONT, "Records/0/cf/response/status",
-                                   ("Records/0/cf/config/eventType", "origin-response")],
-    "cloudfront/viewer-response": [*CLOUDFRONT, "Records/0/cf/response/status",
-                                   ("Records/0/cf/config/eventType", "viewer-response")],
+    "ses": [
+        ("Records/0/eventSource", "aws:ses"),
+        "Records/0/ses/mail/messageId",
+        "Records/0/ses/mail/source",
+        "Records/0/ses/mail/commonHeaders/subject",
+        ("Records/0/ses/receipt/action/type", "Lambda"),
+        "Records/0/ses/receipt/recipients",
+    ],
+    "cloudfront/viewer-request": [*CLOUDFRONT, ("Records/0/cf/config/eventType", "viewer-request")],
+    "cloudfront/origin-request": [
+        *CLOUDFRONT,
+        "Records/0/cf/request/origin/custom/domainName",
+        ("Records/0/cf/config/eventType", "origin-request"),
+    ],
+    "cloudfront/origin-response": [
+        *CLOUDFRONT,
+        "Records/0/cf/response/status",
+        ("Records/0/cf/config/eventType", "origin-response"),
+    ],
+    "cloudfront/viewer-response": [
+        *CLOUDFRONT,
+        "Records/0/cf/response/status",
+        ("Records/0/cf/config/eventType", "viewer-response"),
+    ],
     "stepfunctions/error": ["Error", ("Cause", lambda v: json.loads(v)["errorMessage"])],
-    "stepfunctions/execution-status-change": [*EVENTBRIDGE, ("source", "aws.states"),
-                                              "detail/executionArn", "detail/status"],
+    "stepfunctions/execution-status-change": [
+        *EVENTBRIDGE,
+        ("source", "aws.states"),
+        "detail/executionArn",
+        "detail/status",
+    ],
     "kafka/msk": [("eventSource", "aws:kafka"), "eventSourceArn", *KAFKA],
     "kafka/self-managed": [("eventSource", "SelfManagedKafka"), *KAFKA],
-    "mq/activemq": [("eventSource", "aws:mq"), "eventSourceArn", "messages/0/messageID",
-                    "messages/0/messageType", "messages/0/data", "messages/0/destination",
-                    ("messages/0/timestamp", int)],
-    "mq/rabbitmq": [("eventSource", "aws:rmq"), "eventSourceArn",
-                    ((*RABBIT, "data"), str), ((*RABBIT, "basicProperties", "bodySize"), int)],
+    "mq/activemq": [
+        ("eventSource", "aws:mq"),
+        "eventSourceArn",
+        "messages/0/messageID",
+        "messages/0/messageType",
+        "messages/0/data",
+        "messages/0/destination",
+        ("messages/0/timestamp", int),
+    ],
+    "mq/rabbitmq": [
+        ("eventSource", "aws:rmq"),
+        "eventSourceArn",
+        ((*RABBIT, "data"), str),
+        ((*RABBIT, "basicProperties", "bodySize"), int),
+    ],
     "iot/rule-message": ["topic", ("timestamp", int), "clientId"],
-    "iot/custom-authorizer": [("signatureVerified", bool), ("protocols", list),
-                              "protocolData/mqtt/clientId", "protocolData/mqtt/password",
-                              "connectionMetadata/id"],
+    "iot/custom-authorizer": [
+        ("signatureVerified", bool),
+        ("protocols", list),
+        "protocolData/mqtt/clientId",
+        "protocolData/mqtt/password",
+        "connectionMetadata/id",
+    ],
     "config": CONFIG,
-    "codepipeline": ["CodePipeline.job/id", "CodePipeline.job/accountId",
-                     "CodePipeline.job/data/actionConfiguration/configuration/FunctionName",
-                     "CodePipeline.job/data/inputArtifacts/0/location/s3Location/bucketName",
-                     "CodePipeline.job/data/outputArtifacts/0/location/s3Location/objectKey",
-                     "CodePipeline.job/data/artifactCredentials/sessionToken"],
-    "codecommit": [("Records/0/eventSource", "aws:codecommit"), "Records/0/eventSourceARN",
-                   "Records/0/codecommit/references/0/commit",
-                   "Records/0/codecommit/references/0/ref", "Records/0/eventTriggerName"],
+    "codepipeline": [
+        "CodePipeline.job/id",
+        "CodePipeline.job/accountId",
+        "CodePipeline.job/data/actionConfiguration/configuration/FunctionName",
+        "CodePipeline.job/data/inputArtifacts/0/location/s3Location/bucketName",
+        "CodePipeline.job/data/outputArtifacts/0/location/s3Location/objectKey",
+        "CodePipeline.job/data/artifactCredentials/sessionToken",
+    ],
+    "codecommit": [
+        ("Records/0/eventSource", "aws:codecommit"),
+        "Records/0/eventSourceARN",
+        "Records/0/codecommit/references/0/commit",
+        "Records/0/codecommit/references/0/ref",
+        "Records/0/eventTriggerName",
+    ],
     "secretsmanager": [("Step", "createSecret"), "SecretId", "ClientRequestToken"],
-    "lex": [("messageVersion", "1.0"), "invocationSource", "userId", "bot/name",
-            "currentIntent/name", "currentIntent/slots", "outputDialogMode", "inputTranscript"],
-    "lex-v2": [("messageVersion", "1.0"), "invocationSource", "inputMode", "sessionId",
-               "bot/id", "bot/localeId", "interpretations/0/intent/name",
-               "sessionState/intent/name", "sessionState/intent/state",
-               ("sessionState/intent/slots/FlowerType/value/interpretedValue", "roses")],
+    "lex": [
+        ("messageVersion", "1.0"),
+        "invocationSource",
+        "userId",
+        "bot/name",
+        "currentIntent/name",
+        "currentIntent/slots",
+        "outputDialogMode",
+        "inputTranscript",
+    ],
+    "lex-v2": [
+        ("messageVersion", "1.0"),
+        "invocationSource",
+        "inputMode",
+        "sessionId",
+        "bot/id",
+        "bot/localeId",
+        "interpretations/0/intent/name",
+        "sessionState/intent/name",
+        "sessionState/intent/state",
+        ("sessionState/intent/slots/FlowerType/value/interpretedValue", "roses"),
+    ],
     "alexa-skills-kit": ALEXA,
     "alexa-skills-kit/intent": [*ALEXA, ("request/type", "IntentRequest"), "request/intent/name"],
-    "alexa-smart-home": [("directive/header/namespace", "Alexa.Discovery"),
-                         ("directive/header/payloadVersion", "3"), "directive/header/messageId",
-                         "directive/payload/scope/token"],
+    "alexa-smart-home": [
+        ("directive/header/namespace", "Alexa.Discovery"),
+        ("directive/header/payloadVersion", "3"),
+        "directive/header/messageId",
+        "directive/payload/scope/token",
+    ],
     "cloudformation/create-request": [*CFN, ("RequestType", "Create")],
-    "cloudformation/update-request": [*CFN, ("RequestType", "Update"), "PhysicalResourceId",
-                                      "OldResourceProperties/ServiceToken"],
+    "cloudformation/update-request": [
+        *CFN,
+        ("RequestType", "Update"),
+        "PhysicalResourceId",
+        "OldResourceProperties/ServiceToken",
+    ],
     "cloudformation/delete-request": [*CFN, ("RequestType", "Delete"), "PhysicalResourceId"],
-    "appsync/direct-resolver": [("arguments", dict), "identity", "info/fieldName",
-                                "info/parentTypeName", "info/selectionSetList", "request/headers"],
-    "appsync/authorizer": ["authorizationToken", "requestContext/apiId",
-                           "requestContext/accountId", "requestContext/requestId",
-                           "requestContext/queryString", "requestHeaders"],
-    "connect": [("Name", "ContactFlowEvent"), "Details/ContactData/ContactId",
-                "Details/ContactData/InstanceARN", "Details/ContactData/CustomerEndpoint/Address",
-                ("Details/Parameters", dict)],
+    "appsync/direct-resolver": [
+        ("arguments", dict),
+        "identity",
+        "info/fieldName",
+        "info/parentTypeName",
+        "info/selectionSetList",
+        "request/headers",
+    ],
+    "appsync/authorizer": [
+        "authorizationToken",
+        "requestContext/apiId",
+        "requestContext/accountId",
+        "requestContext/requestId",
+        "requestContext/queryString",
+        "requestHeaders",
+    ],
+    "connect": [
+        ("Name", "ContactFlowEvent"),
+        "Details/ContactData/ContactId",
+        "Details/ContactData/InstanceARN",
+        "Details/ContactData/CustomerEndpoint/Address",
+        ("Details/Parameters", dict),
+    ],
     "codedeploy": ["DeploymentId", "LifecycleEventHookExecutionId"],
-    "documentdb": [("eventSource", "aws:docdb"), "eventSourceArn",
-                   "events/0/event/operationType", "events/0/event/ns/db",
-                   "events/0/event/documentKey/_id", "events/0/event/clusterTime"],
+    "documentdb": [
+        ("eventSource", "aws:docdb"),
+        "eventSourceArn",
+        "events/0/event/operationType",
+        "events/0/event/ns/db",
+        "events/0/event/documentKey/_id",
+        "events/0/event/clusterTime",
+    ],
 }
 
 
@@ -231,6 +495,7 @@ def check(event: Any, rule: Check) -> None:
 
 # -- the library -----------------------------------------------------------------------------
 
+
 def test_the_library_is_big_enough() -> None:
     services = {name.split("/")[0] for name in SAMPLES}
     assert len(SAMPLES) >= 60, len(SAMPLES)
@@ -243,7 +508,8 @@ def test_every_sample_has_a_rule_and_metadata() -> None:
         sample = get_sample(name)
         assert sample.title and sample.title != name and sample.description, name
         assert sample.template_path.with_name(
-            sample.template_path.name.replace(".json", ".meta.json")).is_file()
+            sample.template_path.name.replace(".json", ".meta.json")
+        ).is_file()
         for param in sample.params:
             assert param.help, f"{name}: parameter {param.name} has no help"
 
@@ -258,17 +524,39 @@ def test_sample_renders_with_its_documented_fields(name: str) -> None:
         check(event, rule)
 
 
-SAM_NAMES = ["alb/request", "alexa-skills-kit/end-session", "alexa-skills-kit/start-session",
-             "alexa-smart-home/smart-home-discovery-request", "apigateway/authorizer",
-             "apigateway/aws-proxy", "apigateway/http-api-proxy", "apigateway/request-authorizer",
-             "appsync/direct-resolver", "cloudformation/create-request", "cloudwatch/logs",
-             "cloudwatch/scheduled-event", "codecommit/repository", "codepipeline/job",
-             "config/item-change-notification", "config/oversized-item-change-notification",
-             "config/periodic-rule", "connect/contact-flow-event", "dynamodb/update",
-             "kinesis/get-records", "kinesis/kinesis-firehose", "kinesis/streams-as-source",
-             "kinesis/cloudwatch-logs-processor", "lex/book-car", "s3/batch-invocation",
-             "s3/delete", "s3/put", "ses/email-receiving", "sns/notification",
-             "sqs/receive-message", "stepfunctions/error"]
+SAM_NAMES = [
+    "alb/request",
+    "alexa-skills-kit/end-session",
+    "alexa-skills-kit/start-session",
+    "alexa-smart-home/smart-home-discovery-request",
+    "apigateway/authorizer",
+    "apigateway/aws-proxy",
+    "apigateway/http-api-proxy",
+    "apigateway/request-authorizer",
+    "appsync/direct-resolver",
+    "cloudformation/create-request",
+    "cloudwatch/logs",
+    "cloudwatch/scheduled-event",
+    "codecommit/repository",
+    "codepipeline/job",
+    "config/item-change-notification",
+    "config/oversized-item-change-notification",
+    "config/periodic-rule",
+    "connect/contact-flow-event",
+    "dynamodb/update",
+    "kinesis/get-records",
+    "kinesis/kinesis-firehose",
+    "kinesis/streams-as-source",
+    "kinesis/cloudwatch-logs-processor",
+    "lex/book-car",
+    "s3/batch-invocation",
+    "s3/delete",
+    "s3/put",
+    "ses/email-receiving",
+    "sns/notification",
+    "sqs/receive-message",
+    "stepfunctions/error",
+]
 
 
 @pytest.mark.parametrize("name", SAM_NAMES)
@@ -286,6 +574,7 @@ def test_an_alias_renders_its_sample() -> None:
 
 # -- derived values ----------------------------------------------------------------------------
 
+
 def test_sqs_md5_of_body_is_the_md5_of_the_body() -> None:
     body = '{"order": 7, "note": "äöü"}'
     record = render_sample("sqs/receive-message", {"body": body})["Records"][0]
@@ -296,10 +585,16 @@ def test_sqs_md5_of_body_is_the_md5_of_the_body() -> None:
     assert fifo["attributes"]["MessageDeduplicationId"] == hashlib.sha256(body.encode()).hexdigest()
 
 
-@pytest.mark.parametrize("name,path", [
-    ("kinesis/get-records", "Records/0/kinesis/data"), ("firehose/transform", "records/0/data"),
-    ("firehose/kinesis-source", "records/0/data"), ("mq/activemq", "messages/0/data"),
-    ("mq/rabbitmq", (*RABBIT, "data"))])
+@pytest.mark.parametrize(
+    "name,path",
+    [
+        ("kinesis/get-records", "Records/0/kinesis/data"),
+        ("firehose/transform", "records/0/data"),
+        ("firehose/kinesis-source", "records/0/data"),
+        ("mq/activemq", "messages/0/data"),
+        ("mq/rabbitmq", (*RABBIT, "data")),
+    ],
+)
 def test_base64_data_decodes_to_the_parameter(name: str, path: Path_) -> None:
     event = render_sample(name, {"data": "payload ✓ 42"})
     assert base64.b64decode(at(event, path)).decode() == "payload ✓ 42"
@@ -310,11 +605,19 @@ def test_kinesis_event_id_and_sequence_agree() -> None:
     assert record["eventID"] == f"shardId-000000000007:{record['kinesis']['sequenceNumber']}"
 
 
-@pytest.mark.parametrize("name,path", [("cloudwatch/logs", "awslogs/data"),
-                                       ("firehose/cloudwatch-logs-processor", "records/0/data")])
+@pytest.mark.parametrize(
+    "name,path",
+    [("cloudwatch/logs", "awslogs/data"), ("firehose/cloudwatch-logs-processor", "records/0/data")],
+)
 def test_cloudwatch_logs_data_really_decodes(name: str, path: str) -> None:
-    event = render_sample(name, {"message": "first line\nsecond line", "account": "111122223333",
-                                 "log_group": "/aws/lambda/orders"})
+    event = render_sample(
+        name,
+        {
+            "message": "first line\nsecond line",
+            "account": "111122223333",
+            "log_group": "/aws/lambda/orders",
+        },
+    )
     payload = json.loads(gzip.decompress(base64.b64decode(at(event, path))))
     assert payload["messageType"] == "DATA_MESSAGE"
     assert payload["owner"] == "111122223333"
@@ -324,19 +627,24 @@ def test_cloudwatch_logs_data_really_decodes(name: str, path: str) -> None:
 
 
 def test_s3_put_size_etag_and_url_encoded_key() -> None:
-    event = render_sample("s3/put", {"bucket": "photos", "key": "2024/my cat.jpg",
-                                     "content": "meow"})
+    event = render_sample(
+        "s3/put", {"bucket": "photos", "key": "2024/my cat.jpg", "content": "meow"}
+    )
     s3 = event["Records"][0]["s3"]
-    assert s3["bucket"] == {"name": "photos", "ownerIdentity": s3["bucket"]["ownerIdentity"],
-                            "arn": "arn:aws:s3:::photos"}
+    assert s3["bucket"] == {
+        "name": "photos",
+        "ownerIdentity": s3["bucket"]["ownerIdentity"],
+        "arn": "arn:aws:s3:::photos",
+    }
     assert s3["object"]["key"] == "2024/my+cat.jpg"
     assert s3["object"]["size"] == 4
     assert s3["object"]["eTag"] == hashlib.md5(b"meow").hexdigest()
 
 
 def test_http_api_headers_and_query_follow_the_parameters() -> None:
-    event = render_sample("apigateway/http-api-proxy", {"body": "abcdé", "query_string":
-                                                        "a=1&a=2&b=x"})
+    event = render_sample(
+        "apigateway/http-api-proxy", {"body": "abcdé", "query_string": "a=1&a=2&b=x"}
+    )
     assert event["headers"]["content-length"] == str(len("abcdé".encode()))
     assert event["queryStringParameters"] == {"a": "1,2", "b": "x"}
     rest = render_sample("apigateway/aws-proxy", {"query_string": "a=1&a=2", "path": "/x/y"})
@@ -353,17 +661,24 @@ def test_dynamodb_images_keys_and_size_come_from_plain_items() -> None:
     record = render_sample("dynamodb/insert", {"item": json.dumps(item), "key": "pk,sk"})
     ddb = record["Records"][0]["dynamodb"]
     assert ddb["Keys"] == {"pk": {"S": "user#1"}, "sk": {"S": "order#9"}}
-    assert ddb["NewImage"] == {"pk": {"S": "user#1"}, "sk": {"S": "order#9"}, "n": {"N": "3"},
-                               "ok": {"BOOL": True}, "tags": {"L": [{"S": "a"}]},
-                               "m": {"M": {"x": {"NULL": True}}}}
+    assert ddb["NewImage"] == {
+        "pk": {"S": "user#1"},
+        "sk": {"S": "order#9"},
+        "n": {"N": "3"},
+        "ok": {"BOOL": True},
+        "tags": {"L": [{"S": "a"}]},
+        "m": {"M": {"x": {"NULL": True}}},
+    }
     assert ddb["SizeBytes"] > len("user#1order#9")
     with pytest.raises(EventError, match="no key attribute id"):
         render_sample("dynamodb/insert", {"item": '{"pk": "1"}'})
 
 
 def test_json_in_strings_parses_back() -> None:
-    config = render_sample("config/item-change-notification",
-                           {"rule_parameters": '{"maxAge": "90"}', "instance_type": "m5.large"})
+    config = render_sample(
+        "config/item-change-notification",
+        {"rule_parameters": '{"maxAge": "90"}', "instance_type": "m5.large"},
+    )
     invoking = json.loads(config["invokingEvent"])
     assert invoking["configurationItem"]["configuration"]["instanceType"] == "m5.large"
     assert json.loads(config["ruleParameters"]) == {"maxAge": "90"}
@@ -396,20 +711,29 @@ def test_fresh_ids_differ_between_renders() -> None:
 
 def test_params_change_the_output() -> None:
     default = render_sample("sns/notification")["Records"][0]["Sns"]
-    custom = render_sample("sns/notification", {"topic": "alerts", "message": "hi",
-                                                "region": "eu-west-1", "account": "111122223333"})
+    custom = render_sample(
+        "sns/notification",
+        {"topic": "alerts", "message": "hi", "region": "eu-west-1", "account": "111122223333"},
+    )
     sns = custom["Records"][0]["Sns"]
     assert default["TopicArn"] == "arn:aws:sns:us-east-1:123456789012:my-topic"
     assert sns["TopicArn"] == "arn:aws:sns:eu-west-1:111122223333:alerts"
     assert sns["Message"] == "hi"
     assert "eu-west-1" in sns["SigningCertUrl"]
-    assert render_sample("apigateway/websocket-disconnect",
-                         {"status-code": "1006"})["requestContext"]["disconnectStatusCode"] == 1006
+    assert (
+        render_sample("apigateway/websocket-disconnect", {"status-code": "1006"})["requestContext"][
+            "disconnectStatusCode"
+        ]
+        == 1006
+    )
 
 
 def test_bad_parameters_say_what_is_valid() -> None:
-    with pytest.raises(EventError, match=r"no parameter 'bukcet' \(did you mean bucket\?\); "
-                                         r"its parameters: bucket, key"):
+    with pytest.raises(
+        EventError,
+        match=r"no parameter 'bukcet' \(did you mean bucket\?\); "
+        r"its parameters: bucket, key",
+    ):
         render_sample("s3/put", {"bukcet": "x"})
     with pytest.raises(EventError, match="not an integer"):
         render_sample("kafka/msk", {"partition": "first"})
@@ -443,6 +767,7 @@ def test_samples_are_found_in_the_wheel_layout_first(tmp_path: Path) -> None:
 
 # -- every sample through a real function ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Any]]:
     folder = tmp_path_factory.mktemp("fns") / "event-echo"
@@ -466,8 +791,24 @@ def test_sample_reaches_the_function_exactly(echo_server: tuple[Server, Any], na
 
 # -- saved events -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", ["", "../escape", "a/b", ".hidden", "-dash", "x" * 101, "CON",
-                                 "nul.txt", "trailing.", "spa ce", "new\nline", "a\\b"])
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "../escape",
+        "a/b",
+        ".hidden",
+        "-dash",
+        "x" * 101,
+        "CON",
+        "nul.txt",
+        "trailing.",
+        "spa ce",
+        "new\nline",
+        "a\\b",
+    ],
+)
 def test_unsafe_names_are_refused(tmp_path: Path, bad: str) -> None:
     with pytest.raises(EventError, match="cannot name a saved event"):
         events.save_event(tmp_path, bad, {})
@@ -476,16 +817,20 @@ def test_unsafe_names_are_refused(tmp_path: Path, bad: str) -> None:
 
 def test_saved_event_file_is_exactly_what_is_sent(tmp_path: Path) -> None:
     event = {"b": 1, "a": ["ü", None, 2.5], "nested": {"z": True}}
-    path = events.save_event(tmp_path, "order-1", event, {"description": "paid order",
-                                                          "expected": {"statusCode": 200}})
+    path = events.save_event(
+        tmp_path, "order-1", event, {"description": "paid order", "expected": {"statusCode": 200}}
+    )
     assert path == tmp_path / "order-1.json"
-    assert path.read_text(encoding="utf-8") == json.dumps(event, indent=2,
-                                                          ensure_ascii=False) + "\n"
-    assert json.loads((tmp_path / ".meta" / "order-1.json").read_text())["description"] == \
-        "paid order"
+    assert (
+        path.read_text(encoding="utf-8") == json.dumps(event, indent=2, ensure_ascii=False) + "\n"
+    )
+    assert (
+        json.loads((tmp_path / ".meta" / "order-1.json").read_text())["description"] == "paid order"
+    )
     events.save_meta(tmp_path, "order-1", {"description": "changed"})
-    assert path.read_text(encoding="utf-8") == json.dumps(event, indent=2,
-                                                          ensure_ascii=False) + "\n"
+    assert (
+        path.read_text(encoding="utf-8") == json.dumps(event, indent=2, ensure_ascii=False) + "\n"
+    )
     assert events.load_meta(tmp_path, "order-1") == {"description": "changed"}
     assert events.list_saved(tmp_path) == ["order-1"]
     umask = os.umask(0)
@@ -497,16 +842,22 @@ def test_saved_events_survive_into_a_new_process(tmp_path: Path) -> None:
     events.save_event(tmp_path, "b-second", [1, 2, 3])
     events.save_event(tmp_path, "a.first", {"k": "v"}, {"description": "first"})
     (tmp_path / "notes.txt").write_text("not an event")
-    probe = ("import json, sys; from pathlib import Path; "
-             "from workbench.core.saved_events import store as events; "
-             "f = Path(sys.argv[1]); names = events.list_saved(f); "
-             "print(json.dumps([names, [events.load_saved(f, n) for n in names], "
-             "events.load_meta(f, 'a.first')]))")
-    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True,
-                          text=True, timeout=60)
+    probe = (
+        "import json, sys; from pathlib import Path; "
+        "from workbench.core.saved_events import store as events; "
+        "f = Path(sys.argv[1]); names = events.list_saved(f); "
+        "print(json.dumps([names, [events.load_saved(f, n) for n in names], "
+        "events.load_meta(f, 'a.first')]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [["a.first", "b-second"], [{"k": "v"}, [1, 2, 3]],
-                                       {"description": "first"}]
+    assert json.loads(done.stdout) == [
+        ["a.first", "b-second"],
+        [{"k": "v"}, [1, 2, 3]],
+        {"description": "first"},
+    ]
 
 
 def test_rename_and_delete_take_the_sidecar_along(tmp_path: Path) -> None:
@@ -538,13 +889,24 @@ def test_a_broken_saved_event_is_reported_with_its_place(tmp_path: Path) -> None
 # -- the console's shareable test events -----------------------------------------------------
 
 CONSOLE_DOC = {
-    "openapi": "3.0.0", "info": {"version": "1.0.0", "title": "Event"}, "paths": {},
+    "openapi": "3.0.0",
+    "info": {"version": "1.0.0", "title": "Event"},
+    "paths": {},
     "components": {
-        "schemas": {"Event": {"type": "object", "required": ["key1"],
-                              "properties": {"key1": {"type": "string"}}}},
-        "examples": {"first-test": {"value": {"key1": "value1"}},
-                     "Second_Test.2": {"value": {"key1": "value2", "extra": [1, {"x": None}]}},
-                     "empty": {"value": {}}}}}
+        "schemas": {
+            "Event": {
+                "type": "object",
+                "required": ["key1"],
+                "properties": {"key1": {"type": "string"}},
+            }
+        },
+        "examples": {
+            "first-test": {"value": {"key1": "value1"}},
+            "Second_Test.2": {"value": {"key1": "value2", "extra": [1, {"x": None}]}},
+            "empty": {"value": {}},
+        },
+    },
+}
 
 
 def test_console_import_then_export_is_lossless() -> None:
@@ -563,17 +925,25 @@ def test_every_sample_survives_export_then_import() -> None:
     pairs = [(name.replace("/", "-"), render_sample(name)) for name in SAMPLES]
     document = json.loads(json.dumps(console_events.export_console(pairs)))
     assert console_events.import_console(document) == pairs
-    described = {"SchemaName": console_events.schema_name("my-fn"), "Content": json.dumps(document),
-                 "Type": console_events.SCHEMA_TYPE}
+    described = {
+        "SchemaName": console_events.schema_name("my-fn"),
+        "Content": json.dumps(document),
+        "Type": console_events.SCHEMA_TYPE,
+    }
     assert console_events.import_console(described) == pairs
     assert console_events.schema_name("my-fn") == "_my-fn-schema"
     assert console_events.REGISTRY == "lambda-testevent-schemas"
 
 
-@pytest.mark.parametrize("bad,message", [
-    ("not json", "not a JSON document"), ({"openapi": "3.0.0"}, "needs an OpenAPI `components`"),
-    ({"components": {"examples": {"x": {"externalValue": "http://x"}}}}, "has no `value`"),
-    ({"components": {"examples": []}}, "must be an object")])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ("not json", "not a JSON document"),
+        ({"openapi": "3.0.0"}, "needs an OpenAPI `components`"),
+        ({"components": {"examples": {"x": {"externalValue": "http://x"}}}}, "has no `value`"),
+        ({"components": {"examples": []}}, "must be an object"),
+    ],
+)
 def test_console_documents_that_are_not_are_refused(bad: Any, message: str) -> None:
     with pytest.raises(EventError, match=message):
         console_events.import_console(bad)
@@ -584,8 +954,10 @@ def test_console_import_into_a_folder(tmp_path: Path) -> None:
     doc["components"]["examples"]["first-test"]["summary"] = "from the console"
     statuses = console_events.import_into_folder(tmp_path, doc)
     assert statuses == [("first-test", "new"), ("Second_Test.2", "new"), ("empty", "new")]
-    assert events.load_saved(tmp_path, "Second_Test.2") == {"key1": "value2",
-                                                            "extra": [1, {"x": None}]}
+    assert events.load_saved(tmp_path, "Second_Test.2") == {
+        "key1": "value2",
+        "extra": [1, {"x": None}],
+    }
     assert events.load_meta(tmp_path, "first-test") == {"description": "from the console"}
     assert console_events.import_into_folder(tmp_path, doc)[0] == ("first-test", "unchanged")
     doc["components"]["examples"]["empty"]["value"] = {"changed": True}
@@ -593,14 +965,16 @@ def test_console_import_into_a_folder(tmp_path: Path) -> None:
         console_events.import_into_folder(tmp_path, doc)
     assert events.load_saved(tmp_path, "empty") == {}
     assert ("empty", "replaced") in console_events.import_into_folder(tmp_path, doc, replace=True)
-    assert console_events.export_folder(tmp_path)["components"]["examples"]["empty"] == \
-        {"value": {"changed": True}}
+    assert console_events.export_folder(tmp_path)["components"]["examples"]["empty"] == {
+        "value": {"changed": True}
+    }
     doc["components"]["examples"]["has space"] = {"value": {}}
     with pytest.raises(EventError, match="cannot save 'has space'"):
         console_events.import_into_folder(tmp_path, doc)
 
 
 # -- `workbench events` -------------------------------------------------------------------------
+
 
 def wb(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     return run_workbench("events", *args, stdin=stdin)
@@ -626,7 +1000,7 @@ def test_cli_list_and_show() -> None:
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout.decode()
     assert "body" in text and "default: 'Hello from SQS!'" in text
-    event = json.loads(text[text.index("\n{") + 1:])
+    event = json.loads(text[text.index("\n{") + 1 :])
     assert event["Records"][0]["body"] == "shown"
 
 
@@ -651,21 +1025,34 @@ def test_cli_save_import_export(tmp_path: Path) -> None:
     fn.mkdir()
     (fn / "workbench.toml").write_text('events_dir = "test-events"\n')
     folder = fn / "test-events"
-    done = wb("save", str(fn), "paid", "--from", "sqs/receive-message", "-p", "body=paid",
-              "--description", "a paid order")
+    done = wb(
+        "save",
+        str(fn),
+        "paid",
+        "--from",
+        "sqs/receive-message",
+        "-p",
+        "body=paid",
+        "--description",
+        "a paid order",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads((folder / "paid.json").read_text())["Records"][0]["body"] == "paid"
     meta = events.load_meta(folder, "paid")
-    assert meta == {"sample": "sqs/receive-message", "params": {"body": "paid"},
-                    "description": "a paid order"}
+    assert meta == {
+        "sample": "sqs/receive-message",
+        "params": {"body": "paid"},
+        "description": "a paid order",
+    }
     one_line_error(wb("save", str(fn), "paid", "--from", "sqs/receive-message"), "already exists")
     done = wb("save", str(fn), "raw", "-e", "-", stdin=b'{"hello": [1, 2]}')
     assert done.returncode == 0, done.stderr
     assert events.load_saved(folder, "raw") == {"hello": [1, 2]}
     one_line_error(wb("save", str(fn), "../up", "-e", "-", stdin=b"{}"), "cannot name")
     one_line_error(wb("save", str(fn), "broken", "-e", "-", stdin=b"{"), "not valid JSON")
-    one_line_error(wb("save", str(tmp_path / "missing"), "x", "-e", "-", stdin=b"{}"),
-                   "is not a folder")
+    one_line_error(
+        wb("save", str(tmp_path / "missing"), "x", "-e", "-", stdin=b"{}"), "is not a folder"
+    )
     listed = wb("saved", str(fn)).stdout.decode().splitlines()
     assert listed == ["paid  a paid order", "raw"]
 
@@ -683,13 +1070,14 @@ def test_cli_save_import_export(tmp_path: Path) -> None:
     for name in ("paid", "raw"):
         assert events.load_saved(other / "events", name) == events.load_saved(folder, name)
     again = wb("export", str(other))
-    assert json.loads(again.stdout)["components"]["examples"] == \
-        document["components"]["examples"]
+    assert json.loads(again.stdout)["components"]["examples"] == document["components"]["examples"]
     document["components"]["examples"]["raw"]["value"] = {"changed": 1}
     done = wb("import", str(other), "-", stdin=json.dumps(document).encode())
     one_line_error(done, "raw already saved")
-    assert wb("import", str(other), "-", "--replace",
-              stdin=json.dumps(document).encode()).returncode == 0
+    assert (
+        wb("import", str(other), "-", "--replace", stdin=json.dumps(document).encode()).returncode
+        == 0
+    )
     assert events.load_saved(other / "events", "raw") == {"changed": 1}
     one_line_error(wb("export", str(tmp_path / "fn" / "test-events")), "no saved events")
     one_line_error(wb("import", str(other), str(tmp_path / "nope.json")), "file not found")

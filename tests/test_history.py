@@ -41,8 +41,7 @@ BURST = Path(__file__).resolve().parent / "fixtures" / "history_burst.py"
 
 def copy_fixture(tmp_path: Path, name: str = "hist-echo") -> Path:
     dest = tmp_path / name
-    shutil.copytree(FIXTURES / name, dest,
-                    ignore=shutil.ignore_patterns("__pycache__", STORE_DIR))
+    shutil.copytree(FIXTURES / name, dest, ignore=shutil.ignore_patterns("__pycache__", STORE_DIR))
     return dest
 
 
@@ -54,18 +53,33 @@ def set_greeting(folder: Path, greeting: str) -> None:
     app.write_text(text[:start] + greeting + text[end:])
 
 
-def make_record(n: int, *, function: str = "fn", payload: bytes = b'{"n": 1}',
-                response: bytes = b'{"ok": true}', status: str = "ok") -> InvocationRecord:
+def make_record(
+    n: int,
+    *,
+    function: str = "fn",
+    payload: bytes = b'{"n": 1}',
+    response: bytes = b'{"ok": true}',
+    status: str = "ok",
+) -> InvocationRecord:
     rid = f"{n:08d}-{uuid.uuid4()}"[:36]
     return InvocationRecord(
-        function=function, request_id=rid,
-        request=InvokeRequest(payload, client_context='{"custom": {"a": "b"}}',
-                              trace_id="Root=1-abc", source="test"),
+        function=function,
+        request_id=rid,
+        request=InvokeRequest(
+            payload, client_context='{"custom": {"a": "b"}}', trace_id="Root=1-abc", source="test"
+        ),
         result=InvokeResult(rid, response, function_error=status == "error"),
-        status=status, cold=n == 0, started_at=1_700_000_000.0 + n, duration_ms=1.5 + n,
-        billed_ms=2 + n, init_ms=80.25 if n == 0 else None, memory_mb=128, max_memory_mb=40,
+        status=status,
+        cold=n == 0,
+        started_at=1_700_000_000.0 + n,
+        duration_ms=1.5 + n,
+        billed_ms=2 + n,
+        init_ms=80.25 if n == 0 else None,
+        memory_mb=128,
+        max_memory_mb=40,
         log_lines=[f"START RequestId: {rid}", "hello \x1b[31mred\x1b[0m", f"END RequestId: {rid}"],
-        log_truncated=n % 2 == 1)
+        log_truncated=n % 2 == 1,
+    )
 
 
 def db_rows(folder: Path, sql: str) -> list[tuple[object, ...]]:
@@ -86,6 +100,7 @@ def history(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 # ---- the store ----
+
 
 def test_store_round_trip_with_every_field(tmp_path: Path) -> None:
     rec = make_record(0, response=b"\xff\x00 not json")
@@ -173,8 +188,14 @@ def test_code_version_follows_code_files_only(tmp_path: Path) -> None:
     folder = copy_fixture(tmp_path)
     before = code_version(folder, skip=("events",))
     assert before == code_version(folder, skip=("events",))
-    for noise in ("__pycache__/app.pyc", ".workbench/x", "node_modules/m/i.js", ".git/HEAD",
-                  "events/new.json", ".aws-sam/build/x"):
+    for noise in (
+        "__pycache__/app.pyc",
+        ".workbench/x",
+        "node_modules/m/i.js",
+        ".git/HEAD",
+        "events/new.json",
+        ".aws-sam/build/x",
+    ):
         (folder / noise).parent.mkdir(parents=True, exist_ok=True)
         (folder / noise).write_text("noise")
     assert code_version(folder, skip=("events",)) == before
@@ -201,6 +222,7 @@ def test_structural_json_comparison() -> None:
 
 
 # ---- recording from the engine ----
+
 
 def test_attach_records_every_invocation_once_flushed(tmp_path: Path) -> None:
     folder = copy_fixture(tmp_path)
@@ -231,8 +253,7 @@ def test_attach_records_every_invocation_once_flushed(tmp_path: Path) -> None:
         assert json.loads(oldest.response)["greeting"] == "hello"
         assert any(line.startswith("START RequestId:") for line in newest.log_lines)
         assert any(line.startswith("REPORT RequestId:") for line in newest.log_lines)
-        assert oldest.code_version == newest.code_version == code_version(folder,
-                                                                            skip=("events",))
+        assert oldest.code_version == newest.code_version == code_version(folder, skip=("events",))
 
     asyncio.run(body())
 
@@ -244,14 +265,19 @@ def test_kill_9_during_a_burst_loses_no_finished_record(tmp_path: Path) -> None:
     printed_total: list[str] = []
     rng = random.Random(7)
     for _round in range(4):
-        proc = subprocess.Popen([sys.executable, str(BURST), str(folder), "100000"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(BURST), str(folder), "100000"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         lines: list[str] = []
         first = threading.Event()
 
-        def read(p: subprocess.Popen[bytes] = proc, out: list[str] = lines,
-                 seen: threading.Event = first) -> None:
+        def read(
+            p: subprocess.Popen[bytes] = proc, out: list[str] = lines, seen: threading.Event = first
+        ) -> None:
             assert p.stdout is not None
             for raw in p.stdout:
                 out.append(raw.decode().strip())
@@ -282,9 +308,15 @@ def test_kill_9_during_a_burst_loses_no_finished_record(tmp_path: Path) -> None:
 
 def test_two_workbenches_can_record_into_one_folder_at_once(tmp_path: Path) -> None:
     folder = copy_fixture(tmp_path)
-    procs = [subprocess.Popen([sys.executable, str(BURST), str(folder), "60"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(BURST), str(folder), "60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
     printed: list[str] = []
     for proc in procs:
         out, err = proc.communicate(timeout=60)
@@ -296,6 +328,7 @@ def test_two_workbenches_can_record_into_one_folder_at_once(tmp_path: Path) -> N
 
 
 # ---- the history command ----
+
 
 def test_history_of_a_folder_with_none_is_a_friendly_line(tmp_path: Path) -> None:
     folder = copy_fixture(tmp_path)
@@ -314,8 +347,19 @@ def test_history_lists_newest_first_as_a_table_and_as_json(tmp_path: Path) -> No
     done = history(folder)
     assert done.returncode == 0, done.stderr.decode()
     lines = done.stdout.decode().splitlines()
-    assert lines[0].split() == ["time", "request", "source", "event", "status", "start",
-                                "duration", "billed", "init", "max", "mem"]
+    assert lines[0].split() == [
+        "time",
+        "request",
+        "source",
+        "event",
+        "status",
+        "start",
+        "duration",
+        "billed",
+        "init",
+        "max",
+        "mem",
+    ]
     rows = [line.split() for line in lines[1:]]
     assert [r[4] for r in rows] == ["bob", "bob", "alice"]
     assert [r[6] for r in rows] == ["cold", "warm", "cold"]
@@ -337,6 +381,7 @@ def test_history_lists_newest_first_as_a_table_and_as_json(tmp_path: Path) -> No
 
 # ---- replay ----
 
+
 def test_replay_runs_saved_events_warm_and_records_them_as_replays(tmp_path: Path) -> None:
     folder = copy_fixture(tmp_path)
     (folder / "events" / ".hidden").mkdir()
@@ -352,8 +397,7 @@ def test_replay_runs_saved_events_warm_and_records_them_as_replays(tmp_path: Pat
     with HistoryStore(folder) as store:
         entries = store.last(10)
     assert [(e.event_name, e.source) for e in entries] == [("bob", "replay"), ("alice", "replay")]
-    init_lines = [line for e in entries for line in e.log_lines
-                  if line.startswith("INIT_START")]
+    init_lines = [line for e in entries for line in e.log_lines if line.startswith("INIT_START")]
     assert len(init_lines) == 1  # one environment served both
 
 
@@ -365,8 +409,7 @@ def test_check_passes_when_unchanged_and_shows_a_diff_when_changed(tmp_path: Pat
 
     same = replay(folder, "--check")
     assert same.returncode == 0, same.stdout.decode()
-    assert [line.split()[-1] for line in same.stdout.decode().splitlines()[1:3]] == \
-        ["pass", "pass"]
+    assert [line.split()[-1] for line in same.stdout.decode().splitlines()[1:3]] == ["pass", "pass"]
 
     set_greeting(folder, "good day")
     changed = replay(folder, "--check")
@@ -390,8 +433,7 @@ def test_check_uses_the_expected_response_from_the_sidecar(tmp_path: Path) -> No
     assert done.stdout.decode().splitlines()[1].split()[-1] == "pass"
 
     meta = folder / "events" / ".meta" / "bob.json"
-    meta.write_text(json.dumps({"expected": {"greeting": "hello", "name": "robert",
-                                             "items": []}}))
+    meta.write_text(json.dumps({"expected": {"greeting": "hello", "name": "robert", "items": []}}))
     done = replay(folder, "--check", "bob")
     assert done.returncode == 1
     text = done.stdout.decode()
@@ -459,8 +501,10 @@ def test_junit_and_json_results(tmp_path: Path) -> None:
     assert done.returncode == 1
     doc = json.loads(done.stdout)
     assert doc["function"] == "hist-echo" and doc["passed"] is False
-    assert [(r["event"], r["verdict"], r["cold"]) for r in doc["results"]] == \
-        [("bob", "ok", True), ("boom", "error", False)]
+    assert [(r["event"], r["verdict"], r["cold"]) for r in doc["results"]] == [
+        ("bob", "ok", True),
+        ("boom", "error", False),
+    ]
     assert doc["results"][0]["response"]["greeting"] == "good day"
     assert doc["results"][1]["error_type"] == "ValueError"
 

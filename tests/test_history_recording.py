@@ -34,8 +34,12 @@ def test_serve_records_each_invoke_api_call(serve, tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES / "hello-python", fn, ignore=shutil.ignore_patterns(".workbench"))
     server = serve(str(fn), "--port", "0")
     client = lambda_client(server.url)
-    ids = [client.invoke(FunctionName="hello", Payload=json.dumps({"name": n}).encode())
-           ["ResponseMetadata"]["RequestId"] for n in ("a", "b")]
+    ids = [
+        client.invoke(FunctionName="hello", Payload=json.dumps({"name": n}).encode())[
+            "ResponseMetadata"
+        ]["RequestId"]
+        for n in ("a", "b")
+    ]
     # serve commits on a writer thread, moments after each invoke: wait for both, bounded
     deadline = time.monotonic() + 10
     while len(entries := _history(fn)) < 2 and time.monotonic() < deadline:

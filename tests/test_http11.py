@@ -27,8 +27,9 @@ def run(test: Callable[[RuntimeAPI], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-async def exchange(api: RuntimeAPI, raw: bytes,
-                   answers: int = 1) -> list[tuple[int, dict[str, str], bytes]]:
+async def exchange(
+    api: RuntimeAPI, raw: bytes, answers: int = 1
+) -> list[tuple[int, dict[str, str], bytes]]:
     """Send raw bytes, read `answers` HTTP responses (Content-Length framed)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
     writer.write(raw)
@@ -48,20 +49,24 @@ async def exchange(api: RuntimeAPI, raw: bytes,
 
 
 async def hand_out(api: RuntimeAPI, payload: bytes = b'{"k":1}') -> PendingInvoke:
-    inv = PendingInvoke(RID, payload, {"Lambda-Runtime-Aws-Request-Id": RID,
-                                       "Lambda-Runtime-Deadline-Ms": "1"})
+    inv = PendingInvoke(
+        RID, payload, {"Lambda-Runtime-Aws-Request-Id": RID, "Lambda-Runtime-Deadline-Ms": "1"}
+    )
     api.dispatch(inv)
     [(status, headers, body)] = await exchange(
-        api, b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+        api, b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
     assert status == 200 and body == payload
     assert headers["lambda-runtime-aws-request-id"] == RID
     return inv
 
 
 def chunked(path: str, pieces: list[bytes], trailers: dict[str, str]) -> bytes:
-    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-            "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n"
-            "\r\n").encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n"
+        "\r\n"
+    ).encode()
     body = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in pieces) + b"0\r\n"
     tail = "".join(f"{k}: {v}\r\n" for k, v in trailers.items()).encode() + b"\r\n"
     return head + body + tail
@@ -70,11 +75,16 @@ def chunked(path: str, pieces: list[bytes], trailers: dict[str, str]) -> bytes:
 def test_chunked_response_is_reassembled() -> None:
     async def t(api: RuntimeAPI) -> None:
         inv = await hand_out(api)
-        [(status, _, body)] = await exchange(api, chunked(
-            f"/2018-06-01/runtime/invocation/{RID}/response", [b'{"hel', b'lo": ', b'"go"}'], {}))
+        [(status, _, body)] = await exchange(
+            api,
+            chunked(
+                f"/2018-06-01/runtime/invocation/{RID}/response", [b'{"hel', b'lo": ', b'"go"}'], {}
+            ),
+        )
         assert status == 202 and json.loads(body) == {"status": "OK"}
         result = inv.result
         assert result.payload == b'{"hello": "go"}' and not result.function_error
+
     run(t)
 
 
@@ -82,14 +92,19 @@ def test_error_trailers_turn_a_response_into_a_function_error() -> None:
     async def t(api: RuntimeAPI) -> None:
         inv = await hand_out(api)
         doc = {"errorMessage": "stream broke", "errorType": "StreamError"}
-        trailers = {"Lambda-Runtime-Function-Error-Type": "StreamError",
-                    "Lambda-Runtime-Function-Error-Body": base64.b64encode(
-                        json.dumps(doc).encode()).decode()}
-        [(status, _, _)] = await exchange(api, chunked(
-            f"/2018-06-01/runtime/invocation/{RID}/response", [b"partial"], trailers))
+        trailers = {
+            "Lambda-Runtime-Function-Error-Type": "StreamError",
+            "Lambda-Runtime-Function-Error-Body": base64.b64encode(
+                json.dumps(doc).encode()
+            ).decode(),
+        }
+        [(status, _, _)] = await exchange(
+            api, chunked(f"/2018-06-01/runtime/invocation/{RID}/response", [b"partial"], trailers)
+        )
         assert status == 202
         result = inv.result
         assert result.function_error and json.loads(result.payload) == doc
+
     run(t)
 
 
@@ -97,26 +112,32 @@ def test_expect_100_continue_is_answered_before_the_body() -> None:
     async def t(api: RuntimeAPI) -> None:
         inv = await hand_out(api)
         reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
-        writer.write(f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
-                     "Host: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n".encode())
+        writer.write(
+            f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
+            "Host: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n".encode()
+        )
         assert await reader.readline() == b"HTTP/1.1 100 Continue\r\n"
         assert await reader.readline() == b"\r\n"
         writer.write(b"true")
         assert (await reader.readline()).startswith(b"HTTP/1.1 202")
         writer.close()
         assert inv.result.payload == b"true"
+
     run(t)
 
 
 def test_pipelined_requests_are_answered_in_order() -> None:
     async def t(api: RuntimeAPI) -> None:
         await hand_out(api)
-        post = (f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
-                "Host: x\r\nContent-Length: 2\r\n\r\n{}").encode()
+        post = (
+            f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
+            "Host: x\r\nContent-Length: 2\r\n\r\n{}"
+        ).encode()
         answers = await exchange(api, post + post + b"GET /2018-06-01/ping HTTP/1.1\r\n\r\n", 3)
         assert [a[0] for a in answers] == [202, 403, 200]
         assert json.loads(answers[1][2])["errorType"] == "InvalidStateTransition"
         assert answers[2][2] == b"pong"
+
     run(t)
 
 
@@ -124,11 +145,11 @@ def test_garbage_gets_400_and_the_server_keeps_serving() -> None:
     async def t(api: RuntimeAPI) -> None:
         [(status, _, _)] = await exchange(api, b"NONSENSE\r\n\r\n")
         assert status == 400
-        [(status, _, _)] = await exchange(
-            api, b"POST /x HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
+        [(status, _, _)] = await exchange(api, b"POST /x HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
         assert status == 400
         [(status, _, body)] = await exchange(api, b"GET /2018-06-01/ping HTTP/1.1\r\n\r\n")
         assert status == 200 and body == b"pong"
+
     run(t)
 
 
@@ -141,16 +162,19 @@ def test_a_next_that_hangs_up_loses_no_event() -> None:
         await asyncio.sleep(0.05)  # the server has seen the hang-up
         inv = await hand_out(api, b'{"survived":true}')  # delivered to the next /next
         assert inv.request_id == RID
+
     run(t)
 
 
 def test_wrong_method_and_unknown_path() -> None:
     async def t(api: RuntimeAPI) -> None:
         [(status, _, _)] = await exchange(
-            api, b"POST /2018-06-01/runtime/invocation/next HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+            api, b"POST /2018-06-01/runtime/invocation/next HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+        )
         assert status == 405
         [(status, _, body)] = await exchange(api, b"GET /nope HTTP/1.1\r\n\r\n")
         assert status == 404 and body == b"404 page not found\n"
+
     run(t)
 
 
@@ -158,24 +182,30 @@ def test_oversized_response_is_counted_not_kept() -> None:
     async def t(api: RuntimeAPI) -> None:
         inv = await hand_out(api)
         size = 6_291_556 + 10
-        raw = (f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
-               f"Host: x\r\nContent-Length: {size}\r\n\r\n").encode() + b"x" * size
+        raw = (
+            f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
+            f"Host: x\r\nContent-Length: {size}\r\n\r\n"
+        ).encode() + b"x" * size
         [(status, _, body)] = await exchange(api, raw)
         assert status == 413
         assert json.loads(body)["errorType"] == "RequestEntityTooLarge"
         doc = json.loads(inv.result.payload)
         assert doc["errorType"] == "Function.ResponseSizeTooLarge"
         assert f"({size} bytes)" in doc["errorMessage"]
+
     run(t)
 
 
 def test_a_request_pipelined_behind_a_parked_next_waits_its_turn() -> None:
     """A parked /next is answered from a callback (dispatch); what the same connection sent
     after it is answered after it, in order."""
+
     async def t(api: RuntimeAPI) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
-        writer.write(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n"
-                     b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(
+            b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         await writer.drain()
         await asyncio.sleep(0.05)  # both are in the server now, the first one parked
         api.dispatch(PendingInvoke(RID, b'{"k":1}', {"Lambda-Runtime-Aws-Request-Id": RID}))
@@ -186,23 +216,27 @@ def test_a_request_pipelined_behind_a_parked_next_waits_its_turn() -> None:
         assert head.startswith(b"HTTP/1.1 200 ")
         assert await reader.readexactly(4) == b"pong"
         writer.close()
+
     run(t)
 
 
 def test_a_body_in_pieces_with_a_request_behind_it() -> None:
     """A Content-Length body that arrives over several reads is kept as it came and joined
     once; what follows it in the last read is the next request."""
+
     async def t(api: RuntimeAPI) -> None:
         inv = await hand_out(api)
         body = b'"' + b"x" * 300_000 + b'"'
-        raw = (f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
-               f"Host: x\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        raw = (
+            f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
+            f"Host: x\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
         for at in range(0, len(raw) - 1000, 70_000):
-            writer.write(raw[at:min(at + 70_000, len(raw) - 1000)])
+            writer.write(raw[at : min(at + 70_000, len(raw) - 1000)])
             await writer.drain()
             await asyncio.sleep(0.01)  # separate reads on the server's side
-        writer.write(raw[len(raw) - 1000:] + b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(raw[len(raw) - 1000 :] + b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 202 ")
         await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
@@ -210,4 +244,5 @@ def test_a_body_in_pieces_with_a_request_behind_it() -> None:
         assert head.startswith(b"HTTP/1.1 200 ") and await reader.readexactly(4) == b"pong"
         writer.close()
         assert inv.result is not None and inv.result.payload == body
+
     run(t)

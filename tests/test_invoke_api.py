@@ -84,8 +84,9 @@ def test_dry_run_is_204_and_runs_nothing(echo, tmp_path: Path) -> None:
     # invokes run one at a time: once this one is done, a queued dry run would have run too
     client.invoke(FunctionName="api-echo", Payload=b"{}")
     assert not marker.exists()
-    assert not any(line.startswith("START") and "echo got keys ['touch']" in line
-                   for line in server.lines)
+    assert not any(
+        line.startswith("START") and "echo got keys ['touch']" in line for line in server.lines
+    )
 
 
 def test_tail_returns_the_last_4kb_of_this_invocations_log(echo) -> None:
@@ -113,10 +114,15 @@ def test_no_tail_header_without_log_type(echo) -> None:
 def test_client_context_reaches_the_function_decoded(echo) -> None:
     _, client = echo
     ctx = {"custom": {"tenant": "a"}, "env": {"platform": "test"}, "client": {}}
-    resp = client.invoke(FunctionName="api-echo", Payload=b"{}",
-                         ClientContext=base64.b64encode(json.dumps(ctx).encode()).decode())
-    assert _payload(resp)["client_context"] == {"custom": {"tenant": "a"},
-                                                "env": {"platform": "test"}}
+    resp = client.invoke(
+        FunctionName="api-echo",
+        Payload=b"{}",
+        ClientContext=base64.b64encode(json.dumps(ctx).encode()).decode(),
+    )
+    assert _payload(resp)["client_context"] == {
+        "custom": {"tenant": "a"},
+        "env": {"platform": "test"},
+    }
 
 
 def test_bad_client_context_is_rejected(echo) -> None:
@@ -132,11 +138,14 @@ def test_unknown_function_is_resource_not_found(echo) -> None:
     err = info.value.response
     assert err["ResponseMetadata"]["HTTPStatusCode"] == 404
     assert err["Error"]["Message"] == (
-        "Function not found: arn:aws:lambda:us-east-1:012345678912:function:nope")
+        "Function not found: arn:aws:lambda:us-east-1:012345678912:function:nope"
+    )
 
 
-@pytest.mark.parametrize("name", ["api-echo", "api-echo:$LATEST", ARN, f"{ARN}:$LATEST",
-                                  "012345678912:function:api-echo"])
+@pytest.mark.parametrize(
+    "name",
+    ["api-echo", "api-echo:$LATEST", ARN, f"{ARN}:$LATEST", "012345678912:function:api-echo"],
+)
 def test_every_function_name_form_is_understood(echo, name: str) -> None:
     _, client = echo
     resp = client.invoke(FunctionName=name, Payload=b'{"n": 1}')
@@ -158,8 +167,10 @@ def test_sync_payload_over_6mb_is_request_too_large(echo) -> None:
     err = info.value.response
     assert err["ResponseMetadata"]["HTTPStatusCode"] == 413
     assert err["Error"]["Code"] == "RequestEntityTooLargeException"
-    assert err["Error"]["Message"] == ("6291457 byte payload is too large for the RequestResponse "
-                                       "invocation type (limit 6291456 bytes)")
+    assert err["Error"]["Message"] == (
+        "6291457 byte payload is too large for the RequestResponse "
+        "invocation type (limit 6291456 bytes)"
+    )
 
 
 def test_sync_payload_of_exactly_6mb_is_accepted(echo) -> None:
@@ -175,8 +186,10 @@ def test_async_payload_over_1mb_is_request_too_large(echo) -> None:
     with pytest.raises(ClientError) as info:
         client.invoke(FunctionName="api-echo", InvocationType="Event", Payload=payload)
     assert info.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
-    assert "for the Event invocation type (limit 1048576 bytes)" in (
-        info.value.response["Error"]["Message"])
+    assert (
+        "for the Event invocation type (limit 1048576 bytes)"
+        in (info.value.response["Error"]["Message"])
+    )
 
 
 def test_invalid_json_payload_is_invalid_request_content(echo) -> None:
@@ -185,7 +198,8 @@ def test_invalid_json_payload_is_invalid_request_content(echo) -> None:
         client.invoke(FunctionName="api-echo", Payload=b"{not json")
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert info.value.response["Error"]["Message"].startswith(
-        "Could not parse request body into json: Could not parse payload into json:")
+        "Could not parse request body into json: Could not parse payload into json:"
+    )
     assert not any(line.startswith("START") for line in server.lines)
 
 
@@ -225,17 +239,21 @@ def test_concurrent_invokes_wait_their_turn(echo) -> None:
 
     _, client = echo
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(
-            lambda i: _payload(client.invoke(FunctionName="api-echo",
-                                             Payload=json.dumps({"i": i}).encode())), range(8)))
+        results = list(
+            pool.map(
+                lambda i: _payload(
+                    client.invoke(FunctionName="api-echo", Payload=json.dumps({"i": i}).encode())
+                ),
+                range(8),
+            )
+        )
     assert sorted(r["event"]["i"] for r in results) == list(range(8))
     assert len({r["request_id"] for r in results}) == 8
 
 
 def _raw(port: int, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("POST", "/2015-03-31/functions/api-echo/invocations", body=b"{}",
-                 headers=headers)
+    conn.request("POST", "/2015-03-31/functions/api-echo/invocations", body=b"{}", headers=headers)
     resp = conn.getresponse()
     return resp.status, dict(resp.getheaders()), resp.read()
 

@@ -14,7 +14,8 @@ def _layer(root: Path, name: str, shared: str) -> Path:
     (layer / "python" / "shared" / "__init__.py").write_text(f"WHO = {shared!r}\n")
     (layer / "nodejs" / "node_modules" / "shared").mkdir(parents=True)
     (layer / "nodejs" / "node_modules" / "shared" / "index.js").write_text(
-        f"module.exports = {{ who: {shared!r} }};\n")
+        f"module.exports = {{ who: {shared!r} }};\n"
+    )
     (layer / "bin").mkdir()
     tool = layer / "bin" / f"{name}-tool"
     tool.write_text(f"#!/bin/sh\necho {name}\n")
@@ -31,7 +32,8 @@ def test_python_finds_modules_and_tools_in_layers_the_last_layer_winning(tmp_pat
         "import shared, subprocess\n"
         "def handler(event, context):\n"
         "    run = lambda t: subprocess.run([t], capture_output=True, text=True).stdout.strip()\n"
-        "    return [shared.WHO, run('one-tool'), run('two-tool')]\n")
+        "    return [shared.WHO, run('one-tool'), run('two-tool')]\n"
+    )
     (fn / "workbench.toml").write_text('layers = ["../one", "../two"]\n')
     done = run_workbench("invoke", str(fn), "-q")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -43,8 +45,8 @@ def test_node_requires_modules_from_a_layer(tmp_path: Path) -> None:
     fn = tmp_path / "fn"
     fn.mkdir()
     (fn / "index.js").write_text(
-        "const shared = require('shared');\n"
-        "exports.handler = async () => shared.who;\n")
+        "const shared = require('shared');\nexports.handler = async () => shared.who;\n"
+    )
     (fn / "workbench.toml").write_text('layers = ["../one"]\n')
     done = run_workbench("invoke", str(fn), "-q")
     assert done.returncode == 0, done.stdout + done.stderr

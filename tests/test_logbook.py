@@ -16,8 +16,9 @@ from workbench.core.logfilter import LineFilter
 from workbench.core.session import Session
 
 
-def _line(text: str, rid: str | None = None, stream: str = "stdout", fn: str = "f",
-          env: int = 1) -> LogLine:
+def _line(
+    text: str, rid: str | None = None, stream: str = "stdout", fn: str = "f", env: int = 1
+) -> LogLine:
     return LogLine(fn, text, stream, rid, 0.0, env)
 
 
@@ -96,9 +97,15 @@ def test_environments_side_by_side_keep_their_init_lines_apart() -> None:
     book.add(_line("handler a", "a", env=1))
     book.request_started("f", "b", True, 2)
     book.add(_line("handler b", "b", env=2))
-    filtered = {rid: [e[1] for seg in LineFilter(request_id=rid).segments(book, 0, book.total)
-                      for e in book.entries(seg[0], seg[1]) if seg[2] is None or seg[2](e)]
-                for rid in ("a", "b")}
+    filtered = {
+        rid: [
+            e[1]
+            for seg in LineFilter(request_id=rid).segments(book, 0, book.total)
+            for e in book.entries(seg[0], seg[1])
+            if seg[2] is None or seg[2](e)
+        ]
+        for rid in ("a", "b")
+    }
     assert filtered == {"a": ["init of one", "handler a"], "b": ["init of two", "handler b"]}
 
 
@@ -108,8 +115,9 @@ def test_the_session_tags_a_real_cold_start_and_writes_its_reloads(tmp_path: Pat
     (folder / "app.py").write_text("print('init says hi')\n" + (folder / "app.py").read_text())
 
     async def main() -> None:
-        session = Session([fn.config for fn in resolve_functions([folder])], watch=False,
-                          port=None, record=False)
+        session = Session(
+            [fn.config for fn in resolve_functions([folder])], watch=False, port=None, record=False
+        )
         await session.start()
         try:
             rec = await session.invoke("hello", b"{}").record
@@ -130,16 +138,20 @@ def test_the_session_tags_a_real_cold_start_and_writes_its_reloads(tmp_path: Pat
         assert run[-1][1].startswith(f"REPORT RequestId: {rec.request_id}")
         reloads = [e[1] for e in book.entries(0, book.total) if e[2] == "workbench"]
         assert reloads and reloads[-1].startswith("reloaded: asked for, no change; ready ")
+
     asyncio.run(main())
 
 
 def test_reload_lines_say_what_changed_and_how_fast() -> None:
     ok = ReloadFinished("f", ("app.py", "lib/util.py"), 812.4, 40.2, 901.0, True)
-    assert reload_line(ok) == ("reloaded: app.py, lib/util.py changed; ready 901 ms after "
-                               "the save (build 812 ms, init 40 ms)")
+    assert reload_line(ok) == (
+        "reloaded: app.py, lib/util.py changed; ready 901 ms after "
+        "the save (build 812 ms, init 40 ms)"
+    )
     failed = ReloadFinished("f", ("main.go",), 300.0, None, 310.0, False, "build failed")
-    assert reload_line(failed) == ("reload failed (main.go changed): build failed; the last "
-                                   "good version keeps serving")
+    assert reload_line(failed) == (
+        "reload failed (main.go changed): build failed; the last good version keeps serving"
+    )
 
 
 CONCURRENT = """import os, time
@@ -157,8 +169,9 @@ def test_two_real_cold_starts_side_by_side_each_own_their_init(tmp_path: Path) -
     (folder / "workbench.toml").write_text("concurrency = 2\n")
 
     async def main() -> None:
-        session = Session([fn.config for fn in resolve_functions([folder])], watch=False,
-                          port=None, record=False)
+        session = Session(
+            [fn.config for fn in resolve_functions([folder])], watch=False, port=None, record=False
+        )
         await session.start()
         try:
             a, b = session.invoke("pair", b"{}"), session.invoke("pair", b"{}")
@@ -171,8 +184,13 @@ def test_two_real_cold_starts_side_by_side_each_own_their_init(tmp_path: Path) -
         book = session.log
         for rec, pid in zip(records, pids, strict=True):
             segments = LineFilter(request_id=rec.request_id).segments(book, 0, book.total)
-            shown = [e[1] for lo, hi, keep in segments for e in book.entries(lo, hi)
-                     if keep is None or keep(e)]
+            shown = [
+                e[1]
+                for lo, hi, keep in segments
+                for e in book.entries(lo, hi)
+                if keep is None or keep(e)
+            ]
             inits = [line for line in shown if line.startswith("init in ")]
             assert inits == [f"init in {pid}"], shown
+
     asyncio.run(main())

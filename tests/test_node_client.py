@@ -59,8 +59,18 @@ class Run:
 def invoke(folder: str, handler: str, *flags: str, event: object = None) -> Run:
     payload = json.dumps({} if event is None else event).encode()
     path = EXAMPLES / folder if folder.startswith("hello-") else FIXTURES / folder
-    proc = run_workbench("invoke", str(path), "--runtime", "nodejs20.x", "--handler", handler,
-                         *flags, "-e", "-", stdin=payload)
+    proc = run_workbench(
+        "invoke",
+        str(path),
+        "--runtime",
+        "nodejs20.x",
+        "--handler",
+        handler,
+        *flags,
+        "-e",
+        "-",
+        stdin=payload,
+    )
     # split("\n"), not splitlines(): a record's own newlines arrive as \r and must stay inside it.
     return Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode().split("\n"))
 
@@ -78,8 +88,10 @@ def test_example_hello_node() -> None:
     run = invoke("hello-node", "index.handler", event={"name": "world"})
     assert run.code == 0
     assert run.response["statusCode"] == 200
-    assert json.loads(run.response["body"]) == {"message": "Hello, world!",
-                                                "requestId": run.request_id}
+    assert json.loads(run.response["body"]) == {
+        "message": "Hello, world!",
+        "requestId": run.request_id,
+    }
     start, end = run.index("^START "), run.index("^END ")
     assert start < run.index(r"\tINFO\tgreeting world$") < end
 
@@ -107,10 +119,13 @@ def test_handler_that_never_answers_returns_null_when_the_loop_drains() -> None:
     assert run.index(r"\tINFO\tsilent handler timer$") < run.index("^END ")
 
 
-@pytest.mark.parametrize(("handler", "expected"), [
-    ("index.legacySucceed", {"via": "succeed"}),
-    ("index.legacyDone", {"via": "done"}),
-])
+@pytest.mark.parametrize(
+    ("handler", "expected"),
+    [
+        ("index.legacySucceed", {"via": "succeed"}),
+        ("index.legacyDone", {"via": "done"}),
+    ],
+)
 def test_legacy_context_succeed_and_done(handler: str, expected: object) -> None:
     run = invoke("node-cjs-callback", handler)
     assert run.code == 0
@@ -179,23 +194,38 @@ def test_context_object() -> None:
 
 
 def _post(url: str, headers: dict[str, str]) -> Any:
-    req = urllib.request.Request(f"{url}/2015-03-31/functions/node-context/invocations",
-                                 data=b"{}", headers=headers, method="POST")
+    req = urllib.request.Request(
+        f"{url}/2015-03-31/functions/node-context/invocations",
+        data=b"{}",
+        headers=headers,
+        method="POST",
+    )
     with urllib.request.urlopen(req, timeout=30) as res:
         return json.loads(res.read())
 
 
-def test_context_from_invoke_headers_and_a_warm_second_invoke(
-        serve: Callable[..., Server]) -> None:
-    server = serve(str(FIXTURES / "node-context"), "--port", "0", "--runtime", "nodejs20.x",
-                   "--handler", "index.handler", "--env", "AWS_LAMBDA_LOG_FORMAT=JSON")
+def test_context_from_invoke_headers_and_a_warm_second_invoke(serve: Callable[..., Server]) -> None:
+    server = serve(
+        str(FIXTURES / "node-context"),
+        "--port",
+        "0",
+        "--runtime",
+        "nodejs20.x",
+        "--handler",
+        "index.handler",
+        "--env",
+        "AWS_LAMBDA_LOG_FORMAT=JSON",
+    )
     client_context = {"client": {"app_title": "t"}, "custom": {"k": "v"}, "env": {"e": "1"}}
     trace = "Root=1-5e7d7595-0123456789abcdef01234567;Parent=42ff0123456789ab;Sampled=1"
-    first = _post(server.url, {
-        "X-Amz-Client-Context": base64.b64encode(json.dumps(client_context).encode()).decode(),
-        "X-Amzn-Trace-Id": trace,
-        "X-Amz-Tenant-Id": "tenant-a",
-    })
+    first = _post(
+        server.url,
+        {
+            "X-Amz-Client-Context": base64.b64encode(json.dumps(client_context).encode()).decode(),
+            "X-Amzn-Trace-Id": trace,
+            "X-Amz-Tenant-Id": "tenant-a",
+        },
+    )
     assert first["context"]["clientContext"] == client_context
     assert first["context"]["tenantId"] == "tenant-a"
     assert first["traceEnv"] == trace
@@ -212,12 +242,15 @@ def test_context_from_invoke_headers_and_a_warm_second_invoke(
 # ---------------------------------------------------------------- invocation errors
 
 
-@pytest.mark.parametrize(("handler", "error_type", "message"), [
-    ("index.thrown", "ValidationError", "name is required"),
-    ("index.thrownSync", "TypeError", "sync failure"),
-    ("index.rejected", "RangeError", "rejected on purpose"),
-    ("index.callbackError", "Error", "callback failure"),
-])
+@pytest.mark.parametrize(
+    ("handler", "error_type", "message"),
+    [
+        ("index.thrown", "ValidationError", "name is required"),
+        ("index.thrownSync", "TypeError", "sync failure"),
+        ("index.rejected", "RangeError", "rejected on purpose"),
+        ("index.callbackError", "Error", "callback failure"),
+    ],
+)
 def test_error_document(handler: str, error_type: str, message: str) -> None:
     run = invoke("node-errors", handler)
     assert run.code == 1
@@ -236,8 +269,11 @@ def test_error_document(handler: str, error_type: str, message: str) -> None:
 def test_rejection_with_a_non_error_value() -> None:
     run = invoke("node-errors", "index.rejectedString")
     assert run.code == 1
-    assert run.response == {"errorType": "string", "errorMessage": "plain string reason",
-                            "trace": []}
+    assert run.response == {
+        "errorType": "string",
+        "errorMessage": "plain string reason",
+        "trace": [],
+    }
 
 
 def test_result_json_cannot_encode() -> None:
@@ -252,8 +288,10 @@ def test_response_over_the_limit_is_refused_and_the_runtime_carries_on() -> None
     assert run.code == 1
     assert run.response["errorType"] == "Function.ResponseSizeTooLarge"
     rid = re.escape(run.request_id)
-    refused = run.index(rf"\t{rid}\tERROR\tPOST /2018-06-01/runtime/invocation/{rid}/response "
-                        r"answered 413: ")
+    refused = run.index(
+        rf"\t{rid}\tERROR\tPOST /2018-06-01/runtime/invocation/{rid}/response "
+        r"answered 413: "
+    )
     # END comes when the runtime is back on /next; a runtime that died instead gets ExitError.
     assert refused < run.index("^END ")
     assert not any("Runtime.ExitError" in line for line in run.lines)
@@ -267,8 +305,15 @@ def test_async_handler_whose_promise_never_settles() -> None:
 
 
 def test_errors_do_not_end_the_runtime(serve: Callable[..., Server]) -> None:
-    server = serve(str(FIXTURES / "node-errors"), "--port", "0", "--runtime", "nodejs20.x",
-                   "--handler", "index.thrown")
+    server = serve(
+        str(FIXTURES / "node-errors"),
+        "--port",
+        "0",
+        "--runtime",
+        "nodejs20.x",
+        "--handler",
+        "index.thrown",
+    )
     url = f"{server.url}/2015-03-31/functions/node-errors/invocations"
     for _ in range(2):
         req = urllib.request.Request(url, data=b"{}", method="POST")
@@ -317,15 +362,17 @@ def init_error(run: Run, error_type: str) -> Any:
 def test_missing_module() -> None:
     doc = init_error(invoke("node-missing-module", "index.handler"), "Runtime.ImportModuleError")
     assert doc["errorMessage"].startswith("Error: Cannot find module 'index'\nRequire stack:\n- ")
-    assert doc["trace"][:2] == ["Runtime.ImportModuleError: Error: Cannot find module 'index'",
-                                "Require stack:"]
+    assert doc["trace"][:2] == [
+        "Runtime.ImportModuleError: Error: Cannot find module 'index'",
+        "Require stack:",
+    ]
 
 
 def test_missing_dependency_of_the_module() -> None:
-    doc = init_error(invoke("node-missing-module", "needsdep.handler"),
-                     "Runtime.ImportModuleError")
+    doc = init_error(invoke("node-missing-module", "needsdep.handler"), "Runtime.ImportModuleError")
     assert doc["errorMessage"].startswith(
-        "Error: Cannot find module 'some-package-that-is-not-installed'\nRequire stack:\n- ")
+        "Error: Cannot find module 'some-package-that-is-not-installed'\nRequire stack:\n- "
+    )
     assert "node-missing-module/needsdep.js" in doc["errorMessage"]
 
 
@@ -386,8 +433,12 @@ def test_console_in_json_format() -> None:
     assert run.code == 0
     records = [json.loads(line) for line in run.lines if line.startswith('{"timestamp"')]
     assert [(r["level"], r["message"]) for r in records] == [
-        ("INFO", "log line { n: 1 }"), ("INFO", "info formatted"), ("WARN", "warn line"),
-        ("ERROR", "error line"), ("DEBUG", "debug line"), ("TRACE", "trace line"),
+        ("INFO", "log line { n: 1 }"),
+        ("INFO", "info formatted"),
+        ("WARN", "warn line"),
+        ("ERROR", "error line"),
+        ("DEBUG", "debug line"),
+        ("TRACE", "trace line"),
         ("INFO", "first\nsecond"),
     ]
     for r in records:

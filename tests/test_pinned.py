@@ -26,8 +26,9 @@ def pinned_fn(tmp_path: Path) -> Path:
     """hist-echo with alice (pinned, checked against history), bob (pinned, its expected
     response in its sidecar) and carol (saved, not pinned)."""
     folder = tmp_path / "hist-echo"
-    shutil.copytree(FIXTURES / "hist-echo", folder,
-                    ignore=shutil.ignore_patterns("__pycache__", STORE_DIR))
+    shutil.copytree(
+        FIXTURES / "hist-echo", folder, ignore=shutil.ignore_patterns("__pycache__", STORE_DIR)
+    )
     events = folder / "events"
     saved_events.save_event(events, "carol", {"name": "carol"})
     assert saved_events.load_meta(events, "alice") == {}
@@ -56,8 +57,9 @@ async def checking(folder: Path) -> AsyncIterator[tuple[Reloader, Events, Pinned
         stores.close()
 
 
-async def save_and_check(events: Events, checks: PinnedChecks, folder: Path,
-                         greeting: str) -> dict[str, PinnedCheckFinished]:
+async def save_and_check(
+    events: Events, checks: PinnedChecks, folder: Path, greeting: str
+) -> dict[str, PinnedCheckFinished]:
     n = len(events.items)
     set_greeting(folder, greeting)
     done = await events.wait(ReloadFinished, since=n)
@@ -88,13 +90,20 @@ async def test_pinned_events_are_checked_after_each_reload(tmp_path: Path) -> No
         back = await save_and_check(events, checks, folder, "hello")
         # alice passes again: the run found different was marked and is no baseline
         assert [(back[n].ok, back[n].status) for n in ("alice", "bob")] == [
-            (True, "pass"), (True, "pass")]
+            (True, "pass"),
+            (True, "pass"),
+        ]
 
     with HistoryStore(folder) as store:
         runs = [(e.event_name, e.source, e.check_result) for e in reversed(store.last(10))]
-    assert runs == [("alice", "pinned", "new"), ("bob", "pinned", "pass"),
-                    ("alice", "pinned", "diff"), ("bob", "pinned", "diff"),
-                    ("alice", "pinned", "pass"), ("bob", "pinned", "pass")]
+    assert runs == [
+        ("alice", "pinned", "new"),
+        ("bob", "pinned", "pass"),
+        ("alice", "pinned", "diff"),
+        ("bob", "pinned", "diff"),
+        ("alice", "pinned", "pass"),
+        ("bob", "pinned", "pass"),
+    ]
 
 
 @in_loop
@@ -123,8 +132,9 @@ async def test_a_failed_reload_runs_no_checks(tmp_path: Path) -> None:
 
 def test_events_pin_unpin_and_saved(tmp_path: Path) -> None:
     folder = tmp_path / "hist-echo"
-    shutil.copytree(FIXTURES / "hist-echo", folder,
-                    ignore=shutil.ignore_patterns("__pycache__", STORE_DIR))
+    shutil.copytree(
+        FIXTURES / "hist-echo", folder, ignore=shutil.ignore_patterns("__pycache__", STORE_DIR)
+    )
     pinned = run_workbench("events", "pin", str(folder), "alice")
     assert pinned.returncode == 0, pinned.stderr
     assert "alice pinned" in pinned.stderr.decode()
@@ -148,7 +158,7 @@ def test_serve_watch_prints_each_pinned_check_and_its_diff(serve, tmp_path: Path
     server.wait_for_line(r"reloaded hist-echo")
     server.wait_for_line(r"pinned hist-echo/alice: new \(nothing to compare with yet")
     line = server.wait_for_line(r"pinned hist-echo/bob: ")
-    assert "DIFF (differs from \"expected\" in" in line and "bob.json" in line
+    assert 'DIFF (differs from "expected" in' in line and "bob.json" in line
     server.wait_for_line(r'^\+  "greeting": "howdy"')
     client = lambda_client(server.url)
     answer = client.invoke(FunctionName="hist-echo", Payload=b'{"name": "x"}')

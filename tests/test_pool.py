@@ -26,8 +26,11 @@ def _function(tmp_path: Path, concurrency: int) -> Path:
     return fn
 
 
-def _invoke_together(client, count: int,  # type: ignore[no-untyped-def]
-                     sleep: float) -> list[dict[str, float]]:
+def _invoke_together(
+    client,
+    count: int,  # type: ignore[no-untyped-def]
+    sleep: float,
+) -> list[dict[str, float]]:
     def one(_: int) -> dict[str, float]:
         resp = client.invoke(FunctionName="pooled", Payload=json.dumps({"sleep": sleep}).encode())
         assert "FunctionError" not in resp

@@ -17,8 +17,13 @@ from tests.conftest import FIXTURES, lambda_client, run_workbench
 from workbench.core.runtimes import PYTHON_BOOTSTRAP
 
 TS_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
-PLATFORM = ("INIT_START ", "INIT_REPORT ", "START RequestId: ", "END RequestId: ",
-            "REPORT RequestId: ")
+PLATFORM = (
+    "INIT_START ",
+    "INIT_REPORT ",
+    "START RequestId: ",
+    "END RequestId: ",
+    "REPORT RequestId: ",
+)
 
 
 @dataclass
@@ -47,13 +52,13 @@ class Invoked:
         """The function's own lines between START and END."""
         begin = next(i for i, line in enumerate(self.lines) if line.startswith("START "))
         end = next(i for i, line in enumerate(self.lines) if line.startswith("END "))
-        return self.lines[begin + 1:end]
+        return self.lines[begin + 1 : end]
 
     def during_init(self) -> list[str]:
         """The function's own lines of the first INIT (before anything else the platform says)."""
         out = []
         start = next(i for i, line in enumerate(self.lines) if line.startswith("INIT_START"))
-        for line in self.lines[start + 1:]:
+        for line in self.lines[start + 1 :]:
             if line.startswith(PLATFORM):
                 break
             out.append(line)
@@ -62,11 +67,22 @@ class Invoked:
 
 def invoke(fixture: str, handler: str, event: object = None, *flags: str) -> Invoked:
     payload = json.dumps({} if event is None else event).encode()
-    return Invoked(run_workbench("invoke", str(FIXTURES / fixture), "--handler", handler,
-                                 "-e", "-", *flags, stdin=payload))
+    return Invoked(
+        run_workbench(
+            "invoke",
+            str(FIXTURES / fixture),
+            "--handler",
+            handler,
+            "-e",
+            "-",
+            *flags,
+            stdin=payload,
+        )
+    )
 
 
 # --- the context object --------------------------------------------------------------------------
+
 
 def test_context_has_lambdas_attributes_and_types() -> None:
     got = invoke("py-context", "app.handler", {"order": 7}, "--memory", "256", "--timeout", "7")
@@ -83,8 +99,9 @@ def test_context_has_lambdas_attributes_and_types() -> None:
     assert body["log_group_name"] and body["log_stream_name"]
     # A string, as in Lambda: code doing arithmetic on it must fail here too.
     assert body["memory_limit_in_mb"] == "256" and body["memory_type"] == "str"
-    assert re.fullmatch(r"arn:aws:lambda:[a-z0-9-]+:\d{12}:function:py-context",
-                        body["invoked_function_arn"])
+    assert re.fullmatch(
+        r"arn:aws:lambda:[a-z0-9-]+:\d{12}:function:py-context", body["invoked_function_arn"]
+    )
     assert body["identity"] == {"cognito_identity_id": None, "cognito_identity_pool_id": None}
     assert body["client_context"] is None
     assert body["tenant_id"] is None
@@ -102,13 +119,26 @@ def test_client_context_tenant_and_trace_reach_a_warm_function(serve) -> None:
     def add_trace(request, **_):  # type: ignore[no-untyped-def]
         if trace["value"]:
             request.headers["X-Amzn-Trace-Id"] = trace["value"]
+
     client.meta.events.register("before-sign.lambda.Invoke", add_trace)
 
-    cc = {"client": {"installation_id": "inst-1", "app_title": "Shop", "app_version_name": "1.2",
-                     "app_version_code": "12", "app_package_name": "com.example.shop"},
-          "custom": {"cart": "3"}, "env": {"locale": "en_GB"}}
-    resp = client.invoke(FunctionName="py-context", Payload=b"{}", TenantId="tenant-42",
-                         ClientContext=base64.b64encode(json.dumps(cc).encode()).decode())
+    cc = {
+        "client": {
+            "installation_id": "inst-1",
+            "app_title": "Shop",
+            "app_version_name": "1.2",
+            "app_version_code": "12",
+            "app_package_name": "com.example.shop",
+        },
+        "custom": {"cart": "3"},
+        "env": {"locale": "en_GB"},
+    }
+    resp = client.invoke(
+        FunctionName="py-context",
+        Payload=b"{}",
+        TenantId="tenant-42",
+        ClientContext=base64.b64encode(json.dumps(cc).encode()).decode(),
+    )
     first = json.loads(resp["Payload"].read())
     assert first["client_context"] == cc
     assert first["tenant_id"] == "tenant-42"
@@ -125,6 +155,7 @@ def test_client_context_tenant_and_trace_reach_a_warm_function(serve) -> None:
 
 # --- sys.path and handler names ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("handler", ["pkg/mod.fn", "pkg.mod.fn"])
 def test_handler_in_a_subpackage_with_the_task_root_first_on_sys_path(handler: str) -> None:
     got = invoke("py-nested", handler)
@@ -139,6 +170,7 @@ def test_handler_in_a_subpackage_with_the_task_root_first_on_sys_path(handler: s
 
 
 # --- errors --------------------------------------------------------------------------------------
+
 
 def test_handler_exception_is_reported_like_lambda() -> None:
     got = invoke("py-error", "app.handler", {"id": 7, "qty": 5})
@@ -192,16 +224,28 @@ def test_a_refused_response_does_not_end_the_runtime(serve) -> None:
     assert sum(line.startswith("INIT_START") for line in server.lines) == 1
 
 
-@pytest.mark.parametrize(("handler", "message"), [
-    ("unserialisable", "Unable to marshal response: Object of type date is not JSON serializable"),
-])
+@pytest.mark.parametrize(
+    ("handler", "message"),
+    [
+        (
+            "unserialisable",
+            "Unable to marshal response: Object of type date is not JSON serializable",
+        ),
+    ],
+)
 def test_unserialisable_result_is_a_marshal_error(handler: str, message: str) -> None:
     got = invoke("py-marshal", f"app.{handler}")
     assert got.code == 1
-    assert got.body == {"errorMessage": message, "errorType": "Runtime.MarshalError",
-                        "requestId": got.request_id, "stackTrace": []}
-    assert got.during_invoke() == [f"[ERROR] Runtime.MarshalError: {message}",
-                                   "Traceback (most recent call last):"]
+    assert got.body == {
+        "errorMessage": message,
+        "errorType": "Runtime.MarshalError",
+        "requestId": got.request_id,
+        "stackTrace": [],
+    }
+    assert got.during_invoke() == [
+        f"[ERROR] Runtime.MarshalError: {message}",
+        "Traceback (most recent call last):",
+    ]
 
 
 def test_results_are_marshalled_like_lambdas_python_runtime() -> None:
@@ -209,7 +253,8 @@ def test_results_are_marshalled_like_lambdas_python_runtime() -> None:
     assert decimals.code == 0
     # Decimal keeps its exact text, as simplejson writes it in Lambda.
     assert decimals.done.stdout.decode().strip() == (
-        '{"price": 19.90, "big": 12345678901234567890.5, "exp": 1E+3, "list": [-0.001]}')
+        '{"price": 19.90, "big": 12345678901234567890.5, "exp": 1E+3, "list": [-0.001]}'
+    )
     raw = invoke("py-marshal", "app.raw_bytes")
     assert raw.code == 0 and raw.done.stdout == b"<raw>not json</raw>\n"
     nested = invoke("py-marshal", "app.nested_bytes")
@@ -222,16 +267,36 @@ def test_results_are_marshalled_like_lambdas_python_runtime() -> None:
 # --- init errors ---------------------------------------------------------------------------------
 
 INIT_ERRORS = [
-    ("py-import-error", "app.handler", "Runtime.ImportModuleError",
-     "Unable to import module 'app': No module named 'not_a_real_module_xyz'"),
-    ("py-import-error", "nothere.handler", "Runtime.ImportModuleError",
-     "Unable to import module 'nothere': No module named 'nothere'"),
-    ("py-handler-missing", "app.handler", "Runtime.HandlerNotFound",
-     "Handler 'handler' missing on module 'app'"),
-    ("py-handler-missing", "app", "Runtime.MalformedHandlerName",
-     "Bad handler 'app': not enough values to unpack (expected 2, got 1)"),
-    ("py-handler-missing", "sys.handler", "Runtime.BuiltInModuleConflict",
-     "Cannot use built-in module sys as a handler module"),
+    (
+        "py-import-error",
+        "app.handler",
+        "Runtime.ImportModuleError",
+        "Unable to import module 'app': No module named 'not_a_real_module_xyz'",
+    ),
+    (
+        "py-import-error",
+        "nothere.handler",
+        "Runtime.ImportModuleError",
+        "Unable to import module 'nothere': No module named 'nothere'",
+    ),
+    (
+        "py-handler-missing",
+        "app.handler",
+        "Runtime.HandlerNotFound",
+        "Handler 'handler' missing on module 'app'",
+    ),
+    (
+        "py-handler-missing",
+        "app",
+        "Runtime.MalformedHandlerName",
+        "Bad handler 'app': not enough values to unpack (expected 2, got 1)",
+    ),
+    (
+        "py-handler-missing",
+        "sys.handler",
+        "Runtime.BuiltInModuleConflict",
+        "Cannot use built-in module sys as a handler module",
+    ),
 ]
 
 
@@ -239,14 +304,20 @@ INIT_ERRORS = [
 def test_init_errors(fixture: str, handler: str, error_type: str, message: str) -> None:
     got = invoke(fixture, handler)
     assert got.code == 1
-    assert got.body == {"errorMessage": message, "errorType": error_type, "requestId": "",
-                        "stackTrace": []}
+    assert got.body == {
+        "errorMessage": message,
+        "errorType": error_type,
+        "requestId": "",
+        "stackTrace": [],
+    }
     init = got.during_init()
     assert init[0].startswith("[WARNING]\t") and "LAMBDA_WARNING: Unhandled exception." in init[0]
     assert init[1:] == [f"[ERROR] {error_type}: {message}", "Traceback (most recent call last):"]
     # The platform's INIT_REPORT names the same error type.
-    assert any(line.startswith("INIT_REPORT ") and line.endswith(f"Error Type: {error_type}")
-               for line in got.lines)
+    assert any(
+        line.startswith("INIT_REPORT ") and line.endswith(f"Error Type: {error_type}")
+        for line in got.lines
+    )
 
 
 def test_syntax_error_names_the_module_and_line() -> None:
@@ -255,7 +326,8 @@ def test_syntax_error_names_the_module_and_line() -> None:
     app = str(FIXTURES / "py-syntax-error" / "app.py")
     assert got.body == {
         "errorMessage": "Syntax error in module 'app': 'return' outside function (app.py, line 10)",
-        "errorType": "Runtime.UserCodeSyntaxError", "requestId": "",
+        "errorType": "Runtime.UserCodeSyntaxError",
+        "requestId": "",
         "stackTrace": [f'  File "{app}" Line 10\n    return result  # noqa: F706, F821\n'],
     }
     assert got.during_init()[1:] == [
@@ -286,6 +358,7 @@ def test_exception_at_import_keeps_its_own_type_and_frames() -> None:
 
 
 # --- logging -------------------------------------------------------------------------------------
+
 
 def test_logging_uses_lambdas_text_format_and_print_stays_plain() -> None:
     got = invoke("py-logging", "app.handler", {"sku": "A-1"})
@@ -321,20 +394,35 @@ def test_log_level_from_the_environment() -> None:
 
 
 def test_json_log_format() -> None:
-    got = invoke("py-logging", "app.handler", {"sku": "B-2"}, "--env", "AWS_LAMBDA_LOG_FORMAT=JSON",
-                 "--env", "AWS_LAMBDA_LOG_LEVEL=INFO")
+    got = invoke(
+        "py-logging",
+        "app.handler",
+        {"sku": "B-2"},
+        "--env",
+        "AWS_LAMBDA_LOG_FORMAT=JSON",
+        "--env",
+        "AWS_LAMBDA_LOG_LEVEL=INFO",
+    )
     assert got.code == 0
     rid = got.request_id
     init = json.loads(got.during_init()[0])
-    assert init == {"timestamp": init["timestamp"], "level": "WARNING", "message": "cold start",
-                    "logger": "orders", "requestId": ""}
+    assert init == {
+        "timestamp": init["timestamp"],
+        "level": "WARNING",
+        "message": "cold start",
+        "logger": "orders",
+        "requestId": "",
+    }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", init["timestamp"])
     lines = got.during_invoke()
     assert lines[0] == "plain print" and lines[-1] == "last print"
     records = [json.loads(line) for line in lines[1:-1]]
     assert [(r["level"], r["message"]) for r in records] == [
-        ("INFO", "info detail"), ("WARNING", "stock low for B-2"), ("ERROR", {"code": 17}),
-        ("ERROR", "could not compute")]
+        ("INFO", "info detail"),
+        ("WARNING", "stock low for B-2"),
+        ("ERROR", {"code": 17}),
+        ("ERROR", "could not compute"),
+    ]
     assert all(r["requestId"] == rid and r["logger"] == "orders" for r in records)
     failure = records[-1]
     assert failure["errorType"] == "KeyError" and failure["errorMessage"] == "'missing'"
@@ -345,8 +433,9 @@ def test_json_log_format() -> None:
 
 
 def test_json_log_format_for_a_handler_error() -> None:
-    got = invoke("py-error", "app.handler", {"id": 3, "qty": 4}, "--env",
-                 "AWS_LAMBDA_LOG_FORMAT=JSON")
+    got = invoke(
+        "py-error", "app.handler", {"id": 3, "qty": 4}, "--env", "AWS_LAMBDA_LOG_FORMAT=JSON"
+    )
     assert got.code == 1
     record = json.loads(got.during_invoke()[1])
     assert record["level"] == "ERROR"
@@ -367,9 +456,11 @@ def _comparable(got: Invoked) -> tuple[int, str, list[str]]:
 
     awslambdaric writes a multi-line error as one record (lines joined by CR, indents turned into
     no-break spaces) for CloudWatch; ours writes plain lines. Both read the same once split."""
+
     def clean(text: str) -> str:
         text = text.replace('\\r"', '"').replace("\r", "\n").replace("\xa0", " ")
         return _STAMP.sub("<ts>", _UUID.sub("<id>", text))
+
     stderr = clean(got.done.stderr.decode())
     lines = [line for line in stderr.splitlines() if line and not line.startswith(PLATFORM)]
     return got.code, clean(got.done.stdout.decode()), lines
@@ -379,8 +470,12 @@ PARITY = [
     ("py-error", "app.handler", {"id": 7, "qty": 5}, ()),
     ("py-error", "app.handler", {"id": 7, "qty": 5}, ("--env", "AWS_LAMBDA_LOG_FORMAT=JSON")),
     ("py-logging", "app.handler", {"sku": "A-1", "quiet_exception": True}, ()),
-    ("py-logging", "app.handler", {"sku": "A-1"},
-     ("--env", "AWS_LAMBDA_LOG_FORMAT=JSON", "--env", "AWS_LAMBDA_LOG_LEVEL=DEBUG")),
+    (
+        "py-logging",
+        "app.handler",
+        {"sku": "A-1"},
+        ("--env", "AWS_LAMBDA_LOG_FORMAT=JSON", "--env", "AWS_LAMBDA_LOG_LEVEL=DEBUG"),
+    ),
     ("py-marshal", "app.unserialisable", {}, ()),
     ("py-marshal", "app.decimals", {}, ()),
     ("py-marshal", "app.nested_bytes", {}, ("--runtime", "python3.12")),
@@ -391,13 +486,18 @@ PARITY = [
 ]
 
 
-@pytest.mark.parametrize(("fixture", "handler", "event", "flags"), PARITY,
-                         ids=[f"{p[0]}:{p[1]}:{'+'.join(p[3]) or 'default'}" for p in PARITY])
-def test_same_output_as_awslambdaric(fixture: str, handler: str, event: object,
-                                     flags: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("fixture", "handler", "event", "flags"),
+    PARITY,
+    ids=[f"{p[0]}:{p[1]}:{'+'.join(p[3]) or 'default'}" for p in PARITY],
+)
+def test_same_output_as_awslambdaric(
+    fixture: str, handler: str, event: object, flags: tuple[str, ...]
+) -> None:
     ours = _comparable(invoke(fixture, handler, event, *flags))
-    reference = _comparable(invoke(fixture, handler, event, *flags,
-                                   "--runtime-client", "awslambdaric"))
+    reference = _comparable(
+        invoke(fixture, handler, event, *flags, "--runtime-client", "awslambdaric")
+    )
     assert ours == reference
 
 

@@ -20,8 +20,17 @@ RIC = str(FIXTURES / "api-ric")
 
 
 def test_awslambdaric_echo_through_invoke() -> None:
-    done = run_workbench("invoke", RIC, "--runtime-client", "awslambdaric", "--handler",
-                         "app.echo", "-e", "-", stdin=b'{"via": "awslambdaric"}')
+    done = run_workbench(
+        "invoke",
+        RIC,
+        "--runtime-client",
+        "awslambdaric",
+        "--handler",
+        "app.echo",
+        "-e",
+        "-",
+        stdin=b'{"via": "awslambdaric"}',
+    )
     assert done.returncode == 0, done.stderr.decode()
     body = json.loads(done.stdout)
     assert body["event"] == {"via": "awslambdaric"}
@@ -33,8 +42,7 @@ def test_awslambdaric_echo_through_invoke() -> None:
 
 
 def test_awslambdaric_error_through_invoke() -> None:
-    done = run_workbench("invoke", RIC, "--runtime-client", "awslambdaric", "--handler",
-                         "app.fail")
+    done = run_workbench("invoke", RIC, "--runtime-client", "awslambdaric", "--handler", "app.fail")
     assert done.returncode == 1
     body = json.loads(done.stdout)
     assert body["errorType"] == "RuntimeError"
@@ -43,8 +51,9 @@ def test_awslambdaric_error_through_invoke() -> None:
 
 
 def test_awslambdaric_import_error_is_an_init_error() -> None:
-    done = run_workbench("invoke", RIC, "--runtime-client", "awslambdaric", "--handler",
-                         "missing_module.handler")
+    done = run_workbench(
+        "invoke", RIC, "--runtime-client", "awslambdaric", "--handler", "missing_module.handler"
+    )
     assert done.returncode == 1
     body = json.loads(done.stdout)
     assert body["errorType"] == "Runtime.ImportModuleError"
@@ -68,7 +77,8 @@ def test_awslambdaric_error_through_serve_with_boto3(serve) -> None:
     assert resp["FunctionError"] == "Unhandled"
     assert json.loads(resp["Payload"].read())["errorType"] == "RuntimeError"
     assert "[ERROR] RuntimeError: reference client saw this" in (
-        base64.b64decode(resp["LogResult"]).decode())
+        base64.b64decode(resp["LogResult"]).decode()
+    )
 
 
 def _aws() -> list[str]:
@@ -81,13 +91,32 @@ def _aws() -> list[str]:
 def test_aws_cli_invoke(serve, tmp_path: Path) -> None:
     server = serve(str(FIXTURES / "api-echo"), "--port", "0")
     out = tmp_path / "out.json"
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin",
-           "HOME": str(tmp_path)}
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
     done = subprocess.run(
-        [*_aws(), "lambda", "invoke", "--endpoint-url", server.url, "--function-name", "api-echo",
-         "--payload", '{"from": "aws-cli"}', "--log-type", "Tail", str(out)],
-        capture_output=True, env=env, timeout=60)
+        [
+            *_aws(),
+            "lambda",
+            "invoke",
+            "--endpoint-url",
+            server.url,
+            "--function-name",
+            "api-echo",
+            "--payload",
+            '{"from": "aws-cli"}',
+            "--log-type",
+            "Tail",
+            str(out),
+        ],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr.decode()
     meta = json.loads(done.stdout)
     assert meta["StatusCode"] == 200
@@ -98,11 +127,28 @@ def test_aws_cli_invoke(serve, tmp_path: Path) -> None:
 
 def test_aws_cli_unknown_function(serve, tmp_path: Path) -> None:
     server = serve(str(FIXTURES / "api-echo"), "--port", "0")
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
     done = subprocess.run(
-        [*_aws(), "lambda", "invoke", "--endpoint-url", server.url, "--function-name", "ghost",
-         str(tmp_path / "o.json")], capture_output=True, env=env, timeout=60)
+        [
+            *_aws(),
+            "lambda",
+            "invoke",
+            "--endpoint-url",
+            server.url,
+            "--function-name",
+            "ghost",
+            str(tmp_path / "o.json"),
+        ],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert "ResourceNotFoundException" in done.stderr.decode()
     assert "Function not found" in done.stderr.decode()

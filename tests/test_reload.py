@@ -56,14 +56,17 @@ GO_BROKEN = "\nfunc broken() { undefinedName() }\n"
 def go_source(version: str) -> str:
     src = (FIXTURES / "rt-go" / "main.go").read_text()
     return src.replace('"pid": os.Getpid(),', '"version": version, "pid": os.Getpid(),') + (
-        f'\nconst version = "{version}"\n')
+        f'\nconst version = "{version}"\n'
+    )
 
 
 def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     """Run an async test body in a fresh event loop (as the rest of the suite does)."""
+
     @functools.wraps(test)
     def run(*args: Any, **kwargs: Any) -> None:
         asyncio.run(test(*args, **kwargs))
+
     return run
 
 
@@ -82,8 +85,9 @@ class Events:
     def of(self, kind: type, since: int = 0) -> list[Any]:
         return [e for e in self.items[since:] if isinstance(e, kind)]
 
-    async def wait(self, kind: type, since: int = 0, where: Callable[[Any], bool] = bool,
-                   timeout: float = 30) -> Any:
+    async def wait(
+        self, kind: type, since: int = 0, where: Callable[[Any], bool] = bool, timeout: float = 30
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             found = [e for e in self.of(kind, since) if where(e)]
@@ -154,13 +158,34 @@ def go_fn(tmp_path: Path, version: str = "v1") -> FunctionConfig:
 def test_the_filter_ignores_what_never_changes_the_function(tmp_path: Path) -> None:
     (tmp_path / ".gitignore").write_text("*.log\nsecrets/\n")
     flt = WatchFilter(tmp_path, exclude=("docs/**",), outputs=("target",), events_dir="events")
-    ignored = [".git/index", ".workbench/build/bootstrap", "__pycache__/app.cpython-311.pyc",
-               "pkg/__pycache__/m.pyc", "node_modules/.cache/x.json", "target/release/fn",
-               ".app.py.swp", "app.py~", ".#app.py", "#app.py#", "4913", "debug.log",
-               "secrets/key.txt", "docs/readme.md", ".gitignore", ".DS_Store",
-               "events/order-created.json"]
-    kept = ["app.py", "pkg/m.py", "node_modules/dep/index.js", "Cargo.toml", "src/main.rs",
-            "events/handlers.py", "src/events/x.json"]
+    ignored = [
+        ".git/index",
+        ".workbench/build/bootstrap",
+        "__pycache__/app.cpython-311.pyc",
+        "pkg/__pycache__/m.pyc",
+        "node_modules/.cache/x.json",
+        "target/release/fn",
+        ".app.py.swp",
+        "app.py~",
+        ".#app.py",
+        "#app.py#",
+        "4913",
+        "debug.log",
+        "secrets/key.txt",
+        "docs/readme.md",
+        ".gitignore",
+        ".DS_Store",
+        "events/order-created.json",
+    ]
+    kept = [
+        "app.py",
+        "pkg/m.py",
+        "node_modules/dep/index.js",
+        "Cargo.toml",
+        "src/main.rs",
+        "events/handlers.py",
+        "src/events/x.json",
+    ]
     assert [p for p in ignored if flt.wanted(p)] == []
     assert [p for p in kept if not flt.wanted(p)] == []
     only_src = WatchFilter(tmp_path, include=("src/**",))
@@ -193,8 +218,9 @@ async def test_a_real_watcher_reports_only_real_changes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("make", [python_fn, node_fn], ids=["python", "node"])
 @in_loop
-async def test_a_save_is_served_by_the_next_invoke_warm(tmp_path: Path,
-                                                        make: Callable[..., Any]) -> None:
+async def test_a_save_is_served_by_the_next_invoke_warm(
+    tmp_path: Path, make: Callable[..., Any]
+) -> None:
     cfg = make(tmp_path)
     source = next(p for p in cfg.code_dir.iterdir() if p.is_file())
     async with reloading(cfg) as (reloader, events):
@@ -326,7 +352,8 @@ async def test_a_burst_of_twenty_saves_gives_one_rebuild(tmp_path: Path) -> None
 
 @in_loop
 async def test_a_first_build_that_fails_serves_nothing_until_a_save_fixes_it(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     cfg = go_fn(tmp_path)
     main = cfg.code_dir / "main.go"
     main.write_text(go_source("v1") + GO_BROKEN)
@@ -347,8 +374,7 @@ async def test_a_first_build_that_fails_serves_nothing_until_a_save_fixes_it(
 
 
 @in_loop
-async def test_a_build_command_from_config_streams_its_output_and_reloads(
-        tmp_path: Path) -> None:
+async def test_a_build_command_from_config_streams_its_output_and_reloads(tmp_path: Path) -> None:
     folder = tmp_path / "ts-like"
     folder.mkdir()
     (folder / "src.mjs").write_text(NODE_APP.format(version="v1"))
@@ -390,8 +416,7 @@ async def test_rust_builds_with_cargo_and_reloads(tmp_path: Path) -> None:
 
 def test_serve_watch_reloads_and_loses_no_invoke(tmp_path: Path, serve: Any) -> None:
     folder = tmp_path / "hello-python"
-    shutil.copytree(EXAMPLES / "hello-python", folder,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(EXAMPLES / "hello-python", folder, ignore=shutil.ignore_patterns("__pycache__"))
     app = folder / "app.py"
     original = app.read_text()
     server = serve(str(folder), "--watch", "--port", "0", "-q")
@@ -421,7 +446,8 @@ def test_serve_watch_reloads_and_loses_no_invoke(tmp_path: Path, serve: Any) -> 
                 time.sleep(0.01)
             r = client.invoke(FunctionName="hello-python", Payload=b'{"name": "x"}')
             assert json.loads(r["Payload"].read())["body"] == json.dumps(
-                {"message": f"Hello v{i}, x!"})
+                {"message": f"Hello v{i}, x!"}
+            )
     finally:
         stop.set()
         loop.join(30)

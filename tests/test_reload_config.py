@@ -88,6 +88,7 @@ async def save(events: Events, path: Path, text: str) -> ReloadFinished:
 
 # ---- configuration files ----
 
+
 @in_loop
 async def test_a_workbench_toml_edit_restarts_with_the_new_settings(tmp_path: Path) -> None:
     folder = make_fn(tmp_path, 'memory = 128\n[environment]\nGREETING = "one"\n')
@@ -95,8 +96,11 @@ async def test_a_workbench_toml_edit_restarts_with_the_new_settings(tmp_path: Pa
         first = await call(reloader)
         assert (first["greeting"], first["memory"]) == ("one", "128")
         assert first["handler"] == "app.handler"
-        done = await save(events, folder / "workbench.toml",
-                          'memory = 256\nhandler = "app.other"\n[environment]\nGREETING = "two"\n')
+        done = await save(
+            events,
+            folder / "workbench.toml",
+            'memory = 256\nhandler = "app.other"\n[environment]\nGREETING = "two"\n',
+        )
         assert done.ok and done.changed_paths == ("workbench.toml",)
         assert await call(reloader) == {"version": "other handler", "greeting": "two"}
         assert (reloader.cfg.memory_mb, reloader.cfg.handler) == (256, "app.other")
@@ -145,7 +149,8 @@ async def test_a_gitignored_dotenv_is_watched_and_read_again(tmp_path: Path) -> 
 
 @in_loop
 async def test_a_bad_config_edit_is_reported_and_the_old_version_keeps_serving(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     folder = make_fn(tmp_path, '[environment]\nGREETING = "good"\n')
     toml = folder / "workbench.toml"
     async with watched(folder) as (reloader, events):
@@ -193,13 +198,15 @@ async def test_a_template_edit_outside_the_code_folder_is_read_again(tmp_path: P
         assert done.ok and done.changed_paths == ("../template.yaml",)
         answer = await call(reloader)
         assert (answer["greeting"], answer["memory"]) == ("sam-two", "512")
-        renamed = await save(events, template, TEMPLATE.replace("Greeter", "Hello").format(
-            memory=512, greeting="x"))
+        renamed = await save(
+            events, template, TEMPLATE.replace("Greeter", "Hello").format(memory=512, greeting="x")
+        )
         assert not renamed.ok and "Greeter" in (renamed.error or "")
         assert (await call(reloader))["greeting"] == "sam-two"
 
 
 # ---- concurrency > 1: a pool per version ----
+
 
 def meeting(folder: Path, me: str, other: str) -> bytes:
     return json.dumps({"meet": {"dir": str(folder), "me": me, "other": other}}).encode()
@@ -259,6 +266,7 @@ async def test_raising_concurrency_in_workbench_toml_makes_a_pool(tmp_path: Path
 
 
 # ---- serve --watch, as a user runs it ----
+
 
 def test_serve_watch_reads_settings_again_and_survives_a_bad_edit(serve, tmp_path: Path) -> None:
     folder = make_fn(tmp_path, '[environment]\nGREETING = "one"\n')

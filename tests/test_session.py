@@ -36,7 +36,8 @@ def two(tmp_path: Path) -> list[Path]:
 
 
 def test_invokes_each_function_and_keeps_rows_figures_and_the_whole_log(
-        two: list[Path], tmp_path: Path) -> None:
+    two: list[Path], tmp_path: Path
+) -> None:
     marker = f"WB_SESSION_TEST={tmp_path.name}"
     key, value = marker.split("=")
 
@@ -68,6 +69,7 @@ def test_invokes_each_function_and_keeps_rows_figures_and_the_whole_log(
         assert past[1].event_name == "greet"
         assert again.stores is not None
         again.stores.close()
+
     asyncio.run(main())
 
 
@@ -85,6 +87,7 @@ def test_refuses_what_lambda_refuses_before_running(two: list[Path]) -> None:
             assert not session.rows
         finally:
             await session.close()
+
     asyncio.run(main())
 
 
@@ -107,6 +110,7 @@ def test_serves_the_invoke_api_and_falls_back_to_a_free_port(two: list[Path]) ->
                 def call() -> bytes:
                     with urllib.request.urlopen(url, data=b'{"name": "api"}') as r:
                         return r.read()
+
                 body = await asyncio.to_thread(call)
                 assert "Hello, api" in json.loads(body)["body"]
                 for _ in range(200):  # the record follows the answer within moments
@@ -116,6 +120,7 @@ def test_serves_the_invoke_api_and_falls_back_to_a_free_port(two: list[Path]) ->
                 assert [r.source for r in session.rows.values()] == ["invoke-api"]
             finally:
                 await session.close()
+
     asyncio.run(main())
 
 
@@ -125,8 +130,11 @@ def test_logbook_keeps_the_newest_and_filters_from_the_end() -> None:
         book.add(LogLine("f", f"line {i}", "stdout", "r1" if i % 2 else "r2", float(i)))
     assert len(book) == 5 and book.total == 8
     assert [x.text for x in book.last(2)] == ["line 6", "line 7"]
-    assert [x.text for x in book.last(10, lambda x: x.request_id == "r1")] == \
-        ["line 3", "line 5", "line 7"]
+    assert [x.text for x in book.last(10, lambda x: x.request_id == "r1")] == [
+        "line 3",
+        "line 5",
+        "line 7",
+    ]
 
 
 def test_percentile_is_a_measured_value() -> None:
@@ -157,6 +165,7 @@ def test_reloads_are_recorded_in_history_and_listed(two: list[Path]) -> None:
                 await asyncio.sleep(0.02)
         finally:
             await session.close()  # flushes history
+
     asyncio.run(main())
     with HistoryStore(folder) as store:
         broken, good = store.reloads(5)

@@ -41,6 +41,7 @@ def one(folder: Path) -> tuple[FunctionConfig, dict[str, str]]:
 
 # ---- builder ----
 
+
 def test_builder_none_stops_a_typescript_build_and_doctor_says_why(tmp_path: Path) -> None:
     folder = ts_folder(tmp_path)
     cfg, _ = one(folder)
@@ -65,15 +66,21 @@ def test_builder_in_pyproject_names_its_table(tmp_path: Path) -> None:
     assert sources["builder"].endswith("pyproject.toml: tool.workbench.builder")
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ('builder = "rustc"', '"builder" must be one of none, go, rust, command (did you mean '
-                          '"rust"?); got "rustc"'),
-    ('builder = "command"', '"builder" is "command" but no "build" command is set'),
-    ('builder = "none"\nbuild = "make"', '"builder" is "none" but "build" is set too'),
-    ('buildr = "go"', 'unknown key "buildr"; did you mean "builder"?'),
-])
-def test_bad_builder_settings_name_the_file_and_the_key(tmp_path: Path, toml: str,
-                                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            'builder = "rustc"',
+            '"builder" must be one of none, go, rust, command (did you mean "rust"?); got "rustc"',
+        ),
+        ('builder = "command"', '"builder" is "command" but no "build" command is set'),
+        ('builder = "none"\nbuild = "make"', '"builder" is "none" but "build" is set too'),
+        ('buildr = "go"', 'unknown key "buildr"; did you mean "builder"?'),
+    ],
+)
+def test_bad_builder_settings_name_the_file_and_the_key(
+    tmp_path: Path, toml: str, message: str
+) -> None:
     folder = ts_folder(tmp_path)
     (folder / "workbench.toml").write_text(toml + "\n")
     with pytest.raises(ConfigError) as caught:
@@ -101,7 +108,8 @@ def test_builder_command_builds_the_bootstrap_it_then_runs(tmp_path: Path) -> No
         resolve_functions([folder], overrides={"runtime": "provided.al2023"})
     (folder / "workbench.toml").write_text(
         'runtime = "provided.al2023"\nbuilder = "command"\n'
-        'build = "cp src/bootstrap.sh bootstrap && chmod +x bootstrap"\n')
+        'build = "cp src/bootstrap.sh bootstrap && chmod +x bootstrap"\n'
+    )
     done = run_workbench("invoke", str(folder), "-e", "-", stdin=b'{"n": 7}')
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(done.stdout)["echo"] == {"n": 7}
@@ -129,10 +137,12 @@ def test_builder_go_wins_over_a_bootstrap_in_the_folder(tmp_path: Path) -> None:
 
 # ---- history size ----
 
+
 def hist_echo(tmp_path: Path, toml: str) -> Path:
     folder = tmp_path / "hist-echo"
-    shutil.copytree(FIXTURES / "hist-echo", folder,
-                    ignore=shutil.ignore_patterns("__pycache__", STORE_DIR))
+    shutil.copytree(
+        FIXTURES / "hist-echo", folder, ignore=shutil.ignore_patterns("__pycache__", STORE_DIR)
+    )
     (folder / "workbench.toml").write_text(toml)
     return folder
 
@@ -214,14 +224,23 @@ def test_history_bounds_follow_a_changed_configuration(tmp_path: Path) -> None:
     assert asyncio.run(body()) == 2
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ("history_max_records = 0", '"history_max_records" must be a whole number of records from '
-                                "1 to 10000000; got 0"),
-    ("history_max_mb = 0.5", '"history_max_mb" must be a whole number of MB from 1 to 1000000; '
-                             "got 0.5"),
-    ("history_max_record = 10", 'unknown key "history_max_record"; did you mean '
-                                '"history_max_records"?'),
-])
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            "history_max_records = 0",
+            '"history_max_records" must be a whole number of records from 1 to 10000000; got 0',
+        ),
+        (
+            "history_max_mb = 0.5",
+            '"history_max_mb" must be a whole number of MB from 1 to 1000000; got 0.5',
+        ),
+        (
+            "history_max_record = 10",
+            'unknown key "history_max_record"; did you mean "history_max_records"?',
+        ),
+    ],
+)
 def test_bad_history_settings(tmp_path: Path, toml: str, message: str) -> None:
     folder = hist_echo(tmp_path, toml + "\n")
     with pytest.raises(ConfigError) as caught:

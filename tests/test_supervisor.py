@@ -30,8 +30,13 @@ ISO_TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
 def start_rid(lines: list[str]) -> str:
-    starts = [m[1] for m in (re.fullmatch(rf"START RequestId: ({UUID_RE}) Version: \$LATEST", line)
-                             for line in lines) if m]
+    starts = [
+        m[1]
+        for m in (
+            re.fullmatch(rf"START RequestId: ({UUID_RE}) Version: \$LATEST", line) for line in lines
+        )
+        if m
+    ]
     assert len(starts) == 1, "\n".join(lines)
     return starts[0]
 
@@ -50,8 +55,11 @@ def test_timeout_through_the_cli() -> None:
     assert r.returncode == 1, r.stderr
     lines = r.stderr.splitlines()
     rid = start_rid(lines)
-    assert r.stdout == ('{"errorType":"Sandbox.Timedout","errorMessage":"RequestId: ' + rid
-                        + ' Error: Task timed out after 1.00 seconds"}\n')
+    assert r.stdout == (
+        '{"errorType":"Sandbox.Timedout","errorMessage":"RequestId: '
+        + rid
+        + ' Error: Task timed out after 1.00 seconds"}\n'
+    )
     start = index_of(lines, rf"START RequestId: {rid} Version: \$LATEST")
     said = index_of(lines, rf"{ISO_TS} {rid} Task timed out after 1\.00 seconds", start)
     end = index_of(lines, f"END RequestId: {rid}", said)
@@ -66,6 +74,7 @@ def test_timeout_through_the_cli() -> None:
 def test_a_warm_invoke_times_out_after_quick_ones() -> None:
     """Back-to-back invokes share one deadline timer, moved on when it fires for an invocation
     that has already ended: the slow one after them still times out, at its own deadline."""
+
     async def body_() -> None:
         async with Harness(fixture("rt-sleepy"), {"timeout_s": 1.0}) as h:
             quick = [await h.invoke({}) for _ in range(3)]
@@ -89,7 +98,8 @@ def test_timeout_resets_the_environment() -> None:
             assert body(late) == {
                 "errorType": "Sandbox.Timedout",
                 "errorMessage": f"RequestId: {late.request_id} Error: Task timed out after "
-                                "1.00 seconds"}
+                "1.00 seconds",
+            }
             assert late.duration_ms == 1000.0
             first_pid = init_pid(late.log_lines, "sleepy: init pid")
             assert not alive(first_pid)  # the timed-out runtime was killed
@@ -107,6 +117,7 @@ def test_timeout_resets_the_environment() -> None:
 def test_timeout_covers_work_after_the_response() -> None:
     """The caller has its answer as soon as it is posted, but the invocation lasts until the
     runtime asks for the next event; if that does not happen in time, it is a timeout."""
+
     async def body_() -> None:
         async with Harness(fixture("rt-sleepy"), {"timeout_s": 1.0}) as h:
             assert h.fn is not None
@@ -132,10 +143,13 @@ def test_timeout_covers_work_after_the_response() -> None:
 # ---- 4. crash mid-invoke -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("action", "detail"), [
-    ("exit3", "Runtime exited with error: exit status 3"),
-    ("kill9", "Runtime exited with error: signal: killed"),
-])
+@pytest.mark.parametrize(
+    ("action", "detail"),
+    [
+        ("exit3", "Runtime exited with error: exit status 3"),
+        ("kill9", "Runtime exited with error: signal: killed"),
+    ],
+)
 def test_crash_mid_invoke_then_reinit(action: str, detail: str) -> None:
     async def body_() -> None:
         async with Harness(fixture("rt-crash")) as h:
@@ -143,9 +157,16 @@ def test_crash_mid_invoke_then_reinit(action: str, detail: str) -> None:
             rid = crashed.request_id
             assert crashed.status == "crash"
             assert crashed.result.function_error
-            assert crashed.result.payload == (
-                '{"errorType":"Runtime.ExitError","errorMessage":"RequestId: ' + rid
-                + ' Error: ' + detail + '"}').encode()
+            assert (
+                crashed.result.payload
+                == (
+                    '{"errorType":"Runtime.ExitError","errorMessage":"RequestId: '
+                    + rid
+                    + " Error: "
+                    + detail
+                    + '"}'
+                ).encode()
+            )
             lines = crashed.log_lines
             fault = index_of(lines, re.escape(f"RequestId: {rid} Error: {detail}"))
             assert lines[fault + 1] == "Runtime.ExitError"
@@ -168,13 +189,16 @@ def test_crash_exit_code_through_the_cli() -> None:
     rid = start_rid(r.stderr.splitlines())
     assert json.loads(r.stdout) == {
         "errorType": "Runtime.ExitError",
-        "errorMessage": f"RequestId: {rid} Error: Runtime exited with error: exit status 3"}
+        "errorMessage": f"RequestId: {rid} Error: Runtime exited with error: exit status 3",
+    }
 
 
 # ---- 5. init failures ----------------------------------------------------------------------
 
-INIT_REPORT = (r"INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: {phase}\tStatus: error"
-               r"\tError Type: {type}")
+INIT_REPORT = (
+    r"INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: {phase}\tStatus: error"
+    r"\tError Type: {type}"
+)
 
 
 def test_runtime_exits_during_init() -> None:
@@ -182,8 +206,11 @@ def test_runtime_exits_during_init() -> None:
     assert r.returncode == 1, r.stderr
     lines = r.stderr.splitlines()
     rid = start_rid(lines)
-    assert r.stdout == ('{"errorType":"Runtime.ExitError","errorMessage":"RequestId: ' + rid
-                        + ' Error: Runtime exited with error: exit status 1"}\n')
+    assert r.stdout == (
+        '{"errorType":"Runtime.ExitError","errorMessage":"RequestId: '
+        + rid
+        + ' Error: Runtime exited with error: exit status 1"}\n'
+    )
     said = "init: DB_URL is not set, giving up"
     i = index_of(lines, "INIT_START .*")
     i = index_of(lines, said, i)
@@ -195,8 +222,9 @@ def test_runtime_exits_during_init() -> None:
 
 
 def test_init_error_posted_by_the_runtime() -> None:
-    posted = (b'{"errorMessage":"DB_URL is not set","errorType":"Runtime.ConfigError",'
-              b'"stackTrace":[]}')
+    posted = (
+        b'{"errorMessage":"DB_URL is not set","errorType":"Runtime.ConfigError","stackTrace":[]}'
+    )
     r = cli(fixture("rt-init-error"))
     assert r.returncode == 1, r.stderr
     assert r.stdout.encode() == posted + b"\n"  # the caller gets the posted document
@@ -310,17 +338,25 @@ def test_concurrent_invokes_run_one_after_the_other() -> None:
             assert b1["pid"] == b2["pid"]  # one environment
             assert b1["end"] <= b2["start"]  # never overlapping inside the runtime
             # the platform saw them one after the other: START a, END a, REPORT a, START b, ...
-            platform = [line for line in h.lines("platform")
-                        if line.startswith(("START", "END", "REPORT"))]
+            platform = [
+                line for line in h.lines("platform") if line.startswith(("START", "END", "REPORT"))
+            ]
             first, later = (r1, r2) if b1["event"]["n"] == 1 else (r2, r1)
             kinds = [(line.split()[0], line.split()[2]) for line in platform]
-            assert kinds == [("START", first.request_id), ("END", first.request_id),
-                             ("REPORT", first.request_id), ("START", later.request_id),
-                             ("END", later.request_id), ("REPORT", later.request_id)]
+            assert kinds == [
+                ("START", first.request_id),
+                ("END", first.request_id),
+                ("REPORT", first.request_id),
+                ("START", later.request_id),
+                ("END", later.request_id),
+                ("REPORT", later.request_id),
+            ]
             assert first.cold and not later.cold
             # the time it waited for the first one (300 ms) is not part of its duration
-            assert later.duration_ms < first.duration_ms + 250, (first.duration_ms,
-                                                                 later.duration_ms)
+            assert later.duration_ms < first.duration_ms + 250, (
+                first.duration_ms,
+                later.duration_ms,
+            )
 
     run(body_)
 
@@ -354,10 +390,12 @@ def test_init_failure_still_reports_the_memory_it_used(tmp_path) -> None:
     (tmp_path / "app.py").write_text(
         "ballast = bytearray(48 * 1024 * 1024)\n"
         "ballast[::4096] = b'x' * len(ballast[::4096])  # touch every page\n"
-        "import a_module_that_is_not_there\n")
+        "import a_module_that_is_not_there\n"
+    )
     done = run_workbench("invoke", str(tmp_path), "--handler", "app.handler")
     assert done.returncode == 1
-    report = next(line for line in done.stderr.decode().splitlines()
-                  if line.startswith("REPORT RequestId:"))
+    report = next(
+        line for line in done.stderr.decode().splitlines() if line.startswith("REPORT RequestId:")
+    )
     used = int(re.search(r"Max Memory Used: (\d+) MB", report).group(1))
     assert used >= 48, report

@@ -18,31 +18,56 @@ EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _function_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("function settings (override workbench.toml, the template and "
-                             "what the folder says)")
+    g = p.add_argument_group(
+        "function settings (override workbench.toml, the template and what the folder says)"
+    )
     g.add_argument("--handler", help="handler, e.g. app.handler or index.handler")
     g.add_argument("--runtime", help="python3.12, nodejs20.x, provided.al2023, ...")
-    g.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="timeout (default 3, as in Lambda)")
+    g.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="timeout (default 3, as in Lambda)"
+    )
     g.add_argument("--memory", type=int, metavar="MB", help="memory size in MB (default 128)")
-    g.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                   help="environment variable for the function (repeatable; wins over all)")
-    g.add_argument("--env-file", action="append", default=[], type=Path, metavar="FILE",
-                   help="a .env file of variables (repeatable; .env in the folder is read too)")
-    g.add_argument("--runtime-client", choices=("builtin", "awslambdaric"),
-                   help="Python runtime client: workbench's own (default) or awslambdaric")
+    g.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the function (repeatable; wins over all)",
+    )
+    g.add_argument(
+        "--env-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a .env file of variables (repeatable; .env in the folder is read too)",
+    )
+    g.add_argument(
+        "--runtime-client",
+        choices=("builtin", "awslambdaric"),
+        help="Python runtime client: workbench's own (default) or awslambdaric",
+    )
     g.add_argument("--region", help="AWS region the function believes it is in (us-east-1)")
     t = p.add_argument_group("SAM / CloudFormation templates")
-    t.add_argument("--function", metavar="LOGICAL_ID",
-                   help="which function of a template (default: all; invoke needs one)")
-    t.add_argument("--parameter-overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="template parameter value (repeatable)")
+    t.add_argument(
+        "--function",
+        metavar="LOGICAL_ID",
+        help="which function of a template (default: all; invoke needs one)",
+    )
+    t.add_argument(
+        "--parameter-overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter value (repeatable)",
+    )
 
 
 def targets_argument(p: argparse.ArgumentParser) -> None:
     """One or more TARGETs (TUI, serve, doctor): function folders and/or SAM templates."""
-    p.add_argument("dirs", type=Path, nargs="+", metavar="TARGET",
-                   help="function folders and/or SAM templates")
+    p.add_argument(
+        "dirs", type=Path, nargs="+", metavar="TARGET", help="function folders and/or SAM templates"
+    )
 
 
 def _port(text: str) -> int:
@@ -57,23 +82,32 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="workbench", usage="workbench TARGET [TARGET ...] [options]   (the TUI)\n"
-                                "       workbench COMMAND ...",
+        prog="workbench",
+        usage="workbench TARGET [TARGET ...] [options]   (the TUI)\n       workbench COMMAND ...",
         description="Run AWS Lambda functions locally, exactly as Lambda would. "
-                    "`workbench TARGET` opens the TUI on a function folder or SAM template "
-                    "(`workbench TARGET --help` for its options); the commands run headless.")
+        "`workbench TARGET` opens the TUI on a function folder or SAM template "
+        "(`workbench TARGET --help` for its options); the commands run headless.",
+    )
     from workbench import __version__
 
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="workbench")
 
-    inv = sub.add_parser("invoke", help="invoke a function once and print its response",
-                         description="Invoke once: the response on stdout, logs on stderr. "
-                                     "Exit 0 on success, 1 on a function error, 2 on bad input.")
-    inv.add_argument("dir", type=Path, metavar="TARGET",
-                     help="the function's folder, a SAM template, or a folder holding one")
-    inv.add_argument("-e", "--event", metavar="FILE",
-                     help="event JSON file, or - for stdin (default: {})")
+    inv = sub.add_parser(
+        "invoke",
+        help="invoke a function once and print its response",
+        description="Invoke once: the response on stdout, logs on stderr. "
+        "Exit 0 on success, 1 on a function error, 2 on bad input.",
+    )
+    inv.add_argument(
+        "dir",
+        type=Path,
+        metavar="TARGET",
+        help="the function's folder, a SAM template, or a folder holding one",
+    )
+    inv.add_argument(
+        "-e", "--event", metavar="FILE", help="event JSON file, or - for stdin (default: {})"
+    )
     inv.add_argument("-q", "--quiet", action="store_true", help="do not print logs")
     _function_flags(inv)
 
@@ -88,8 +122,7 @@ def _extra_commands() -> dict[str, ModuleType]:
     return discover()
 
 
-def key_values(items: list[str], flag: str,
-               error: type[Exception] | None = None) -> dict[str, str]:
+def key_values(items: list[str], flag: str, error: type[Exception] | None = None) -> dict[str, str]:
     """`KEY=VALUE` flags (--env, --param, ...) as a dict; a malformed one raises `error`
     (ConfigError by default) naming the flag."""
     if error is None:
@@ -106,8 +139,14 @@ def key_values(items: list[str], flag: str,
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    return {"handler": args.handler, "runtime": args.runtime, "timeout": args.timeout,
-            "memory": args.memory, "region": args.region, "runtime_client": args.runtime_client}
+    return {
+        "handler": args.handler,
+        "runtime": args.runtime,
+        "timeout": args.timeout,
+        "memory": args.memory,
+        "region": args.region,
+        "runtime_client": args.runtime_client,
+    }
 
 
 def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunction]:
@@ -115,9 +154,13 @@ def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunct
     from workbench.core.config.resolve import resolve_functions
 
     resolved = resolve_functions(
-        targets, function=args.function, overrides=_overrides(args),
+        targets,
+        function=args.function,
+        overrides=_overrides(args),
         parameter_overrides=key_values(args.parameter_overrides, "--parameter-overrides"),
-        env_files=args.env_file, env=key_values(args.env, "--env"))
+        env_files=args.env_file,
+        env=key_values(args.env, "--env"),
+    )
     for fn in resolved:
         for warning in fn.warnings:
             print(f"workbench: warning: {warning}", file=sys.stderr)
@@ -138,9 +181,13 @@ class Rereader:
     def __call__(self) -> FunctionConfig:
         from workbench.core.config.resolve import resolve_again
 
-        self.latest = resolve_again(self.fn, overrides=self.overrides,
-                                    parameter_overrides=self.params, env_files=self.env_files,
-                                    env=self.env)
+        self.latest = resolve_again(
+            self.fn,
+            overrides=self.overrides,
+            parameter_overrides=self.params,
+            env_files=self.env_files,
+            env=self.env,
+        )
         return self.latest.config
 
     def describe(self) -> str:
@@ -157,8 +204,9 @@ def resolve_config(target: Path, args: argparse.Namespace) -> FunctionConfig:
     resolved = resolve([target], args)
     if len(resolved) != 1:
         names = ", ".join(fn.config.name for fn in resolved)
-        raise ConfigError(f"{target} holds {len(resolved)} functions ({names}); "
-                          "pick one with --function")
+        raise ConfigError(
+            f"{target} holds {len(resolved)} functions ({names}); pick one with --function"
+        )
     return resolved[0].config
 
 
@@ -231,8 +279,10 @@ async def _build_once(cfg: FunctionConfig, quiet: bool) -> bool:
     if not result.ok:
         if quiet:
             sys.stderr.write(result.output_tail + "\n")
-        print(f"workbench: {cfg.name}: the build failed ({builder.kind}); see its output above",
-              file=sys.stderr)
+        print(
+            f"workbench: {cfg.name}: the build failed ({builder.kind}); see its output above",
+            file=sys.stderr,
+        )
     return result.ok
 
 
@@ -249,8 +299,9 @@ def _cancel_on_termination() -> None:
         loop.add_signal_handler(sig, task.cancel)
 
 
-async def _invoke_once(cfg: FunctionConfig, payload: bytes, quiet: bool,
-                       event_name: str | None = None) -> int:
+async def _invoke_once(
+    cfg: FunctionConfig, payload: bytes, quiet: bool, event_name: str | None = None
+) -> int:
     import asyncio
 
     from workbench.core.bus import Bus
@@ -302,20 +353,27 @@ def _runnable(args: argparse.Namespace) -> list[ResolvedFunction] | None:
 
 def tui_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="workbench", usage="workbench TARGET [TARGET ...] [options]",
+        prog="workbench",
+        usage="workbench TARGET [TARGET ...] [options]",
         description="Open the workbench TUI on one or more functions (folders or SAM "
-                    "templates). Other commands: workbench {invoke,serve,replay,events,history,"
-                    "doctor} --help.")
+        "templates). Other commands: workbench {invoke,serve,replay,events,history,"
+        "doctor} --help.",
+    )
     targets_argument(p)
-    p.add_argument("--no-watch", dest="watch", action="store_false",
-                   help="do not reload when files change")
-    p.add_argument("--port", type=_port, default=None,
-                   help="also serve the Invoke API here (default 9001, or a free port when "
-                        "9001 is taken; 0 picks a free one)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address of the Invoke API (default 127.0.0.1)")
-    p.add_argument("--no-api", dest="api", action="store_false",
-                   help="do not serve the Invoke API")
+    p.add_argument(
+        "--no-watch", dest="watch", action="store_false", help="do not reload when files change"
+    )
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="also serve the Invoke API here (default 9001, or a free port when "
+        "9001 is taken; 0 picks a free one)",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address of the Invoke API (default 127.0.0.1)"
+    )
+    p.add_argument("--no-api", dest="api", action="store_false", help="do not serve the Invoke API")
     p.add_argument("--theme", help="theme for this run (ctrl+t switches and remembers one)")
     _function_flags(p)
     return p
@@ -328,19 +386,25 @@ def cmd_tui(argv: list[str]) -> int:
         return EXIT_USAGE
     configs = [fn.config for fn in resolved]
     if not sys.stdout.isatty():
-        print("workbench: the TUI needs a terminal; for scripts use `workbench invoke` or "
-              "`workbench serve`", file=sys.stderr)
+        print(
+            "workbench: the TUI needs a terminal; for scripts use `workbench invoke` or "
+            "`workbench serve`",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     from workbench.core.session import Session
     from workbench.ui.app import WorkbenchApp
 
     port = None if not args.api else args.port
-    session = Session(configs, watch=args.watch, host=args.host,
-                      port=(9001 if port is None else port) if args.api else None,
-                      port_fallback=args.api and port is None,
-                      resolvers=(readers := {fn.config.name: rereader(fn, args)
-                                             for fn in resolved}),
-                      describers={name: r.describe for name, r in readers.items()})
+    session = Session(
+        configs,
+        watch=args.watch,
+        host=args.host,
+        port=(9001 if port is None else port) if args.api else None,
+        port_fallback=args.api and port is None,
+        resolvers=(readers := {fn.config.name: rereader(fn, args) for fn in resolved}),
+        describers={name: r.describe for name, r in readers.items()},
+    )
     app = WorkbenchApp(session, theme=args.theme)
     return app.run() or EXIT_OK
 
@@ -356,8 +420,11 @@ def main(argv: list[str] | None = None) -> int:
 
             close = difflib.get_close_matches(argv[0], [k for k in known if k[0] != "-"], n=1)
             if close:
-                print(f"workbench: {argv[0]!r} is neither a folder nor a command; did you mean "
-                      f"`workbench {close[0]}`?", file=sys.stderr)
+                print(
+                    f"workbench: {argv[0]!r} is neither a folder nor a command; did you mean "
+                    f"`workbench {close[0]}`?",
+                    file=sys.stderr,
+                )
                 return EXIT_USAGE
         return cmd_tui(argv)
     args = parser.parse_args(argv)

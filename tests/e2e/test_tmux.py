@@ -23,9 +23,12 @@ from tests.conftest import EXAMPLES
 WORKBENCH = Path(sys.executable).parent / "workbench"  # the venv's entry point
 TMUX = shutil.which("tmux")
 
-pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (bash .ci/run "
-                                                      "installs it): the end-to-end test "
-                                                      "drives workbench in a tmux terminal")
+pytestmark = pytest.mark.skipif(
+    TMUX is None,
+    reason="tmux is not installed (bash .ci/run "
+    "installs it): the end-to-end test "
+    "drives workbench in a tmux terminal",
+)
 
 
 class Terminal:
@@ -39,18 +42,38 @@ class Terminal:
         # a pane's exited process unreaped, and then never reports the status.
         self.status_file = folder / "exit-status"
         script = '"$@"; echo $? > "$STATUS_FILE"'
-        self.tmux("-f", str(conf), "new-session", "-d", "-s", "wb", "-x", "120", "-y", "36",
-                  *[a for k, v in {**env, "STATUS_FILE": str(self.status_file)}.items()
-                    for a in ("-e", f"{k}={v}")],
-                  "--", "sh", "-c", script, "sh", *command)
+        self.tmux(
+            "-f",
+            str(conf),
+            "new-session",
+            "-d",
+            "-s",
+            "wb",
+            "-x",
+            "120",
+            "-y",
+            "36",
+            *[
+                a
+                for k, v in {**env, "STATUS_FILE": str(self.status_file)}.items()
+                for a in ("-e", f"{k}={v}")
+            ],
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            *command,
+        )
 
     def tmux(self, *args: str) -> str:
         assert TMUX is not None
         # the server inherits this environment; a COLUMNS or LINES in it (pytest's run can
         # have them) would override the terminal's real size for everything inside
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        done = subprocess.run([TMUX, "-L", self.socket, *args], capture_output=True,
-                              text=True, timeout=10, env=env)
+        done = subprocess.run(
+            [TMUX, "-L", self.socket, *args], capture_output=True, text=True, timeout=10, env=env
+        )
         if done.returncode != 0:
             raise AssertionError(f"tmux {args[0]}: {done.stderr.strip()}")
         return done.stdout
@@ -127,16 +150,22 @@ def assert_nothing_left(folder: Path) -> None:
 @pytest.fixture
 def function_copy(tmp_path: Path) -> Path:
     target = tmp_path / f"hello-e2e-{uuid.uuid4().hex[:6]}"
-    shutil.copytree(EXAMPLES / "hello-python", target,
-                    ignore=shutil.ignore_patterns(".workbench", "__pycache__"))
+    shutil.copytree(
+        EXAMPLES / "hello-python",
+        target,
+        ignore=shutil.ignore_patterns(".workbench", "__pycache__"),
+    )
     return target
 
 
 @pytest.fixture
 def terminal(tmp_path: Path, function_copy: Path) -> Iterator[Terminal]:
     assert WORKBENCH.exists(), f"{WORKBENCH} is missing: pip install -e ."
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color",
-           "COLORTERM": "truecolor"}
+    env = {
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "TERM": "xterm-256color",
+        "COLORTERM": "truecolor",
+    }
     term = Terminal(tmp_path, [str(WORKBENCH), str(function_copy)], env)
     try:
         yield term
@@ -148,13 +177,16 @@ def ready(screen: str) -> bool:
     return "● ready" in screen
 
 
-def test_invoke_help_theme_and_quit_in_a_real_terminal(terminal: Terminal, tmp_path: Path,
-                                                       function_copy: Path) -> None:
+def test_invoke_help_theme_and_quit_in_a_real_terminal(
+    terminal: Terminal, tmp_path: Path, function_copy: Path
+) -> None:
     name = function_copy.name
     terminal.wait(ready, "the function to be ready")
     terminal.keys("C-r")
-    screen = terminal.wait(lambda s: "REPORT RequestId:" in s and "statusCode" in s,
-                           "the invocation's response and REPORT line")
+    screen = terminal.wait(
+        lambda s: "REPORT RequestId:" in s and "statusCode" in s,
+        "the invocation's response and REPORT line",
+    )
     assert re.search(r"\d\d:\d\d:\d\d\s+hello\s+ok\s+cold", screen), screen
     assert re.search(r'"statusCode": 200', screen), screen
     assert f"{name} python" in screen  # the status line: function and runtime
@@ -183,8 +215,9 @@ def test_invoke_help_theme_and_quit_in_a_real_terminal(terminal: Terminal, tmp_p
     assert_nothing_left(function_copy)
 
 
-def test_ctrl_c_quits_cleanly_and_stops_the_function(terminal: Terminal,
-                                                      function_copy: Path) -> None:
+def test_ctrl_c_quits_cleanly_and_stops_the_function(
+    terminal: Terminal, function_copy: Path
+) -> None:
     terminal.wait(ready, "the function to be ready")
     terminal.keys("C-r")
     terminal.wait(lambda s: "REPORT RequestId:" in s, "the invocation")
@@ -198,7 +231,8 @@ def test_ctrl_c_quits_cleanly_and_stops_the_function(terminal: Terminal,
 
 
 def test_kill_9_of_the_tui_keeps_history_and_leaves_no_function_running(
-        terminal: Terminal, function_copy: Path) -> None:
+    terminal: Terminal, function_copy: Path
+) -> None:
     from workbench.core.history.store import HistoryStore
 
     terminal.wait(ready, "the function to be ready")
@@ -207,8 +241,11 @@ def test_kill_9_of_the_tui_keeps_history_and_leaves_no_function_running(
     time.sleep(0.1)  # the history writer commits within a few ms of an invocation
     running = processes_mentioning(str(function_copy))
     # the shell wrapper and the tmux server name the command too; the workbench is python
-    ours = [pid for pid, cmd in running if str(WORKBENCH) in cmd
-            and Path(cmd.split()[0]).name not in ("sh", "tmux")]
+    ours = [
+        pid
+        for pid, cmd in running
+        if str(WORKBENCH) in cmd and Path(cmd.split()[0]).name not in ("sh", "tmux")
+    ]
     assert len(ours) == 1, running
     functions = [pid for pid, cmd in running if str(WORKBENCH) not in cmd]
     assert functions, "the function should be running now"
@@ -231,8 +268,9 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def test_sigterm_and_a_closed_terminal_stop_the_tui_cleanly(tmp_path: Path,
-                                                          function_copy: Path) -> None:
+def test_sigterm_and_a_closed_terminal_stop_the_tui_cleanly(
+    tmp_path: Path, function_copy: Path
+) -> None:
     """`kill PID` (SIGTERM) and the terminal going away (SIGHUP) quit as ctrl+q does."""
     import signal
 
@@ -245,8 +283,11 @@ def test_sigterm_and_a_closed_terminal_stop_the_tui_cleanly(tmp_path: Path,
             term.keys("C-r")
             term.wait(lambda s: "REPORT RequestId:" in s, "the invocation")
             running = processes_mentioning(str(function_copy))
-            ours = [pid for pid, cmd in running if str(WORKBENCH) in cmd
-                    and Path(cmd.split()[0]).name not in ("sh", "tmux")]
+            ours = [
+                pid
+                for pid, cmd in running
+                if str(WORKBENCH) in cmd and Path(cmd.split()[0]).name not in ("sh", "tmux")
+            ]
             assert len(ours) == 1, running
             os.kill(ours[0], sig)
             assert term.exit_status() == 0, f"{sig.name}: {term.screen()}"

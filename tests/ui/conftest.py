@@ -35,22 +35,34 @@ def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 def hello(tmp_path: Path) -> Path:
     """A private copy of examples/hello-python (its events/ included)."""
     target = tmp_path / "hello"
-    shutil.copytree(EXAMPLES / "hello-python", target,
-                    ignore=shutil.ignore_patterns(".workbench", "__pycache__"))
+    shutil.copytree(
+        EXAMPLES / "hello-python",
+        target,
+        ignore=shutil.ignore_patterns(".workbench", "__pycache__"),
+    )
     return target
 
 
-def make_app(*targets: Path, watch: bool = False, port: int | None = 0,
-             theme: str | None = None, prefs: Prefs | None = None) -> WorkbenchApp:
+def make_app(
+    *targets: Path,
+    watch: bool = False,
+    port: int | None = 0,
+    theme: str | None = None,
+    prefs: Prefs | None = None,
+) -> WorkbenchApp:
     configs = [fn.config for fn in resolve_functions(list(targets))]
     session = Session(configs, watch=watch, port=port)
     return WorkbenchApp(session, theme=theme, prefs=prefs)
 
 
-def run_app(app: WorkbenchApp, body: Callable[[Pilot[int], WorkbenchApp], Awaitable[None]],
-            size: tuple[int, int] = SIZE) -> None:
+def run_app(
+    app: WorkbenchApp,
+    body: Callable[[Pilot[int], WorkbenchApp], Awaitable[None]],
+    size: tuple[int, int] = SIZE,
+) -> None:
     """Run the app headless, wait for its session to be up, then run `body`; the app is
     always shut down (every function process stopped) at the end."""
+
     async def main() -> None:
         async with app.run_test(size=size) as pilot:
             await app.workers.wait_for_complete()
@@ -59,11 +71,13 @@ def run_app(app: WorkbenchApp, body: Callable[[Pilot[int], WorkbenchApp], Awaita
                 await body(pilot, app)
             finally:
                 await app.shutdown()
+
     asyncio.run(main())
 
 
-async def wait_for(pilot: Pilot[int], check: Callable[[], object], timeout: float = 15,
-                   what: str = "the condition") -> None:
+async def wait_for(
+    pilot: Pilot[int], check: Callable[[], object], timeout: float = 15, what: str = "the condition"
+) -> None:
     """Let the app run until `check()` is true; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not check():

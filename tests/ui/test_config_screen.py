@@ -27,13 +27,17 @@ def _app_like_the_cli(*argv: str, prefs: Prefs | None = None) -> WorkbenchApp:
     args = tui_parser().parse_args([*argv, "--port", "0"])
     resolved = resolve(args.dirs, args)
     readers = {fn.config.name: rereader(fn, args) for fn in resolved}
-    session = Session([fn.config for fn in resolved], watch=True, port=0, resolvers=readers,
-                      describers={n: r.describe for n, r in readers.items()})
+    session = Session(
+        [fn.config for fn in resolved],
+        watch=True,
+        port=0,
+        resolvers=readers,
+        describers={n: r.describe for n, r in readers.items()},
+    )
     return WorkbenchApp(session, prefs=prefs)
 
 
-def test_f3_shows_each_variable_and_where_it_came_from_and_follows_an_edit(
-        tmp_path: Path) -> None:
+def test_f3_shows_each_variable_and_where_it_came_from_and_follows_an_edit(tmp_path: Path) -> None:
     fn = tmp_path / "paint"
     fn.mkdir()
     (fn / "app.py").write_text(HANDLER)
@@ -64,6 +68,7 @@ def test_f3_shows_each_variable_and_where_it_came_from_and_follows_an_edit(
         await pilot.press("f3")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfigScreen))
         assert "COLOUR = blue" in str(app.screen.query_one("#config-text").render())
+
     run_app(_app_like_the_cli(str(fn), "--env", "SIZE=large"), body)
 
 
@@ -80,5 +85,6 @@ def test_a_misspelt_binding_id_in_the_keymap_is_reported(hello: Path) -> None:
     def notify(message: str, **kwargs: object) -> None:
         seen.append(message)
         original(message, **kwargs)  # type: ignore[arg-type]
+
     app.notify = notify  # type: ignore[method-assign]
     run_app(app, body)

@@ -32,9 +32,11 @@ def test_a_typed_event_is_invoked_and_every_pane_answers(hello: Path) -> None:
         assert row.event == b'{"name": "Ada"}' and row.outcome == "ok"
         assert str(history.get_row_at(0)[1]) == "(unsaved)"
         assert "Hello, Ada!" in shown(app, "#response-body")
-        await wait_for(pilot, lambda: any("greeting Ada" in line
-                                          for line in app.query_one(LogPane).log_widget.lines),
-                       what="the function's log line")
+        await wait_for(
+            pilot,
+            lambda: any("greeting Ada" in line for line in app.query_one(LogPane).log_widget.lines),
+            what="the function's log line",
+        )
         assert row.request_id[:8] in shown(app, "#timing-selected")
         assert "1 invo" in shown(app, "#timing-session")
         # the request that was sent, one key away
@@ -43,6 +45,7 @@ def test_a_typed_event_is_invoked_and_every_pane_answers(hello: Path) -> None:
         assert app.query_one(ResponseView).side == "request"
         assert '"Ada"' in shown(app, "#request-body")
         assert app.query_one("#response-body").has_class("hidden")
+
     run_app(make_app(hello), body)
 
 
@@ -71,6 +74,7 @@ def test_invalid_json_says_where_and_is_never_sent(hello: Path) -> None:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: history.rows_shown, what="the fixed event's row")
         assert json.loads(history.rows_shown[0].event) == {"name": "Ada"}
+
     run_app(make_app(hello), body)
 
 
@@ -133,6 +137,7 @@ def test_save_save_as_rename_delete_then_reopen_through_the_picker(hello: Path) 
         await pilot.press("y")
         await wait_for(pilot, lambda: editor.event_name == "hello", what="hello opened")
         assert json.loads(editor.text) == saved and not editor.modified
+
     run_app(make_app(hello), body)
 
 
@@ -146,6 +151,7 @@ def test_unsaved_changes_are_not_dropped_without_asking(hello: Path) -> None:
         assert isinstance(app.screen, Confirm)
         await pilot.press("n")
         assert editor.text.startswith("[1, ") and editor.event_name == "hello"
+
     run_app(make_app(hello), body)
 
 
@@ -159,8 +165,11 @@ def test_a_sample_event_is_invoked_then_saved_under_its_own_name(tmp_path: Path)
         await pilot.press("ctrl+o")
         await type_text(pilot, "sqs receive-message")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: editor.origin == "sample sqs/receive-message",
-                       what="the SQS sample in the editor")
+        await wait_for(
+            pilot,
+            lambda: editor.origin == "sample sqs/receive-message",
+            what="the SQS sample in the editor",
+        )
         event = json.loads(editor.text)
         assert event["Records"][0]["eventSource"] == "aws:sqs"
         assert "sample sqs/receive-message (not saved)" in shown(app, "#event-name")
@@ -175,4 +184,5 @@ def test_a_sample_event_is_invoked_then_saved_under_its_own_name(tmp_path: Path)
         path = echo / "events" / "sqs-receive-message.json"
         assert json.loads(path.read_text()) == event
         assert editor.event_name == "sqs-receive-message" and not editor.modified
+
     run_app(make_app(echo), body)

@@ -48,6 +48,7 @@ def invoke_and_read(folder: Path) -> tuple[str, str]:
         await wait_for(pilot, lambda: history.rows_shown, timeout=30, what="the failed row")
         await wait_for(pilot, lambda: history.selected_id is not None, what="the selection")
         seen.extend([str(history.get_row_at(0)[2]), shown(app, "#response-body")])
+
     run_app(make_app(folder), body)
     return seen[0], seen[1]
 

@@ -21,22 +21,30 @@ def test_a_broken_first_build_then_a_fix(tmp_path: Path) -> None:
         status = app.query_one("#status")
         assert app.session.state["builds"] == "failed"
         await wait_for(pilot, lambda: "failed" in str(status.render()), what="failed status")
-        await wait_for(pilot, lambda: any("first build failed" in n for n in notices(app)),
-                       what="the notice")
+        await wait_for(
+            pilot, lambda: any("first build failed" in n for n in notices(app)), what="the notice"
+        )
         logs = app.query_one("LogPane")
-        await wait_for(pilot, lambda: any("broken" in line for line in
-                                          logs.log_widget.lines),  # type: ignore[attr-defined]
-                       what="the build's output in the log")
+        await wait_for(
+            pilot,
+            lambda: any("broken" in line for line in logs.log_widget.lines),  # type: ignore[attr-defined]
+            what="the build's output in the log",
+        )
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: any("ResourceConflictException" in n
-                                          for n in notices(app)), what="the refusal")
+        await wait_for(
+            pilot,
+            lambda: any("ResourceConflictException" in n for n in notices(app)),
+            what="the refusal",
+        )
         assert app.query_one(InvocationHistory).rows_shown == []
 
         (fn / "build.sh").write_text("echo compiling\n")
-        await wait_for(pilot, lambda: app.session.state["builds"] == "ready",
-                       what="the fixed build")
+        await wait_for(
+            pilot, lambda: app.session.state["builds"] == "ready", what="the fixed build"
+        )
         await pilot.press("ctrl+r")
         history = app.query_one(InvocationHistory)
         await wait_for(pilot, lambda: history.rows_shown, what="an invocation")
         assert history.rows_shown[0].outcome == "ok"
+
     run_app(make_app(fn, watch=True), body)

@@ -20,7 +20,7 @@ from workbench.ui.app import WorkbenchApp
 from workbench.ui.widgets.log_pane import MAX_LINES, LogPane
 
 FLOOD = 200_000
-FLOODING = f'''\
+FLOODING = f"""\
 import sys
 
 
@@ -28,7 +28,7 @@ def handler(event, context):
     sys.stdout.write("".join(f"flood line {{i}}\\n" for i in range({FLOOD})))  # one burst
     sys.stdout.flush()
     return {{"printed": {FLOOD}}}
-'''
+"""
 TYPED = "999"
 
 
@@ -47,6 +47,7 @@ def test_keys_typed_during_a_flood_take_effect_while_it_arrives(tmp_path: Path) 
             nonlocal frames
             frames += 1
             catch_up()
+
         pane.catch_up = counted  # type: ignore[method-assign]
         widget_most = 0
 
@@ -69,16 +70,21 @@ def test_keys_typed_during_a_flood_take_effect_while_it_arrives(tmp_path: Path) 
             seen_at.append(book.total - start)
         record = await handle.record
         assert record.status == "ok"
-        await wait_for(pilot, lambda: not pane.scanning and pane.cursor == book.total,
-                       what="the widget to catch up")
+        await wait_for(
+            pilot,
+            lambda: not pane.scanning and pane.cursor == book.total,
+            what="the widget to catch up",
+        )
         sample()
 
         assert seen_at[-1] < FLOOD, (
-            f"the keys took effect only after the flood: {seen_at} of {FLOOD} lines in")
+            f"the keys took effect only after the flood: {seen_at} of {FLOOD} lines in"
+        )
         assert book.total - start >= FLOOD, "the LogBook keeps every line"
         assert widget_most <= MAX_LINES
         assert frames < FLOOD / 100, f"{frames} refreshes for {FLOOD} lines: not per frame"
         shown = pane.log_widget.lines
         assert shown and all(TYPED in line for line in shown), "the filter typed mid-flood"
         assert shown[-1] == f" flood line {FLOOD - 1}"
+
     run_app(make_app(folder), body)

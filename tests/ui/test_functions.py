@@ -47,4 +47,5 @@ def test_switching_the_active_function(hello: Path, tmp_path: Path) -> None:
         assert [r.function for r in history.rows_shown] == ["hello"]
         assert editor.text == '{"name": "draft for hello"}' and editor.modified
         assert editor.event_name == "hello", "still the saved event it was, with its edits"
+
     run_app(make_app(hello, node), body)

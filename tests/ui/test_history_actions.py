@@ -42,6 +42,7 @@ def test_r_replays_the_selected_row(hello: Path) -> None:
         assert not new.cold  # the same environment, now warm
         assert history.selected_id == new.request_id  # the replay is what the panes show
         assert "Hello, workbench!" in shown(app, "#response-body")
+
     run_app(make_app(hello), body)
 
 
@@ -60,6 +61,7 @@ def test_s_saves_the_selected_rows_event_not_the_editors(hello: Path) -> None:
         saved = hello / "events" / "grace.json"
         assert json.loads(saved.read_text()) == {"name": "Grace", "n": 3}
         assert editor.text == '{"other": true}' and editor.event_name is None
+
     run_app(make_app(hello), body)
 
 
@@ -77,6 +79,7 @@ def test_e_opens_the_rows_event_and_v_shows_the_request(hello: Path) -> None:
         assert json.loads(editor.text) == {"name": "Linus"}
         assert editor.origin is not None and history.rows_shown[0].request_id[:8] in editor.origin
         assert app.focused is editor.text_area
+
     run_app(make_app(hello), body)
 
 
@@ -88,9 +91,11 @@ def test_selecting_an_older_row_switches_response_timing_and_logs(hello: Path) -
         await invoke(pilot, app, '{"name": "second"}')
         newer, older = history.rows_shown
         assert "Hello, second!" in shown(app, "#response-body")
-        await wait_for(pilot, lambda: any("greeting second" in ln
-                                          for ln in logs.log_widget.lines),
-                       what="the newer invocation's logs")
+        await wait_for(
+            pilot,
+            lambda: any("greeting second" in ln for ln in logs.log_widget.lines),
+            what="the newer invocation's logs",
+        )
         history.focus()
         await pilot.press("down")
         assert history.selected_id == older.request_id
@@ -104,4 +109,5 @@ def test_selecting_an_older_row_switches_response_timing_and_logs(hello: Path) -
         await pilot.press("up")
         assert "Hello, second!" in shown(app, "#response-body")
         assert logs.filter.request_id == newer.request_id
+
     run_app(make_app(hello), body)

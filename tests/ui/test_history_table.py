@@ -17,8 +17,25 @@ NOW = time.time()
 
 
 def _row(i: int, source: str = "tui", event: str | None = "ev") -> Row:
-    return Row(f"rid-{i:06d}", "hello", NOW - 10_000 + i, event, source, "ok", None, False,
-               1.0, 1, None, 128, 15, b"{}", b"{}", False, ())
+    return Row(
+        f"rid-{i:06d}",
+        "hello",
+        NOW - 10_000 + i,
+        event,
+        source,
+        "ok",
+        None,
+        False,
+        1.0,
+        1,
+        None,
+        128,
+        15,
+        b"{}",
+        b"{}",
+        False,
+        (),
+    )
 
 
 def test_rows_stay_newest_first_bounded_and_the_cursor_stays(hello: Path) -> None:
@@ -42,6 +59,7 @@ def test_rows_stay_newest_first_bounded_and_the_cursor_stays(hello: Path) -> Non
             key = table.coordinate_to_cell_key((index, 0)).row_key.value
             assert key == ids[index]
         assert table.selected_id == chosen
+
     run_app(make_app(hello, port=None), body)
 
 
@@ -51,4 +69,5 @@ def test_invocations_from_the_invoke_api_are_named_so(hello: Path) -> None:
         table.add_invocations([_row(1, source="invoke-api", event=None)])
         await pilot.pause()
         assert str(table.get_row_at(0)[1]) == "(Invoke API)"
+
     run_app(make_app(hello, port=None), body)

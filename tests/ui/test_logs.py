@@ -15,7 +15,7 @@ from workbench.ui.app import WorkbenchApp
 from workbench.ui.widgets.history_table import InvocationHistory
 from workbench.ui.widgets.log_pane import LogPane
 
-LEVELLED = '''\
+LEVELLED = """\
 import json
 import logging
 import sys
@@ -33,7 +33,7 @@ def handler(event, context):
     print("plain stdout")
     print("to stderr", file=sys.stderr)
     return {"ok": True}
-'''
+"""
 
 
 def _function(tmp_path: Path, name: str, source: str) -> Path:
@@ -67,9 +67,13 @@ def test_text_filter_refills_from_the_whole_log(hello: Path) -> None:
         assert shown and all("greeting" in x.lower() for x in shown), shown
         for _ in "GREETING":
             await pilot.press("backspace")
-        await wait_for(pilot, lambda: any(f"REPORT RequestId: {rid}" in x for x in _lines(app)),
-                       what="every line again")
+        await wait_for(
+            pilot,
+            lambda: any(f"REPORT RequestId: {rid}" in x for x in _lines(app)),
+            what="every line again",
+        )
         assert any(x.startswith("·INIT_START") for x in _lines(app))
+
     run_app(make_app(hello), body)
 
 
@@ -92,8 +96,10 @@ def test_level_filter_reads_json_and_text_levels(tmp_path: Path) -> None:
         shown = " | ".join(_lines(app))
         assert "json debug" in shown and "text info" in shown and "plain stdout" not in shown
         pane.query_one("#log-level", Select).clear()
-        await wait_for(pilot, lambda: any("plain stdout" in x for x in _lines(app)),
-                       what="any level again")
+        await wait_for(
+            pilot, lambda: any("plain stdout" in x for x in _lines(app)), what="any level again"
+        )
+
     run_app(make_app(fn), body)
 
 
@@ -105,21 +111,29 @@ def test_selecting_an_older_row_shows_its_lines_and_its_cold_start(tmp_path: Pat
         cold = await _invoke(pilot, app, 1)
         warm = await _invoke(pilot, app, 2)
         assert history.rows_shown[1].cold and not history.rows_shown[0].cold
-        await wait_for(pilot, lambda: any(f"START RequestId: {warm}" in x
-                                          for x in _lines(app)), what="the newest selected")
+        await wait_for(
+            pilot,
+            lambda: any(f"START RequestId: {warm}" in x for x in _lines(app)),
+            what="the newest selected",
+        )
         shown = " | ".join(_lines(app))
         assert cold not in shown and "init says hi" not in shown and "INIT_START" not in shown
         history.focus()
         await pilot.press("down")  # newest first: down is older
-        await wait_for(pilot, lambda: any(f"START RequestId: {cold}" in x
-                                          for x in _lines(app)), what="the older row's lines")
+        await wait_for(
+            pilot,
+            lambda: any(f"START RequestId: {cold}" in x for x in _lines(app)),
+            what="the older row's lines",
+        )
         shown = _lines(app)
         assert warm not in " | ".join(shown)
         # the INIT of its cold start, though neither line carries a request id
         assert shown[0].startswith("·INIT_START") and " init says hi" in shown
-        assert shown.index(" init says hi") < shown.index(f"·START RequestId: {cold} "
-                                                         "Version: $LATEST")
+        assert shown.index(" init says hi") < shown.index(
+            f"·START RequestId: {cold} Version: $LATEST"
+        )
         assert f"request {cold[:8]}" in str(app.query_one("#log-request").render())
+
     run_app(make_app(fn), body)
 
 
@@ -138,6 +152,7 @@ def test_stderr_is_told_apart_in_text_and_colour(tmp_path: Path) -> None:
         out = log._render_line_strip(out_y, log.rich_style)
         assert {s.style.color for s in err if s.text.strip()} == {stderr_style.color}
         assert stderr_style.color not in {s.style.color for s in out if s.text.strip()}
+
     run_app(make_app(fn), body)
 
 
@@ -156,9 +171,13 @@ def test_follow_off_holds_the_view_and_on_catches_up(hello: Path) -> None:
         assert _lines(app) == before, "paused: nothing added or pruned under the reader"
         assert "paused" in str(app.query_one("#log-request").render())
         await pilot.press("f")
-        await wait_for(pilot, lambda: any(f"REPORT RequestId: {record.request_id}" in x
-                                          for x in _lines(app)), what="the catch-up")
+        await wait_for(
+            pilot,
+            lambda: any(f"REPORT RequestId: {record.request_id}" in x for x in _lines(app)),
+            what="the catch-up",
+        )
         assert any("greeting paused" in x for x in _lines(app))
+
     run_app(make_app(hello), body)
 
 
@@ -168,14 +187,19 @@ def test_build_output_and_reloads_are_in_the_log(tmp_path: Path, hello: Path) ->
     (fn / "workbench.toml").write_text('build = "echo compiling the thing"\n')
 
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
-        await wait_for(pilot, lambda: "⚙compiling the thing" in _lines(app),
-                       what="the build's output")
+        await wait_for(
+            pilot, lambda: "⚙compiling the thing" in _lines(app), what="the build's output"
+        )
         source = fn / "app.py"
         source.write_text(source.read_text().replace("Hello", "Howdy"))
-        await wait_for(pilot, lambda: any(x.startswith("↻reloaded: app.py changed; ready")
-                                          for x in _lines(app)), what="the reload line")
+        await wait_for(
+            pilot,
+            lambda: any(x.startswith("↻reloaded: app.py changed; ready") for x in _lines(app)),
+            what="the reload line",
+        )
         line = next(x for x in _lines(app) if x.startswith("↻reloaded"))
         assert " ms after the save (build " in line and "init " in line
+
     run_app(make_app(fn, watch=True), body)
 
 
@@ -186,10 +210,14 @@ def test_a_request_filter_on_the_newest_moves_on_to_the_next(hello: Path) -> Non
         assert pane.filter.request_id == first
         handle = app.session.invoke("hello", b'{"name": "next"}')  # not from the UI: boto3
         await handle.record
-        await wait_for(pilot, lambda: pane.filter.request_id == handle.request_id,
-                       what="the filter to follow the new invocation")
+        await wait_for(
+            pilot,
+            lambda: pane.filter.request_id == handle.request_id,
+            what="the filter to follow the new invocation",
+        )
         await wait_for(pilot, lambda: any("greeting next" in x for x in _lines(app)))
         assert not any(first in x for x in _lines(app))
+
     run_app(make_app(hello), body)
 
 

@@ -38,8 +38,7 @@ def _gone(marker: str) -> bool:
 
 def _app(tmp_path: Path, marker: str) -> WorkbenchApp:
     key, value = marker.split("=")
-    fn = function_dir(tmp_path, "slow", SLOW,
-                      f'timeout = 60\n[environment]\n{key} = "{value}"\n')
+    fn = function_dir(tmp_path, "slow", SLOW, f'timeout = 60\n[environment]\n{key} = "{value}"\n')
     return make_app(fn)
 
 
@@ -49,7 +48,8 @@ def test_quit_while_an_invoke_is_running_stops_everything(tmp_path: Path) -> Non
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         started: list[str] = []
         app.session.bus.subscribe(
-            lambda e: started.append(e.request_id) if isinstance(e, InvocationStarted) else None)
+            lambda e: started.append(e.request_id) if isinstance(e, InvocationStarted) else None
+        )
         editor = app.query_one("#event-text")
         editor.load_text('{"sleep": 30}')  # type: ignore[attr-defined]
         await pilot.press("ctrl+r")
@@ -57,6 +57,7 @@ def test_quit_while_an_invoke_is_running_stops_everything(tmp_path: Path) -> Non
         assert processes_with_env(marker), "the function is running"
         await app.shutdown()
         assert _gone(marker), "quitting mid-invoke left the function running"
+
     run_app(_app(tmp_path, marker), body)
 
 
@@ -72,4 +73,5 @@ def test_quit_reaps_a_child_the_function_left_behind(tmp_path: Path) -> None:
         assert len(processes_with_env(marker)) >= 2, "the runtime and its forked child"
         await pilot.press("ctrl+q")
         assert _gone(marker), "the forked child outlived the workbench"
+
     run_app(_app(tmp_path, marker), body)

@@ -29,8 +29,9 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
 
         async def invoke(count: int) -> None:
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: len(history.rows_shown) == count,
-                           what=f"invocation {count}")
+            await wait_for(
+                pilot, lambda: len(history.rows_shown) == count, what=f"invocation {count}"
+            )
 
         await invoke(1)
         assert _message(app) == "Hello, workbench!"
@@ -38,8 +39,11 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
         source.write_text(original.replace('f"Hello, {name}!"', 'f"Howdy, {name}!"'))
         await wait_for(pilot, lambda: reloads.last_reload is not None, what="the reload")
         assert reloads.last_reload is not None and reloads.last_reload.ok
-        await wait_for(pilot, lambda: "last reload" in str(app.query_one("#status").render()),
-                       what="the status line to show the reload")
+        await wait_for(
+            pilot,
+            lambda: "last reload" in str(app.query_one("#status").render()),
+            what="the status line to show the reload",
+        )
         await invoke(2)
         assert _message(app) == "Howdy, workbench!"
         assert not history.rows_shown[0].cold, "the reload started the new code eagerly"
@@ -49,12 +53,20 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
         await wait_for(pilot, lambda: reloads.last_reload is not first, what="the failed reload")
         assert reloads.last_reload is not None and not reloads.last_reload.ok
         await wait_for(pilot, lambda: session.state["hello"] == "failed", what="failed state")
-        await wait_for(pilot, lambda: "failed" in str(app.query_one("#status").render()),
-                       what="the status line to say failed")
+        await wait_for(
+            pilot,
+            lambda: "failed" in str(app.query_one("#status").render()),
+            what="the status line to say failed",
+        )
         logs = app.query_one(LogPane)
-        await wait_for(pilot, lambda: logs.filter.request_id is None and any(
-            "SyntaxError" in line for line in logs.log_widget.lines),
-            what="the log to show the failure, unfiltered")
+        await wait_for(
+            pilot,
+            lambda: (
+                logs.filter.request_id is None
+                and any("SyntaxError" in line for line in logs.log_widget.lines)
+            ),
+            what="the log to show the failure, unfiltered",
+        )
         await invoke(3)
         assert _message(app) == "Howdy, workbench!", "the last good version keeps serving"
 
@@ -64,6 +76,7 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
         await invoke(4)
         assert _message(app) == "Hello, workbench!"
         assert session.state["hello"] == "ready"
+
     run_app(make_app(hello, watch=True), body)
 
 
@@ -78,4 +91,5 @@ def test_ctrl_n_forces_a_cold_start_without_a_change(hello: Path) -> None:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(history.rows_shown) == 3)
         assert history.rows_shown[0].cold
+
     run_app(make_app(hello), body)

@@ -23,9 +23,12 @@ def test_invoke_fills_history_response_logs_and_timing(hello: Path) -> None:
         assert json.loads(row.response)["statusCode"] == 200
         response = str(app.query_one("#response-body").render())
         assert "statusCode" in response
-        await wait_for(pilot, lambda: any(row.request_id[:8] in ln
-                                          for ln in app.query_one(LogPane).log_widget.lines),
-                       what="the invocation's log lines")
+        await wait_for(
+            pilot,
+            lambda: any(row.request_id[:8] in ln for ln in app.query_one(LogPane).log_widget.lines),
+            what="the invocation's log lines",
+        )
         timing = str(app.query_one("#timing-selected").render())
         assert "cold start" in timing and "Init" in timing
+
     run_app(make_app(hello), body)

@@ -50,6 +50,7 @@ def rendered(app: WorkbenchApp, selector: str) -> str:
 
 # ---- themes as data ----
 
+
 def test_every_shipped_theme_loads_with_every_workbench_variable() -> None:
     themes, problems = load_themes(themes_folder())
     assert problems == []
@@ -66,8 +67,9 @@ def test_a_bad_theme_file_is_reported_and_the_good_ones_still_load(tmp_path: Pat
     (tmp_path / "good.toml").write_text('name = "good"\nprimary = "#336699"\n')
     (tmp_path / "broken.toml").write_text('name = "broken"\nprimary = "#336699\n')
     (tmp_path / "colour.toml").write_text('name = "colour"\nprimary = "not-a-colour"\n')
-    (tmp_path / "typo.toml").write_text('name = "typo"\nprimary = "#336699"\n'
-                                        '[variables]\nstatus-okay = "#00FF00"\n')
+    (tmp_path / "typo.toml").write_text(
+        'name = "typo"\nprimary = "#336699"\n[variables]\nstatus-okay = "#00FF00"\n'
+    )
     themes, problems = load_themes(tmp_path)
     assert [t.name for t in themes] == ["good"]
     assert len(problems) == 3
@@ -79,10 +81,10 @@ def test_a_bad_theme_file_is_reported_and_the_good_ones_still_load(tmp_path: Pat
         load_theme(tmp_path / "empty.toml")
 
 
-def test_a_theme_without_workbench_variables_gets_them_from_its_own_colours(
-        tmp_path: Path) -> None:
-    (tmp_path / "plain.toml").write_text('name = "plain"\nprimary = "#336699"\n'
-                                         'success = "#00AA00"\nerror = "#CC0000"\n')
+def test_a_theme_without_workbench_variables_gets_them_from_its_own_colours(tmp_path: Path) -> None:
+    (tmp_path / "plain.toml").write_text(
+        'name = "plain"\nprimary = "#336699"\nsuccess = "#00AA00"\nerror = "#CC0000"\n'
+    )
     theme = load_theme(tmp_path / "plain.toml")
     system = theme.to_color_system().generate()
     assert theme.variables["status-ok"] == system["success"]
@@ -93,20 +95,24 @@ def test_a_theme_without_workbench_variables_gets_them_from_its_own_colours(
 def test_the_ui_code_names_no_colour_outside_themes() -> None:
     """Colours come from theme variables only: no hex or named colour in ui code or TCSS
     (comments aside)."""
-    colour = re.compile(r"#[0-9A-Fa-f]{3}(?:[0-9A-Fa-f]{3}(?:[0-9A-Fa-f]{2})?)?\b"
-                        r"|(?<![\w$-])(?:red|green|blue|white|black|yellow|magenta|cyan|grey"
-                        r"|gray|orange|purple|pink|ansi_\w+|rgb\(|hsl\()(?![\w-])")
+    colour = re.compile(
+        r"#[0-9A-Fa-f]{3}(?:[0-9A-Fa-f]{3}(?:[0-9A-Fa-f]{2})?)?\b"
+        r"|(?<![\w$-])(?:red|green|blue|white|black|yellow|magenta|cyan|grey"
+        r"|gray|orange|purple|pink|ansi_\w+|rgb\(|hsl\()(?![\w-])"
+    )
     offenders = []
     for path in [*UI.rglob("*.py"), *UI.rglob("*.tcss")]:
         for n, line in enumerate(path.read_text().splitlines(), 1):
-            code = line.split("/*")[0] if path.suffix == ".tcss" else re.sub(r"(^|\s)#\s.*", "",
-                                                                               line)
+            code = (
+                line.split("/*")[0] if path.suffix == ".tcss" else re.sub(r"(^|\s)#\s.*", "", line)
+            )
             if colour.search(code):
                 offenders.append(f"{path.name}:{n}: {line.strip()}")
     assert offenders == []
 
 
 # ---- themes in the app ----
+
 
 def test_switching_theme_in_the_ui_is_remembered_by_the_next_app(hello: Path) -> None:
     async def switch(pilot: Pilot[int], app: WorkbenchApp) -> None:
@@ -118,10 +124,12 @@ def test_switching_theme_in_the_ui_is_remembered_by_the_next_app(hello: Path) ->
         assert app.theme_variables["status-ok"] != dark_ok  # the variables changed with it
         assert Prefs.load().theme == "workbench-light"
         assert 'theme = "workbench-light"' in prefs_path().read_text()
+
     run_app(make_app(hello), switch)
 
     async def starts_light(pilot: Pilot[int], app: WorkbenchApp) -> None:
         assert app.theme == "workbench-light"
+
     run_app(make_app(hello), starts_light)
 
 
@@ -136,7 +144,9 @@ def test_every_theme_applies_to_the_running_app(hello: Path) -> None:
                 Color.parse(app.theme_variables[variable])
             # the stylesheet really uses them: a pane's border follows the theme
         assert app.query_one("#pane-editor").styles.border_top[1] == Color.parse(
-            app.theme_variables["accent"])
+            app.theme_variables["accent"]
+        )
+
     run_app(make_app(hello), body)
 
 
@@ -152,8 +162,11 @@ def test_a_broken_user_theme_is_reported_and_the_app_still_starts(hello: Path) -
         assert app.theme == "workbench-dark"
         app.theme = "mine"
         await pilot.pause()
-        assert app.theme_variables["primary"] == app.get_theme("mine").to_color_system(
-        ).generate()["primary"]
+        assert (
+            app.theme_variables["primary"]
+            == app.get_theme("mine").to_color_system().generate()["primary"]
+        )
+
     run_app(make_app(hello), body)
 
 
@@ -162,10 +175,12 @@ def test_an_unknown_remembered_theme_falls_back_to_the_default(hello: Path) -> N
 
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         assert app.theme == "workbench-dark"
+
     run_app(make_app(hello), body)
 
 
 # ---- keys ----
+
 
 def test_a_remapped_key_works_and_the_old_one_no_longer_does(hello: Path) -> None:
     path = prefs_path()
@@ -189,6 +204,7 @@ def test_a_remapped_key_works_and_the_old_one_no_longer_does(hello: Path) -> Non
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("f9")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help on f9")
+
     run_app(make_app(hello), body)
 
 
@@ -198,30 +214,56 @@ def test_help_lists_every_key_with_its_binding_id(hello: Path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
         text = str(app.screen.query_one("#help-keys").render())
         ids = [i for i, _, _ in app.key_bindings()]
-        for binding_id in ("invoke", "pick_event", "maximize", "change_theme", "quit",
-                           "help", "history.replay", "logs.filter"):
+        for binding_id in (
+            "invoke",
+            "pick_event",
+            "maximize",
+            "change_theme",
+            "quit",
+            "help",
+            "history.replay",
+            "logs.filter",
+        ):
             assert binding_id in ids
         for binding_id, keys, description in app.key_bindings():
-            assert re.search(rf"{re.escape(keys)}\s+{re.escape(description)}\s+"
-                             rf"{re.escape(binding_id)}", text), binding_id
+            assert re.search(
+                rf"{re.escape(keys)}\s+{re.escape(description)}\s+"
+                rf"{re.escape(binding_id)}",
+                text,
+            ), binding_id
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), what="close")
+
     run_app(make_app(hello), body)
 
 
 # every binding, and the palette command that does the same
 PALETTE = {
-    "invoke": "Invoke", "pick_event": "Open event", "save_event": "Save event",
-    "cold_start": "Force a cold start", "maximize": "Maximise pane",
-    "switch_function": "Switch function", "change_theme": "Theme", "help": "Help",
-    "quit": "Quit", "interrupt": "Quit", "show_config": "Show configuration",
-    "pane_taller": "Taller pane", "pane_shorter": "Shorter pane",
-    "editor.rename": "Rename event", "editor.save_as": "Save event as",
-    "editor.delete": "Delete event", "editor.format": "Format event",
-    "history.replay": "Replay invocation", "history.save_event": "Save invocation's event",
-    "history.edit_event": "Edit invocation's event", "history.request": "Request or response",
-    "response.switch": "Request or response", "response.copy": "Copy response",
-    "logs.filter": "Filter logs", "logs.follow": "Follow logs",
+    "invoke": "Invoke",
+    "pick_event": "Open event",
+    "save_event": "Save event",
+    "cold_start": "Force a cold start",
+    "maximize": "Maximise pane",
+    "switch_function": "Switch function",
+    "change_theme": "Theme",
+    "help": "Help",
+    "quit": "Quit",
+    "interrupt": "Quit",
+    "show_config": "Show configuration",
+    "pane_taller": "Taller pane",
+    "pane_shorter": "Shorter pane",
+    "editor.rename": "Rename event",
+    "editor.save_as": "Save event as",
+    "editor.delete": "Delete event",
+    "editor.format": "Format event",
+    "history.replay": "Replay invocation",
+    "history.save_event": "Save invocation's event",
+    "history.edit_event": "Edit invocation's event",
+    "history.request": "Request or response",
+    "response.switch": "Request or response",
+    "response.copy": "Copy response",
+    "logs.filter": "Filter logs",
+    "logs.follow": "Follow logs",
     "logs.all_requests": "All requests' logs",
 }
 
@@ -239,14 +281,14 @@ def test_the_palette_has_every_keyed_action_and_runs_them(hello: Path) -> None:
         await wait_for(pilot, lambda: app.screen.maximized is not None, what="maximised")
         assert app.screen.maximized is not None
         assert app.screen.maximized.id == "pane-editor"
+
     run_app(make_app(hello), body)
 
 
 def test_every_pane_maximises_and_escape_or_the_key_restores(hello: Path) -> None:
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         key = key_for(app, "maximize")
-        for pane_id in ("pane-editor", "pane-response", "pane-timing", "pane-history",
-                        "pane-logs"):
+        for pane_id in ("pane-editor", "pane-response", "pane-timing", "pane-history", "pane-logs"):
             pane = app.query_one(f"#{pane_id}")
             target = next(w for w in pane.query("*") if w.focusable)
             target.focus()
@@ -255,14 +297,17 @@ def test_every_pane_maximises_and_escape_or_the_key_restores(hello: Path) -> Non
             await wait_for(pilot, lambda p=pane: app.screen.maximized is p, what=pane_id)
             assert pane.region.size == (120, 36 - 2)  # all but the status line and footer
             assert app.query_one(StatusLine).region.height == 1
-            assert not app.query_one("#pane-history" if pane_id != "pane-history"
-                                     else "#pane-logs").region  # the others are hidden
+            assert not app.query_one(
+                "#pane-history" if pane_id != "pane-history" else "#pane-logs"
+            ).region  # the others are hidden
             await pilot.press("escape" if pane_id != "pane-logs" else key)
             await wait_for(pilot, lambda: app.screen.maximized is None, what="restored")
+
     run_app(make_app(hello), body)
 
 
 # ---- status line, timing pane, layout ----
+
 
 def test_the_status_line_says_function_runtime_state_and_api(hello: Path) -> None:
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
@@ -276,6 +321,7 @@ def test_the_status_line_says_function_runtime_state_and_api(hello: Path) -> Non
         short = rendered(app, "#status")
         assert app.session.api_url.removeprefix("http://") in short and "ready" in short
         assert len(short) <= 80 - 2
+
     run_app(make_app(hello), body)
 
 
@@ -284,8 +330,7 @@ def test_the_timing_pane_fits_at_120x36_after_invocations(hello: Path) -> None:
         history = app.query_one(InvocationHistory)
         for n in range(1, 4):
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda n=n: len(history.rows_shown) == n,
-                           what=f"invoke {n}")
+            await wait_for(pilot, lambda n=n: len(history.rows_shown) == n, what=f"invoke {n}")
         panel = app.query_one(TimingPanel)
         await pilot.pause()
         text = str(app.query_one("#timing-session").render())
@@ -296,6 +341,7 @@ def test_the_timing_pane_fits_at_120x36_after_invocations(hello: Path) -> None:
         # all of it is visible: nothing scrolled away or cut at the right
         assert panel.virtual_size.height <= panel.size.height
         assert panel.max_scroll_y == 0 and panel.max_scroll_x == 0
+
     run_app(make_app(hello), body)
 
 
@@ -309,6 +355,7 @@ def test_a_narrow_terminal_stacks_the_panes_and_scrolls(hello: Path) -> None:
         assert editor.region.x == logs.region.x == 0  # one column
         assert panes.max_scroll_y > 0 and panes.scroll_y > 0  # scrolled to the focused pane
         assert logs.region.height >= 10
+
     run_app(make_app(hello), body, size=(80, 30))
 
 
@@ -327,6 +374,7 @@ def test_alt_up_and_down_resize_the_focused_panes_row(hello: Path) -> None:
         await pilot.pause()
         assert 0 < editor.size.height < before[1]
         assert app.row_shares[0] == 1
+
     run_app(make_app(hello), body)
 
 
@@ -334,4 +382,5 @@ def test_an_unknown_theme_name_is_said_and_the_default_shown(hello: Path) -> Non
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         assert app.theme == "workbench-dark"
         assert any("no theme 'workbench-drak'" in n.message for n in app._notifications)
+
     run_app(make_app(hello, theme="workbench-drak"), body)

@@ -17,9 +17,12 @@ from workbench.cli import (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    doc = sub.add_parser("doctor", help="show the resolved configuration and check toolchains",
-                         description="Print every setting of each function and where it came "
-                                     "from, then the toolchains it needs, with versions.")
+    doc = sub.add_parser(
+        "doctor",
+        help="show the resolved configuration and check toolchains",
+        description="Print every setting of each function and where it came "
+        "from, then the toolchains it needs, with versions.",
+    )
     targets_argument(doc)
     _function_flags(doc)
 
@@ -28,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
     return cmd_doctor(args)
 
 
-TOOLCHAINS = (("python", ["python3", "--version"], "Python functions"),
-              ("node", ["node", "--version"], "Node.js functions"),
-              ("go", ["go", "version"], "Go functions (go.mod)"),
-              ("cargo", ["cargo", "--version"], "Rust functions (Cargo.toml)"))
+TOOLCHAINS = (
+    ("python", ["python3", "--version"], "Python functions"),
+    ("node", ["node", "--version"], "Node.js functions"),
+    ("go", ["go", "version"], "Go functions (go.mod)"),
+    ("cargo", ["cargo", "--version"], "Rust functions (Cargo.toml)"),
+)
 
 
 def _toolchains(needed: set[str]) -> list[str]:
@@ -68,8 +73,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(fn.describe())
         cfg = fn.config
         compilers = {"go": "go", "rust": "cargo"}
-        needed.add({"python": "python", "node": "node"}.get(
-            cfg.family, compilers.get(cfg.builder or "", "")))
+        needed.add(
+            {"python": "python", "node": "node"}.get(
+                cfg.family, compilers.get(cfg.builder or "", "")
+            )
+        )
         try:
             _check_runnable(cfg)
         except ConfigError as exc:
@@ -81,5 +89,3 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     missing = [line for line in lines if "not found (needed" in line]
     return EXIT_USAGE if problems or missing else EXIT_OK
-
-

@@ -13,64 +13,102 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "events", help="sample events, saved events and the console's shareable test events",
+        "events",
+        help="sample events, saved events and the console's shareable test events",
         description="Sample events for 30+ AWS services (names as in `sam local "
-                    "generate-event SERVICE EVENT`), saved events in a function's folder, and "
-                    "import/export of the Lambda console's shareable test events.")
+        "generate-event SERVICE EVENT`), saved events in a function's folder, and "
+        "import/export of the Lambda console's shareable test events.",
+    )
     ev = p.add_subparsers(dest="events_command", metavar="ACTION")
 
     ls = ev.add_parser("list", help="list the sample events (of one service)")
     ls.add_argument("service", nargs="?", help="e.g. s3, apigateway, sqs")
 
-    for name, text in (("show", "a sample's parameters and the event they make"),
-                       ("new", "a fresh event from a sample, as JSON")):
+    for name, text in (
+        ("show", "a sample's parameters and the event they make"),
+        ("new", "a fresh event from a sample, as JSON"),
+    ):
         q = ev.add_parser(name, help=text)
         q.add_argument("name", help="SERVICE/EVENT, e.g. s3/put (or SERVICE EVENT, as in SAM)")
         q.add_argument("event", nargs="?", help=argparse.SUPPRESS)
-        q.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-                       help="a sample parameter (repeatable; see `workbench events show`)")
+        q.add_argument(
+            "--param",
+            "-p",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a sample parameter (repeatable; see `workbench events show`)",
+        )
         if name == "new":
-            q.add_argument("-o", "--output", type=Path, metavar="FILE",
-                           help="write the event to FILE instead of printing it")
+            q.add_argument(
+                "-o",
+                "--output",
+                type=Path,
+                metavar="FILE",
+                help="write the event to FILE instead of printing it",
+            )
 
-    sv = ev.add_parser("save", help="save an event in a function's folder",
-                       description="Save an event as DIR/events/NAME.json (the function's "
-                                   "events_dir), exactly what will be sent.")
+    sv = ev.add_parser(
+        "save",
+        help="save an event in a function's folder",
+        description="Save an event as DIR/events/NAME.json (the function's "
+        "events_dir), exactly what will be sent.",
+    )
     sv.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
     sv.add_argument("name", help="the saved event's name")
     src = sv.add_mutually_exclusive_group(required=True)
     src.add_argument("--from", dest="sample", metavar="SAMPLE", help="render this sample")
     src.add_argument("-e", "--event", metavar="FILE", help="a JSON file, or - for stdin")
-    sv.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-                    help="a sample parameter, with --from (repeatable)")
+    sv.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a sample parameter, with --from (repeatable)",
+    )
     sv.add_argument("--description", help="kept in the sidecar, not in the event")
     sv.add_argument("--force", action="store_true", help="replace an existing saved event")
 
     sd = ev.add_parser("saved", help="list a function's saved events (pinned ones marked)")
     sd.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
 
-    for name, text in (("pin", "pin a saved event: `serve --watch` runs it again after every "
-                               "successful reload and checks its response"),
-                       ("unpin", "stop running a saved event after each reload")):
+    for name, text in (
+        (
+            "pin",
+            "pin a saved event: `serve --watch` runs it again after every "
+            "successful reload and checks its response",
+        ),
+        ("unpin", "stop running a saved event after each reload"),
+    ):
         pn = ev.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         pn.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
         pn.add_argument("name", help="the saved event's name")
 
-    im = ev.add_parser("import", help="save the events of a console shareable-test-event "
-                                      "document in a function's folder")
+    im = ev.add_parser(
+        "import",
+        help="save the events of a console shareable-test-event document in a function's folder",
+    )
     im.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
-    im.add_argument("file", metavar="CONSOLE.json",
-                    help="the schema content (or `aws schemas describe-schema` output), "
-                         "or - for stdin")
-    im.add_argument("--replace", action="store_true",
-                    help="overwrite saved events of the same name with other content")
+    im.add_argument(
+        "file",
+        metavar="CONSOLE.json",
+        help="the schema content (or `aws schemas describe-schema` output), or - for stdin",
+    )
+    im.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite saved events of the same name with other content",
+    )
 
-    ex = ev.add_parser("export", help="a function's saved events as a console shareable-test-"
-                                      "event document")
+    ex = ev.add_parser(
+        "export", help="a function's saved events as a console shareable-test-event document"
+    )
     ex.add_argument("dir", type=Path, metavar="DIR", help="the function's folder")
     ex.add_argument("-o", "--output", type=Path, metavar="FILE", help="write it to FILE")
-    ex.add_argument("--function", metavar="NAME",
-                    help="the deployed function's name, for the upload hint")
+    ex.add_argument(
+        "--function", metavar="NAME", help="the deployed function's name, for the upload hint"
+    )
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
@@ -123,8 +161,11 @@ def _list(args: argparse.Namespace) -> int:
         aliases = f"  (also {', '.join(s.aliases)})" if s.aliases else ""
         print(f"{s.name:<{width}}  {s.title}{aliases}")
     count = len({s.service for s in samples})
-    print(f"\n{len(samples)} events, {count} service{'s' if count != 1 else ''}. "
-          "`workbench events show NAME` for parameters.", file=sys.stderr)
+    print(
+        f"\n{len(samples)} events, {count} service{'s' if count != 1 else ''}. "
+        "`workbench events show NAME` for parameters.",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -195,13 +236,15 @@ def _save(args: argparse.Namespace) -> int:
         try:
             event = json.loads(_read(args.event))
         except json.JSONDecodeError as exc:
-            raise EventError(f"{args.event} is not valid JSON: line {exc.lineno} column "
-                             f"{exc.colno}: {exc.msg}") from None
+            raise EventError(
+                f"{args.event} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
     if args.description:
         meta["description"] = args.description
     old = load_meta(folder, args.name) if args.force else {}
-    path = save_event(folder, args.name, event, {**old, **meta} if meta else None,
-                      overwrite=args.force)
+    path = save_event(
+        folder, args.name, event, {**old, **meta} if meta else None, overwrite=args.force
+    )
     print(f"workbench: saved {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -229,8 +272,11 @@ def _pin(args: argparse.Namespace) -> int:
     folder = _events_dir(args.dir)
     pin_event(folder, args.name, pinned)
     name = validate_name(args.name)
-    what = ("pinned: `workbench serve --watch` checks it after every successful reload"
-            if pinned else "unpinned")
+    what = (
+        "pinned: `workbench serve --watch` checks it after every successful reload"
+        if pinned
+        else "unpinned"
+    )
     print(f"workbench: {name} {what}", file=sys.stderr)
     return EXIT_OK
 
@@ -242,8 +288,10 @@ def _import(args: argparse.Namespace) -> int:
     statuses = import_into_folder(folder, _read(args.file), replace=args.replace)
     for name, status in statuses:
         print(f"  {name}: {status}", file=sys.stderr)
-    print(f"workbench: {len(statuses)} event{'s' if len(statuses) != 1 else ''} in {folder}",
-          file=sys.stderr)
+    print(
+        f"workbench: {len(statuses)} event{'s' if len(statuses) != 1 else ''} in {folder}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -259,15 +307,27 @@ def _export(args: argparse.Namespace) -> int:
     if not _output(document, args.output):
         return EXIT_OK
     count = len(document["components"]["examples"])
-    print(f"workbench: wrote {count} event{'s' if count != 1 else ''} to {args.output}; to share "
-          f"them in the console:\n  aws schemas update-schema --registry-name {REGISTRY} "
-          f"--schema-name {schema_name(args.function or 'FUNCTION')} --type {SCHEMA_TYPE} "
-          f"--content file://{args.output}\n  (create-schema the first time)", file=sys.stderr)
+    print(
+        f"workbench: wrote {count} event{'s' if count != 1 else ''} to {args.output}; to share "
+        f"them in the console:\n  aws schemas update-schema --registry-name {REGISTRY} "
+        f"--schema-name {schema_name(args.function or 'FUNCTION')} --type {SCHEMA_TYPE} "
+        f"--content file://{args.output}\n  (create-schema the first time)",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
-ACTIONS = {"list": _list, "show": _show, "new": _new, "save": _save, "saved": _saved,
-           "pin": _pin, "unpin": _pin, "import": _import, "export": _export}
+ACTIONS = {
+    "list": _list,
+    "show": _show,
+    "new": _new,
+    "save": _save,
+    "saved": _saved,
+    "pin": _pin,
+    "unpin": _pin,
+    "import": _import,
+    "export": _export,
+}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,20 +13,39 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "history", help="list the invocations recorded for a function",
+        "history",
+        help="list the invocations recorded for a function",
         description="List the invocations recorded in the function folder's .workbench/ "
-                    "history (from the CLI, serve, replays and the TUI), newest first.")
-    p.add_argument("dir", type=Path, nargs="?", default=Path("."), metavar="TARGET",
-                   help="the function's folder, a SAM template, or a folder holding one "
-                        "(default: the current folder)")
-    p.add_argument("-n", "--last", type=int, default=20, metavar="N",
-                   help="how many invocations to show (default 20)")
-    p.add_argument("--json", action="store_true",
-                   help="one JSON object per line, with the event, response and log")
+        "history (from the CLI, serve, replays and the TUI), newest first.",
+    )
+    p.add_argument(
+        "dir",
+        type=Path,
+        nargs="?",
+        default=Path("."),
+        metavar="TARGET",
+        help="the function's folder, a SAM template, or a folder holding one "
+        "(default: the current folder)",
+    )
+    p.add_argument(
+        "-n",
+        "--last",
+        type=int,
+        default=20,
+        metavar="N",
+        help="how many invocations to show (default 20)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line, with the event, response and log",
+    )
     p.add_argument("--function", metavar="NAME", help="only this function's invocations")
-    p.add_argument("--reloads", action="store_true",
-                   help="list the live reloads instead: files changed, build, init and "
-                        "save-to-ready times")
+    p.add_argument(
+        "--reloads",
+        action="store_true",
+        help="list the live reloads instead: files changed, build, init and save-to-ready times",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
     if not entries:
         what = f" of {args.function}" if args.function else ""
         where = ", ".join(str(f) for f in folders) or str(args.dir)
-        print(f"No invocations{what} recorded yet in {where}. Invoke the function "
-              "(workbench invoke, serve, replay or the TUI) and they will show here.")
+        print(
+            f"No invocations{what} recorded yet in {where}. Invoke the function "
+            "(workbench invoke, serve, replay or the TUI) and they will show here."
+        )
         return 0
     print(_table(entries))
     return 0
@@ -66,8 +87,9 @@ def _folders(target: Path) -> list[Path]:
     from workbench.core.config.settings import display_path
     from workbench.core.history.store import DB_NAME, STORE_DIR
 
-    if target.is_dir() and ((target / STORE_DIR / DB_NAME).is_file()
-                            or find_template(target) is None):
+    if target.is_dir() and (
+        (target / STORE_DIR / DB_NAME).is_file() or find_template(target) is None
+    ):
         return [target.resolve()]
     if not target.exists():
         raise ConfigError(f"{display_path(target)}: no such file or folder")
@@ -99,8 +121,14 @@ def _stores_under(top: Path, depth: int = 4) -> list[Path]:
             if (folder / STORE_DIR / DB_NAME).is_file():
                 found.append(folder)
             try:
-                below += sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
-                                and not p.name.startswith(".") and p.name != "node_modules")
+                below += sorted(
+                    p
+                    for p in folder.iterdir()
+                    if p.is_dir()
+                    and not p.is_symlink()
+                    and not p.name.startswith(".")
+                    and p.name != "node_modules"
+                )
             except OSError:
                 continue
         level = below
@@ -142,16 +170,37 @@ def _table(entries: list[HistoryEntry]) -> str:
     from workbench.core.checks.compare import render_table
 
     many = len({e.function for e in entries}) > 1
-    headers = ["time", *(["function"] if many else []), "request", "source", "event", "status",
-               "start", "duration", "billed", "init", "max mem"]
+    headers = [
+        "time",
+        *(["function"] if many else []),
+        "request",
+        "source",
+        "event",
+        "status",
+        "start",
+        "duration",
+        "billed",
+        "init",
+        "max mem",
+    ]
     rows = []
     for e in entries:
         status = e.status if not e.error_type or e.status != "error" else f"error {e.error_type}"
-        rows.append([
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.started_at)),
-            *([e.function] if many else []), e.request_id[:8], e.source, e.event_name or "-",
-            status, "cold" if e.cold else "warm", _ms(e.duration_ms), f"{e.billed_ms} ms",
-            _ms(e.init_ms), f"{e.max_memory_mb}/{e.memory_mb} MB"])
+        rows.append(
+            [
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.started_at)),
+                *([e.function] if many else []),
+                e.request_id[:8],
+                e.source,
+                e.event_name or "-",
+                status,
+                "cold" if e.cold else "warm",
+                _ms(e.duration_ms),
+                f"{e.billed_ms} ms",
+                _ms(e.init_ms),
+                f"{e.max_memory_mb}/{e.memory_mb} MB",
+            ]
+        )
     first = 2 if many else 1
     right = [first + 5, first + 6, first + 7, first + 8]
     return render_table(headers, rows, right)
@@ -171,22 +220,37 @@ def _show_reloads(folders: list[Path], args: argparse.Namespace) -> int:
             with store:
                 found += store.reloads(args.last, args.function)
     found.sort(key=lambda r: (r.finished_at, r.id), reverse=True)
-    found = found[:args.last]
+    found = found[: args.last]
     if args.json:
         for r in found:
             sys.stdout.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
         return 0
     if not found:
-        print("No reloads recorded yet: `workbench serve DIR --watch` or the TUI reload the "
-              "function when its files are saved.")
+        print(
+            "No reloads recorded yet: `workbench serve DIR --watch` or the TUI reload the "
+            "function when its files are saved."
+        )
         return 0
     rows = []
     for r in found:
         changed = ", ".join(r.changed_paths[:3]) + (" ..." if len(r.changed_paths) > 3 else "")
-        rows.append([time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.finished_at)),
-                     r.function, "ok" if r.ok else "failed", changed or "(no change)",
-                     _ms(r.build_ms), _ms(r.init_ms), _ms(r.save_to_ready_ms),
-                     (r.error or "").splitlines()[0][:60] if r.error else ""])
-    print(render_table(["time", "function", "result", "changed", "build", "init",
-                        "save to ready", "error"], rows, [4, 5, 6]))
+        rows.append(
+            [
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.finished_at)),
+                r.function,
+                "ok" if r.ok else "failed",
+                changed or "(no change)",
+                _ms(r.build_ms),
+                _ms(r.init_ms),
+                _ms(r.save_to_ready_ms),
+                (r.error or "").splitlines()[0][:60] if r.error else "",
+            ]
+        )
+    print(
+        render_table(
+            ["time", "function", "result", "changed", "build", "init", "save to ready", "error"],
+            rows,
+            [4, 5, 6],
+        )
+    )
     return 0

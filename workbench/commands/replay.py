@@ -28,21 +28,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     from workbench.cli import _function_flags
 
     p = sub.add_parser(
-        "replay", help="run saved events or past invocations again and check the responses",
+        "replay",
+        help="run saved events or past invocations again and check the responses",
         description="Run saved events (default: every events/*.json) or the last N recorded "
-                    "invocations against the current code, one after another in one "
-                    "environment, and print a table. With --check, compare each response with "
-                    "the expected one (\"expected\" in events/.meta/NAME.json) or else the last "
-                    "recorded for that event; exit 1 on any difference or function error.")
-    p.add_argument("dir", type=Path, metavar="TARGET",
-                   help="the function's folder, a SAM template, or a folder holding one")
-    p.add_argument("events", nargs="*", metavar="EVENT",
-                   help="saved event names (file names in the events folder, without .json) "
-                        "or event files; default: all saved events")
-    p.add_argument("--from-history", type=int, metavar="N",
-                   help="replay the last N recorded invocations instead (oldest first)")
-    p.add_argument("--check", action="store_true",
-                   help="compare each response with the expected or last recorded one")
+        "invocations against the current code, one after another in one "
+        "environment, and print a table. With --check, compare each response with "
+        'the expected one ("expected" in events/.meta/NAME.json) or else the last '
+        "recorded for that event; exit 1 on any difference or function error.",
+    )
+    p.add_argument(
+        "dir",
+        type=Path,
+        metavar="TARGET",
+        help="the function's folder, a SAM template, or a folder holding one",
+    )
+    p.add_argument(
+        "events",
+        nargs="*",
+        metavar="EVENT",
+        help="saved event names (file names in the events folder, without .json) "
+        "or event files; default: all saved events",
+    )
+    p.add_argument(
+        "--from-history",
+        type=int,
+        metavar="N",
+        help="replay the last N recorded invocations instead (oldest first)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="compare each response with the expected or last recorded one",
+    )
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML results to FILE")
     p.add_argument("--json", action="store_true", help="print the results as one JSON document")
     p.add_argument("--logs", action="store_true", help="print the function's logs on stderr")
@@ -156,12 +173,16 @@ def run(args: argparse.Namespace) -> int:
 
 # ---- what to run ----
 
+
 def _saved_events(cfg: FunctionConfig) -> dict[str, Path]:
     folder = cfg.code_dir / cfg.events_dir
     if not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(folder.glob("*.json"))
-            if p.is_file() and not p.name.startswith(".")}
+    return {
+        p.stem: p
+        for p in sorted(folder.glob("*.json"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def _payload(data: bytes, where: str) -> bytes:
@@ -179,8 +200,7 @@ def _shown(path: Path) -> str:
     return display_path(path)
 
 
-def _event_cases(cfg: FunctionConfig, store: HistoryStore | None,
-                 names: list[str]) -> list[Case]:
+def _event_cases(cfg: FunctionConfig, store: HistoryStore | None, names: list[str]) -> list[Case]:
     from workbench.core.checks.judge import CheckError, baseline_for
     from workbench.core.record import InvokeRequest
 
@@ -195,12 +215,16 @@ def _event_cases(cfg: FunctionConfig, store: HistoryStore | None,
             chosen.append((Path(name).stem, Path(name), False))
         else:
             known = ", ".join(saved) or "none"
-            raise UsageError(f"no saved event {name!r} in {_shown(cfg.code_dir / cfg.events_dir)}"
-                             f" (saved events: {known}), and no such file")
+            raise UsageError(
+                f"no saved event {name!r} in {_shown(cfg.code_dir / cfg.events_dir)}"
+                f" (saved events: {known}), and no such file"
+            )
     if not chosen:
-        raise UsageError(f"{cfg.name} has no saved events in "
-                         f"{_shown(cfg.code_dir / cfg.events_dir)} (*.json); save some, name "
-                         "event files, or replay recorded invocations with --from-history N")
+        raise UsageError(
+            f"{cfg.name} has no saved events in "
+            f"{_shown(cfg.code_dir / cfg.events_dir)} (*.json); save some, name "
+            "event files, or replay recorded invocations with --from-history N"
+        )
     cases = []
     for name, path, is_saved in chosen:
         try:
@@ -223,20 +247,22 @@ def _history_cases(cfg: FunctionConfig, store: HistoryStore | None, n: int) -> l
         raise UsageError(f"{cfg.name} has no recorded history")
     entries = list(reversed(store.last(n, cfg.name)))  # in the order they first ran
     if not entries:
-        raise UsageError(f"no invocations of {cfg.name} recorded yet in "
-                         f"{_shown(store.dir)}; invoke it first")
+        raise UsageError(
+            f"no invocations of {cfg.name} recorded yet in {_shown(store.dir)}; invoke it first"
+        )
     cases = []
     for e in entries:
         name = f"#{e.id} {e.event_name}" if e.event_name else f"#{e.id} {e.request_id[:8]}"
-        cases.append(Case(name, e.event_name, e.request("replay"),
-                          Baseline(e.response, history_label(e))))
+        cases.append(
+            Case(name, e.event_name, e.request("replay"), Baseline(e.response, history_label(e)))
+        )
     return cases
 
 
 # ---- running ----
 
-async def _replay(cfg: FunctionConfig, cases: list[Case], stores: Stores,
-                  logs: bool) -> Run | None:
+
+async def _replay(cfg: FunctionConfig, cases: list[Case], stores: Stores, logs: bool) -> Run | None:
     import asyncio
     import time
 
@@ -269,6 +295,7 @@ async def _replay(cfg: FunctionConfig, cases: list[Case], stores: Stores,
 
 # ---- judging and reporting ----
 
+
 def _judge(result: Run, check: bool) -> None:
     from workbench.core.checks.judge import judge
 
@@ -285,8 +312,9 @@ def _mark(store: HistoryStore, result: Run) -> None:
         for o in result.outcomes:
             store.mark_checked(o.record.request_id, o.verdict)
     except sqlite3.Error as exc:
-        print(f"workbench: warning: cannot note the check results in history: {exc}",
-              file=sys.stderr)
+        print(
+            f"workbench: warning: cannot note the check results in history: {exc}", file=sys.stderr
+        )
 
 
 def _ms(value: float | None) -> str:
@@ -303,10 +331,20 @@ def _print_report(result: Run, check: bool) -> None:
     for o in result.outcomes:
         rec = o.record
         status = rec.status if rec.status != "error" else f"error {rec.error_type or ''}".strip()
-        rows.append([o.case.name, status, _ms(rec.duration_ms), f"{rec.billed_ms} ms",
-                     "cold" if rec.cold else "warm",
-                     *([o.verdict.upper() if o.verdict in ("diff", "error") else o.verdict]
-                       if check else [])])
+        rows.append(
+            [
+                o.case.name,
+                status,
+                _ms(rec.duration_ms),
+                f"{rec.billed_ms} ms",
+                "cold" if rec.cold else "warm",
+                *(
+                    [o.verdict.upper() if o.verdict in ("diff", "error") else o.verdict]
+                    if check
+                    else []
+                ),
+            ]
+        )
     out = [render_table(headers, rows, right=[2, 3])]
     for o in result.outcomes:
         if o.verdict == "diff":
@@ -326,15 +364,24 @@ def _summary(result: Run, check: bool) -> str:
         counts[o.verdict] = counts.get(o.verdict, 0) + 1
     inits = sum(1 for o in result.outcomes if o.record.cold)
     n = len(result.outcomes)
-    words = {"pass": "passed", "diff": "differed", "new": "with nothing to compare with",
-             "ok": "ok", "error": "failed with an error"}
+    words = {
+        "pass": "passed",
+        "diff": "differed",
+        "new": "with nothing to compare with",
+        "ok": "ok",
+        "error": "failed with an error",
+    }
     order = ("pass", "diff", "new", "error") if check else ("ok", "error")
     parts = [f"{counts[k]} {words[k]}" for k in order if counts.get(k)]
-    line = (f"{n} event{'s' if n != 1 else ''} replayed in {result.seconds:.2f} s "
-            f"({inits} cold start{'s' if inits != 1 else ''}): {', '.join(parts)}")
+    line = (
+        f"{n} event{'s' if n != 1 else ''} replayed in {result.seconds:.2f} s "
+        f"({inits} cold start{'s' if inits != 1 else ''}): {', '.join(parts)}"
+    )
     if counts.get("new"):
-        line += ("\n(responses without an expected one are now recorded; the next --check "
-                 "compares with them)")
+        line += (
+            "\n(responses without an expected one are now recorded; the next --check "
+            "compares with them)"
+        )
     return line
 
 
@@ -347,13 +394,20 @@ def _print_json(result: Run, check: bool) -> None:
     for o in result.outcomes:
         rec = o.record
         item: dict[str, Any] = {
-            "event": o.case.name, "event_name": o.case.event_name,
-            "request_id": rec.request_id, "status": rec.status,
-            "verdict": o.verdict, "cold": rec.cold, "duration_ms": rec.duration_ms,
-            "billed_ms": rec.billed_ms, "init_ms": rec.init_ms,
-            "max_memory_mb": rec.max_memory_mb, "error_type": rec.error_type,
+            "event": o.case.name,
+            "event_name": o.case.event_name,
+            "request_id": rec.request_id,
+            "status": rec.status,
+            "verdict": o.verdict,
+            "cold": rec.cold,
+            "duration_ms": rec.duration_ms,
+            "billed_ms": rec.billed_ms,
+            "init_ms": rec.init_ms,
+            "max_memory_mb": rec.max_memory_mb,
+            "error_type": rec.error_type,
             "baseline": o.case.baseline.label if o.case.baseline else None,
-            "diff": o.diff, "detail": o.detail or None,
+            "diff": o.diff,
+            "detail": o.detail or None,
         }
         ok, doc = decode_json(rec.result.payload)
         if ok:
@@ -363,10 +417,15 @@ def _print_json(result: Run, check: bool) -> None:
 
             item["response_base64"] = base64.b64encode(rec.result.payload).decode("ascii")
         items.append(item)
-    doc_out = {"function": result.cfg.name, "code_dir": str(result.cfg.code_dir),
-               "check": check, "passed": not result.failed,
-               "cold_starts": sum(1 for o in result.outcomes if o.record.cold),
-               "seconds": round(result.seconds, 3), "results": items}
+    doc_out = {
+        "function": result.cfg.name,
+        "code_dir": str(result.cfg.code_dir),
+        "check": check,
+        "passed": not result.failed,
+        "cold_starts": sum(1 for o in result.outcomes if o.record.cold),
+        "seconds": round(result.seconds, 3),
+        "results": items,
+    }
     sys.stdout.write(json.dumps(doc_out, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
@@ -387,23 +446,47 @@ def _write_junit(result: Run, path: Path) -> None:
     errors = sum(1 for o in result.outcomes if o.verdict == "error")
     n = len(result.outcomes)
     total = f"{result.seconds:.3f}"
-    root = ET.Element("testsuites", name="workbench replay", tests=str(n),
-                      failures=str(failures), errors=str(errors), time=total)
-    suite = ET.SubElement(root, "testsuite", name=result.cfg.name, tests=str(n),
-                          failures=str(failures), errors=str(errors), skipped="0", time=total,
-                          timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                          hostname=socket.gethostname())
+    root = ET.Element(
+        "testsuites",
+        name="workbench replay",
+        tests=str(n),
+        failures=str(failures),
+        errors=str(errors),
+        time=total,
+    )
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=result.cfg.name,
+        tests=str(n),
+        failures=str(failures),
+        errors=str(errors),
+        skipped="0",
+        time=total,
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        hostname=socket.gethostname(),
+    )
     for o in result.outcomes:
         rec = o.record
-        case = ET.SubElement(suite, "testcase", classname=f"workbench.replay.{result.cfg.name}",
-                             name=o.case.name, time=f"{rec.duration_ms / 1000:.3f}")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"workbench.replay.{result.cfg.name}",
+            name=o.case.name,
+            time=f"{rec.duration_ms / 1000:.3f}",
+        )
         if o.verdict == "diff":
-            fail = ET.SubElement(case, "failure", type="ResponseMismatch",
-                                 message=_xml_text(f"the response {o.detail}"))
+            fail = ET.SubElement(
+                case,
+                "failure",
+                type="ResponseMismatch",
+                message=_xml_text(f"the response {o.detail}"),
+            )
             fail.text = _xml_text(o.diff or "")
         elif o.verdict == "error":
-            err = ET.SubElement(case, "error", type=rec.error_type or rec.status,
-                                message=_xml_text(o.detail))
+            err = ET.SubElement(
+                case, "error", type=rec.error_type or rec.status, message=_xml_text(o.detail)
+            )
             err.text = _xml_text(rec.result.payload.decode("utf-8", "replace"))
         out = ET.SubElement(case, "system-out")
         out.text = _xml_text(rec.log_text())

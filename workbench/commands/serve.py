@@ -26,19 +26,29 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    srv = sub.add_parser("serve", help="serve the Lambda Invoke API for boto3 and the AWS CLI",
-                         description="Serve the Lambda Invoke API on 127.0.0.1 for one or more "
-                                     "functions (each by its folder name).")
+    srv = sub.add_parser(
+        "serve",
+        help="serve the Lambda Invoke API for boto3 and the AWS CLI",
+        description="Serve the Lambda Invoke API on 127.0.0.1 for one or more "
+        "functions (each by its folder name).",
+    )
     targets_argument(srv)
-    srv.add_argument("--port", type=_port, default=9001,
-                     help="port (default 9001; 0 picks a free one)")
-    srv.add_argument("--host", default="127.0.0.1",
-                     help="address to bind (default 127.0.0.1; anything else exposes "
-                          "your functions to the network)")
+    srv.add_argument(
+        "--port", type=_port, default=9001, help="port (default 9001; 0 picks a free one)"
+    )
+    srv.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; anything else exposes "
+        "your functions to the network)",
+    )
     srv.add_argument("-q", "--quiet", action="store_true", help="do not print function logs")
-    srv.add_argument("--watch", action="store_true",
-                     help="live reload: rebuild and restart a function when its files are saved "
-                          "(SIGUSR1 forces a cold start, SIGUSR2 a reload without a change)")
+    srv.add_argument(
+        "--watch",
+        action="store_true",
+        help="live reload: rebuild and restart a function when its files are saved "
+        "(SIGUSR1 forces a cold start, SIGUSR2 a reload without a change)",
+    )
     _function_flags(srv)
 
 
@@ -67,11 +77,15 @@ def _reload_line(event: object, quiet: bool) -> str | None:
         return _pinned_line(event)
     if isinstance(event, ReloadFinished):
         if not event.ok:
-            return (f"workbench: reload of {event.function} failed: {event.error}; "
-                    "the last good version keeps serving")
+            return (
+                f"workbench: reload of {event.function} failed: {event.error}; "
+                "the last good version keeps serving"
+            )
         build = f"build {event.build_ms:.0f} ms; " if event.build_ms is not None else ""
-        return (f"workbench: reloaded {event.function} in {event.save_to_ready_ms:.0f} ms "
-                f"({_changed_text(event.changed_paths)}; {build}init {event.init_ms or 0:.0f} ms)")
+        return (
+            f"workbench: reloaded {event.function} in {event.save_to_ready_ms:.0f} ms "
+            f"({_changed_text(event.changed_paths)}; {build}init {event.init_ms or 0:.0f} ms)"
+        )
     if isinstance(event, BuildFinished) and quiet and not event.ok and not event.cancelled:
         return f"workbench: build of {event.function} failed:\n{event.output_tail}"
     if isinstance(event, WorkerFailed):
@@ -94,20 +108,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configs = [fn.config for fn in resolved]
     rereaders = {fn.config.name: rereader(fn, args) for fn in resolved} if args.watch else {}
     try:
-        return asyncio.run(_serve(configs, args.host, args.port, args.quiet, args.watch,
-                                  rereaders))
+        return asyncio.run(_serve(configs, args.host, args.port, args.quiet, args.watch, rereaders))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        print(f"workbench: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"workbench: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     return EXIT_OK
 
 
-async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: bool,
-                 watch: bool = False,
-                 rereaders: dict[str, Callable[[], FunctionConfig]] | None = None) -> int:
+async def _serve(
+    configs: list[FunctionConfig],
+    host: str,
+    port: int,
+    quiet: bool,
+    watch: bool = False,
+    rereaders: dict[str, Callable[[], FunctionConfig]] | None = None,
+) -> int:
     import asyncio
 
     from workbench.core.bus import (
@@ -137,6 +157,7 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
             print(line, file=sys.stderr, flush=True)
         if isinstance(event, ReloadFinished) and event.ok and event.function in functions:
             stores.update(functions[event.function].cfg)  # its history bounds may have changed
+
     bus.subscribe(show)
     functions: dict[str, Invocable] = {}
     checks = None
@@ -145,8 +166,7 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
             from workbench.core.checks.pinned import PinnedChecks
             from workbench.core.reload.reloader import Reloader
 
-            reloaders = [Reloader(c, bus, resolve=(rereaders or {}).get(c.name))
-                         for c in configs]
+            reloaders = [Reloader(c, bus, resolve=(rereaders or {}).get(c.name)) for c in configs]
             functions.update((r.name, r) for r in reloaders)
             checks = PinnedChecks(bus, functions, recorder=recorder)
             try:
@@ -159,8 +179,7 @@ async def _serve(configs: list[FunctionConfig], host: str, port: int, quiet: boo
             failed = [c.name for c in configs if not await _build_once(c, quiet)]
             functions.update((c.name, _served(c, bus)) for c in configs)
         if failed:
-            print(f"workbench: cannot serve: {', '.join(failed)} did not build",
-                  file=sys.stderr)
+            print(f"workbench: cannot serve: {', '.join(failed)} did not build", file=sys.stderr)
             return EXIT_USAGE
         return await _serve_api(functions, configs, host, port, watch)
     finally:
@@ -182,8 +201,13 @@ def _served(cfg: FunctionConfig, bus: Bus) -> Invocable:
     return Function(cfg, bus)
 
 
-async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConfig], host: str,
-                     port: int, watch: bool) -> int:
+async def _serve_api(
+    functions: dict[str, Invocable],
+    configs: list[FunctionConfig],
+    host: str,
+    port: int,
+    watch: bool,
+) -> int:
     import asyncio
     import signal
 
@@ -196,8 +220,12 @@ async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConf
         print(f"  {c.name}: {c.runtime} {c.handler} ({c.code_dir})", file=sys.stderr)
     if watch:
         print("  watching for changes: a save reloads the function", file=sys.stderr)
-    print(f"  try: aws lambda invoke --endpoint-url {api.url} --function-name {configs[0].name} "
-          "out.json", file=sys.stderr, flush=True)
+    print(
+        f"  try: aws lambda invoke --endpoint-url {api.url} --function-name {configs[0].name} "
+        "out.json",
+        file=sys.stderr,
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -209,6 +237,7 @@ async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConf
             task: asyncio.Task[object] = asyncio.ensure_future(getattr(f, action)())
             background.add(task)
             task.add_done_callback(background.discard)
+
     if watch:
         loop.add_signal_handler(signal.SIGUSR1, each, "force_cold")
         loop.add_signal_handler(signal.SIGUSR2, each, "reload_now")
@@ -217,5 +246,3 @@ async def _serve_api(functions: dict[str, Invocable], configs: list[FunctionConf
     finally:
         await api.stop()
     return EXIT_OK
-
-

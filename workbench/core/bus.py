@@ -157,6 +157,7 @@ class Bus:
             subs = list(self._subscribers)
             subs.remove(fn)
             self._subscribers = tuple(subs)
+
         return unsubscribe
 
     def emit(self, event: Event) -> None:

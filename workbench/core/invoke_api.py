@@ -43,20 +43,31 @@ Route = tuple[str, re.Pattern[str], Callable[..., Reply]]
 
 
 def error_response(err: ServiceError, request_id: str | None = None) -> http11.Response:
-    headers = {"X-Amzn-ErrorType": err.code, "X-Amzn-RequestId": request_id or str(uuid.uuid4()),
-               "Content-Type": "application/json"}
+    headers = {
+        "X-Amzn-ErrorType": err.code,
+        "X-Amzn-RequestId": request_id or str(uuid.uuid4()),
+        "Content-Type": "application/json",
+    }
     return http11.Response(err.status, err.body(), headers)
 
 
 def json_response(doc: object, status: int = 200) -> http11.Response:
-    return http11.Response(status, json.dumps(doc).encode(), {
-        "Content-Type": "application/json", "X-Amzn-RequestId": str(uuid.uuid4())})
+    return http11.Response(
+        status,
+        json.dumps(doc).encode(),
+        {"Content-Type": "application/json", "X-Amzn-RequestId": str(uuid.uuid4())},
+    )
 
 
 class InvokeAPI:
-    def __init__(self, functions: Mapping[str, Invocable], host: str = "127.0.0.1",
-                 port: int = 9001, region: str = P.DEFAULT_REGION,
-                 account: str = P.DEFAULT_ACCOUNT) -> None:
+    def __init__(
+        self,
+        functions: Mapping[str, Invocable],
+        host: str = "127.0.0.1",
+        port: int = 9001,
+        region: str = P.DEFAULT_REGION,
+        account: str = P.DEFAULT_ACCOUNT,
+    ) -> None:
         self.functions = functions
         self.host = host
         self.port = port
@@ -66,8 +77,11 @@ class InvokeAPI:
         self._server = http11.Server(self._route, max_body=P.SYNC_PAYLOAD_LIMIT)
         self._routes: list[Route] = [
             ("POST", re.compile(rf"^{FUNCTIONS}{NAME}/invocations$"), self._invoke),
-            ("POST", re.compile(rf"^/2014-11-13/functions{NAME}/invoke-async/?$"),
-             self._invoke_async),
+            (
+                "POST",
+                re.compile(rf"^/2014-11-13/functions{NAME}/invoke-async/?$"),
+                self._invoke_async,
+            ),
             ("GET", re.compile(rf"^{FUNCTIONS}/?$"), self._list),
             ("GET", re.compile(rf"^{FUNCTIONS}{NAME}/?$"), self._get),
             ("GET", re.compile(rf"^{FUNCTIONS}{NAME}/configuration$"), self._get_configuration),
@@ -100,22 +114,33 @@ class InvokeAPI:
                     return handler(request, *args)
                 except ServiceError as err:
                     return error_response(err)
-        return error_response(ServiceError(404, "UnknownOperationException",
-                                           f"Unknown operation {request.method} {path}"))
+        return error_response(
+            ServiceError(
+                404, "UnknownOperationException", f"Unknown operation {request.method} {path}"
+            )
+        )
 
     def _guard(self, request: http11.Request) -> http11.Response | None:
         """A web page can reach a loopback port; refuse anything a browser marks as foreign.
         DNS rebinding shows up as a foreign Host header, a cross-site fetch as an Origin."""
         origin = request.headers.get("origin")
         if origin is not None and not self._is_own_origin(origin):
-            return error_response(ServiceError(
-                403, "AccessDeniedException",
-                f"Requests from web pages are refused (Origin: {origin})."))
+            return error_response(
+                ServiceError(
+                    403,
+                    "AccessDeniedException",
+                    f"Requests from web pages are refused (Origin: {origin}).",
+                )
+            )
         host = request.headers.get("host", "").rsplit(":", 1)[0]
         if self.host in LOOPBACK_NAMES and host not in LOOPBACK_NAMES:
-            return error_response(ServiceError(
-                403, "AccessDeniedException",
-                f"Requests for host {host!r} are refused; use 127.0.0.1."))
+            return error_response(
+                ServiceError(
+                    403,
+                    "AccessDeniedException",
+                    f"Requests for host {host!r} are refused; use 127.0.0.1.",
+                )
+            )
         return None
 
     def _is_own_origin(self, origin: str) -> bool:
@@ -144,8 +169,11 @@ class InvokeAPI:
             qualifier = qualifier or rest[0]
         function = self.functions.get(name)
         if function is None or (qualifier not in (None, "$LATEST")):
-            raise ServiceError(404, "ResourceNotFoundException",
-                               f"Function not found: {self._arn(name, qualifier)}")
+            raise ServiceError(
+                404,
+                "ResourceNotFoundException",
+                f"Function not found: {self._arn(name, qualifier)}",
+            )
         return function
 
     # ---- Invoke ----
@@ -162,9 +190,13 @@ class InvokeAPI:
         payload = validate_payload(request.body, itype, request.body_size)
         context = decode_client_context(headers.get("x-amz-client-context"))
         req = InvokeRequest(
-            payload=payload, invocation_type=itype, source="invoke-api",
+            payload=payload,
+            invocation_type=itype,
+            source="invoke-api",
             client_context=context if itype == "RequestResponse" else None,
-            trace_id=headers.get("x-amzn-trace-id"), tenant_id=headers.get("x-amz-tenant-id"))
+            trace_id=headers.get("x-amzn-trace-id"),
+            tenant_id=headers.get("x-amz-tenant-id"),
+        )
         if itype == "DryRun":
             return http11.Response(204, b"", {"X-Amzn-RequestId": str(uuid.uuid4())})
         handle = function.start_invoke(req)
@@ -187,23 +219,27 @@ class InvokeAPI:
     # ---- discovery ----
 
     def _list(self, request: http11.Request) -> Reply:
-        return json_response({"Functions": [self._configuration(f)
-                                            for f in self.functions.values()]})
+        return json_response(
+            {"Functions": [self._configuration(f) for f in self.functions.values()]}
+        )
 
     def _get(self, request: http11.Request, raw_name: str) -> Reply:
         function = self._resolve(request, raw_name)
-        return json_response({
-            "Configuration": self._configuration(function),
-            "Code": {"RepositoryType": "Local", "Location": function.cfg.code_dir.as_uri()},
-        })
+        return json_response(
+            {
+                "Configuration": self._configuration(function),
+                "Code": {"RepositoryType": "Local", "Location": function.cfg.code_dir.as_uri()},
+            }
+        )
 
     def _get_configuration(self, request: http11.Request, raw_name: str) -> Reply:
         return json_response(self._configuration(self._resolve(request, raw_name)))
 
     def _configuration(self, function: Invocable) -> dict[str, object]:
         cfg = function.cfg
-        modified = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000",
-                                 time.gmtime(cfg.code_dir.stat().st_mtime))
+        modified = time.strftime(
+            "%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime(cfg.code_dir.stat().st_mtime)
+        )
         return {
             "FunctionName": cfg.name,
             "FunctionArn": self._arn(cfg.name),
@@ -259,8 +295,11 @@ def _code_digest(folder: os.PathLike[str]) -> str:
 
 
 def _result_response(result: InvokeResult, log: str | None = None) -> http11.Response:
-    headers = {"X-Amzn-RequestId": result.request_id, "X-Amz-Executed-Version": "$LATEST",
-               "Content-Type": result.content_type or "application/json"}
+    headers = {
+        "X-Amzn-RequestId": result.request_id,
+        "X-Amz-Executed-Version": "$LATEST",
+        "Content-Type": result.content_type or "application/json",
+    }
     if result.function_error:
         headers["X-Amz-Function-Error"] = "Unhandled"
     if log is not None:
@@ -277,14 +316,18 @@ def _tailed(task: asyncio.Future[InvocationRecord]) -> http11.Response:
     return _result_response(record.result, log_result_header(record))
 
 
-def _settle(reply: http11.Later, source: asyncio.Future[Any],
-            render: Callable[..., http11.Response]) -> None:
+def _settle(
+    reply: http11.Later, source: asyncio.Future[Any], render: Callable[..., http11.Response]
+) -> None:
     """Turn the invocation's outcome into the HTTP answer; a failure inside workbench is a
     ServiceException (500), which SDKs do retry, as they would with the service."""
     if reply.done:
         return
     if source.cancelled() or source.exception() is not None:
-        reply.send(error_response(ServiceError(500, "ServiceException",
-                                               "The invocation did not complete.")))
+        reply.send(
+            error_response(
+                ServiceError(500, "ServiceException", "The invocation did not complete.")
+            )
+        )
         return
     reply.send(render(source))

@@ -57,8 +57,9 @@ class LogBook:
 
     def add(self, line: LogLine) -> None:
         # the hot path of a flood: one tuple, one append
-        self._lines.append((line.function, line.text, line.stream, line.request_id, line.ts,
-                            line.env))
+        self._lines.append(
+            (line.function, line.text, line.stream, line.request_id, line.ts, line.env)
+        )
         self.total += 1
         if self.total > self._full:
             self._drop()
@@ -136,8 +137,15 @@ class LogBook:
 
 def reload_line(event: ReloadFinished) -> str:
     """The log's line for a reload: what changed, and from the save to ready."""
-    what = (", ".join(event.changed_paths[:3]) + (" ..." if len(event.changed_paths) > 3 else "")
-            + " changed") if event.changed_paths else "asked for, no change"
+    what = (
+        (
+            ", ".join(event.changed_paths[:3])
+            + (" ..." if len(event.changed_paths) > 3 else "")
+            + " changed"
+        )
+        if event.changed_paths
+        else "asked for, no change"
+    )
     if not event.ok:
         return f"reload failed ({what}): {event.error}; the last good version keeps serving"
     parts = [f"build {event.build_ms:.0f} ms"] if event.build_ms is not None else []

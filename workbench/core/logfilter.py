@@ -44,16 +44,25 @@ def line_level(text: str) -> str | None:
 class LineFilter:
     """What the pane shows: text (any case), a least level, one request, one function."""
 
-    def __init__(self, text: str = "", level: str | None = None,
-                 request_id: str | None = None, function: str | None = None) -> None:
+    def __init__(
+        self,
+        text: str = "",
+        level: str | None = None,
+        request_id: str | None = None,
+        function: str | None = None,
+    ) -> None:
         self.text = text
         self.level = level if level in LEVELS else None
         self.request_id = request_id
         self.function = function
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"text": self.text, "level": self.level, "request_id": self.request_id,
-                "function": self.function}
+        return {
+            "text": self.text,
+            "level": self.level,
+            "request_id": self.request_id,
+            "function": self.function,
+        }
 
     def predicate(self) -> Predicate | None:
         """The test of text, level and function on one line; None: every line passes."""
@@ -71,6 +80,7 @@ class LineFilter:
                 level = line_level(e[1])
                 return level is not None and _RANK[level] >= least
             return True
+
         return keep
 
     def segments(self, book: LogBook, lo: int, hi: int) -> list[Segment]:
@@ -89,9 +99,11 @@ class LineFilter:
             return e[3] == rid and (base is None or base(e))
 
         def init(e: Entry) -> bool:
-            ours = e[3] == rid or (e[3] is None and e[5] in span.init_envs
-                                   and e[2] not in NOT_INIT_STREAMS)
+            ours = e[3] == rid or (
+                e[3] is None and e[5] in span.init_envs and e[2] not in NOT_INIT_STREAMS
+            )
             return ours and (base is None or base(e))
+
         parts: list[Segment] = []
         if span.init_start is not None:
             parts.append((max(lo, span.init_start), min(hi, span.start), init))
@@ -100,8 +112,9 @@ class LineFilter:
         return [p for p in parts if p[1] > p[0]]
 
 
-def scan(book: LogBook, segments: Sequence[Segment], want: int,
-         found: list[Entry]) -> Iterator[None]:
+def scan(
+    book: LogBook, segments: Sequence[Segment], want: int, found: list[Entry]
+) -> Iterator[None]:
     """Collect into `found` (newest first) the newest `want` lines the segments keep, reading
     backwards; yields after each SLICE lines checked, so a caller can let the loop run."""
     for lo, hi, keep in reversed(segments):

@@ -150,9 +150,7 @@ def report_line(
     return "\t".join(parts) + "\t"
 
 
-def init_report_line(
-    init_ms: float, phase: str, status: str, error_type: str | None = None
-) -> str:
+def init_report_line(init_ms: float, phase: str, status: str, error_type: str | None = None) -> str:
     parts = [f"INIT_REPORT Init Duration: {init_ms:.2f} ms", f"Phase: {phase}", f"Status: {status}"]
     if error_type:
         parts.append(f"Error Type: {error_type}")

@@ -88,8 +88,14 @@ class Tally:
 
     def figures(self) -> Figures:
         recent = tuple(self.recent)
-        return Figures(self.count, self.cold, percentile(recent, 50), percentile(recent, 95),
-                       max(recent) if recent else None, recent)
+        return Figures(
+            self.count,
+            self.cold,
+            percentile(recent, 50),
+            percentile(recent, 95),
+            max(recent) if recent else None,
+            recent,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,26 +129,64 @@ class Row:
 
     @classmethod
     def of_record(cls, rec: InvocationRecord, event_name: str | None) -> Row:
-        return cls(rec.request_id, rec.function, rec.started_at, event_name, rec.request.source,
-                   rec.status, rec.error_type, rec.cold, rec.duration_ms, rec.billed_ms,
-                   rec.init_ms, rec.memory_mb, rec.max_memory_mb, rec.request.payload,
-                   rec.result.payload, rec.result.function_error, tuple(rec.log_lines))
+        return cls(
+            rec.request_id,
+            rec.function,
+            rec.started_at,
+            event_name,
+            rec.request.source,
+            rec.status,
+            rec.error_type,
+            rec.cold,
+            rec.duration_ms,
+            rec.billed_ms,
+            rec.init_ms,
+            rec.memory_mb,
+            rec.max_memory_mb,
+            rec.request.payload,
+            rec.result.payload,
+            rec.result.function_error,
+            tuple(rec.log_lines),
+        )
 
     @classmethod
     def of_entry(cls, e: HistoryEntry) -> Row:
-        return cls(e.request_id, e.function, e.started_at, e.event_name, e.source, e.status,
-                   e.error_type, e.cold, e.duration_ms, e.billed_ms, e.init_ms, e.memory_mb,
-                   e.max_memory_mb, e.event, e.response, e.function_error,
-                   tuple(e.log_lines))
+        return cls(
+            e.request_id,
+            e.function,
+            e.started_at,
+            e.event_name,
+            e.source,
+            e.status,
+            e.error_type,
+            e.cold,
+            e.duration_ms,
+            e.billed_ms,
+            e.init_ms,
+            e.memory_mb,
+            e.max_memory_mb,
+            e.event,
+            e.response,
+            e.function_error,
+            tuple(e.log_lines),
+        )
 
 
 class Session:
-    def __init__(self, configs: Iterable[FunctionConfig], *, watch: bool = True,
-                 host: str = "127.0.0.1", port: int | None = 0, port_fallback: bool = False,
-                 record: bool = True, bus: Bus | None = None,
-                 resolvers: Mapping[str, Callable[[], FunctionConfig]] | None = None,
-                 describers: Mapping[str, Callable[[], str]] | None = None,
-                 pinned: bool = True) -> None:
+    def __init__(
+        self,
+        configs: Iterable[FunctionConfig],
+        *,
+        watch: bool = True,
+        host: str = "127.0.0.1",
+        port: int | None = 0,
+        port_fallback: bool = False,
+        record: bool = True,
+        bus: Bus | None = None,
+        resolvers: Mapping[str, Callable[[], FunctionConfig]] | None = None,
+        describers: Mapping[str, Callable[[], str]] | None = None,
+        pinned: bool = True,
+    ) -> None:
         """`port`: where to serve the Invoke API (0: a free port; None: not at all);
         `port_fallback`: take a free port when that one is taken; `resolvers`: per function,
         how to read its configuration again when a config file is saved; `pinned`: run the
@@ -158,18 +202,22 @@ class Session:
         self.state = dict.fromkeys(self.configs, "starting")  # building/ready/failed/...
         resolvers = resolvers or {}
         self.describers = dict(describers or {})
-        self.functions = {name: Reloader(c, self.bus, watch=watch, resolve=resolvers.get(name))
-                          for name, c in self.configs.items()}
+        self.functions = {
+            name: Reloader(c, self.bus, watch=watch, resolve=resolvers.get(name))
+            for name, c in self.configs.items()
+        }
         # before the recorder: it forgets an invocation's event name once it has recorded it
         self._unsubscribe = self.bus.subscribe(self._on_event)
         self.stores: Stores | None = Stores(self.configs.values()) if record else None
-        self.recorder: Recorder | None = (attach(self.bus, self.stores)
-                                          if self.stores is not None else None)
+        self.recorder: Recorder | None = (
+            attach(self.bus, self.stores) if self.stores is not None else None
+        )
         self.rows: dict[str, Row] = {}  # this session's invocations, by request id
         self.verdicts: dict[str, PinnedCheckFinished] = {}  # pinned checks, by request id
         self._event_names: dict[str, str] = {}
         self.checks: PinnedChecks | None = (
-            PinnedChecks(self.bus, self.functions, recorder=self.recorder) if pinned else None)
+            PinnedChecks(self.bus, self.functions, recorder=self.recorder) if pinned else None
+        )
         self.api_url: str | None = None
         self._api: object | None = None
         self._background: set[asyncio.Task[object]] = set()
@@ -191,8 +239,12 @@ class Session:
         if self.port is not None:
             from workbench.core.invoke_api import InvokeAPI
 
-            api = InvokeAPI(self.functions, host=self.host, port=self.port,
-                            region=next(iter(self.configs.values())).region)
+            api = InvokeAPI(
+                self.functions,
+                host=self.host,
+                port=self.port,
+                region=next(iter(self.configs.values())).region,
+            )
             try:
                 await api.start()
             except OSError:
@@ -213,8 +265,7 @@ class Session:
             await self.checks.close()
         for task in list(self._background):
             task.cancel()
-        await asyncio.gather(*(f.close() for f in self.functions.values()),
-                             return_exceptions=True)
+        await asyncio.gather(*(f.close() for f in self.functions.values()), return_exceptions=True)
         if self.recorder is not None:
             self.recorder.detach()
         if self.stores is not None:
@@ -223,8 +274,9 @@ class Session:
 
     # ---- acting ----
 
-    def invoke(self, name: str, payload: bytes, event_name: str | None = None,
-               source: str = "tui") -> InvocationHandle:
+    def invoke(
+        self, name: str, payload: bytes, event_name: str | None = None, source: str = "tui"
+    ) -> InvocationHandle:
         """Start an invocation; raises ServiceError for what Lambda itself would refuse (a bad
         payload, a function with no build yet), before anything runs."""
         reloader = self._function(name)
@@ -275,8 +327,9 @@ class Session:
         try:
             return self.functions[name]
         except KeyError:
-            raise ServiceError(404, "ResourceNotFoundException",
-                               f"Function not found: {name}") from None
+            raise ServiceError(
+                404, "ResourceNotFoundException", f"Function not found: {name}"
+            ) from None
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(coro)
@@ -309,8 +362,9 @@ class Session:
         elif isinstance(event, ReloadFinished):
             # a failed reload leaves the last good version serving, but the user must see it
             self.state[event.function] = "ready" if event.ok else "failed"
-            self.bus.emit(LogLine(event.function, reload_line(event), "workbench", None,
-                                  time.time()))  # the log says what changed, and how fast
+            self.bus.emit(
+                LogLine(event.function, reload_line(event), "workbench", None, time.time())
+            )  # the log says what changed, and how fast
             if event.ok:  # a config edit may have changed the function's settings
                 self.configs[event.function] = self.functions[event.function].cfg
                 if self.stores is not None:

@@ -48,8 +48,13 @@ from workbench.ui.widgets.response_view import ResponseView
 from workbench.ui.widgets.status_bar import StatusLine
 from workbench.ui.widgets.timing_panel import TimingPanel
 
-PANES = (("pane-editor", "Event"), ("pane-response", "Response"), ("pane-timing", "Timing"),
-         ("pane-history", "History"), ("pane-logs", "Logs"))
+PANES = (
+    ("pane-editor", "Event"),
+    ("pane-response", "Response"),
+    ("pane-timing", "Timing"),
+    ("pane-history", "History"),
+    ("pane-logs", "Logs"),
+)
 
 
 ROW_SHARES = (3, 2, 3)  # the grid's rows (top panes, history, logs); app.tcss says the same
@@ -80,8 +85,14 @@ class WorkbenchApp(App[int]):
         Binding("ctrl+c", "quit", "Quit", id="interrupt", show=False, priority=True),
     ]
 
-    def __init__(self, session: Session, *, prefs: Prefs | None = None,
-                 theme: str | None = None, start_session: bool = True) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        prefs: Prefs | None = None,
+        theme: str | None = None,
+        start_session: bool = True,
+    ) -> None:
         super().__init__()
         self.session = session
         self.prefs = prefs if prefs is not None else Prefs.load()
@@ -101,8 +112,9 @@ class WorkbenchApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While a dialog is open only it and quitting act: ctrl+s in a name prompt must not
         save the editor's event behind it."""
-        return not (isinstance(self.screen, ModalScreen)
-                    and action not in ("quit", "command_palette"))
+        return not (
+            isinstance(self.screen, ModalScreen) and action not in ("quit", "command_palette")
+        )
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return theme_variable_defaults(self.current_theme)
@@ -142,13 +154,16 @@ class WorkbenchApp(App[int]):
         wanted = self.requested_theme or self.prefs.theme or self.cfg.theme or DEFAULT_THEME
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         if wanted != self.theme:  # a typo in --theme, tui.toml or workbench.toml
-            self.theme_problems.append(f"no theme {wanted!r}: showing {DEFAULT_THEME} "
-                                       "(ctrl+t lists the themes there are)")
+            self.theme_problems.append(
+                f"no theme {wanted!r}: showing {DEFAULT_THEME} (ctrl+t lists the themes there are)"
+            )
         if self.prefs.keys:
             self.set_keymap(self.prefs.keys)
             self.call_after_refresh(self._check_keymap)
-        for problem in [*self.theme_problems, *([self.prefs.problem] if self.prefs.problem
-                                                else [])]:
+        for problem in [
+            *self.theme_problems,
+            *([self.prefs.problem] if self.prefs.problem else []),
+        ]:
             self.notify(problem, title="Settings", severity="warning", timeout=10)
         self.bridge = Bridge(self, self.session.bus)
         self._load_history()
@@ -166,8 +181,12 @@ class WorkbenchApp(App[int]):
         built = await self.session.start()
         for name, result in built.items():
             if not result.ok:
-                self.notify(f"{name}: the first build failed; save a fix to try again "
-                            "(the build output is in the logs)", severity="error", timeout=10)
+                self.notify(
+                    f"{name}: the first build failed; save a fix to try again "
+                    "(the build output is in the logs)",
+                    severity="error",
+                    timeout=10,
+                )
         self._refresh_status()
 
     def watch_theme(self, theme: str) -> None:
@@ -207,35 +226,47 @@ class WorkbenchApp(App[int]):
 
     def _announce(self, event: object) -> None:
         if isinstance(event, ReloadFinished) and not event.ok:
-            self.notify(f"{event.function}: {event.error}\nThe last good version keeps serving.",
-                        title="Reload failed", severity="error", timeout=8)
+            self.notify(
+                f"{event.function}: {event.error}\nThe last good version keeps serving.",
+                title="Reload failed",
+                severity="error",
+                timeout=8,
+            )
             if event.function == self.active:  # the compiler's output is what to read now
                 self.query_one(LogPane).set_filter(request_id=None)
         elif isinstance(event, ReloadFinished):
-            self.notify(f"{event.function} reloaded in {event.save_to_ready_ms:.0f} ms",
-                        timeout=2)
+            self.notify(f"{event.function} reloaded in {event.save_to_ready_ms:.0f} ms", timeout=2)
         elif isinstance(event, EnvironmentInitFailed):
             self.notify(f"{event.function}: init failed ({event.error_type})", severity="error")
         elif isinstance(event, PinnedCheckFinished):
             self._announce_check(event)
         elif isinstance(event, WorkerFailed):
-            self.notify(f"{event.function}: {event.worker} stopped: {event.error}",
-                        severity="error", timeout=15)
+            self.notify(
+                f"{event.function}: {event.worker} stopped: {event.error}",
+                severity="error",
+                timeout=15,
+            )
 
     def _announce_check(self, event: PinnedCheckFinished) -> None:
         """Regression on save: a pinned event's verdict after a reload; a difference stays
         on screen until dismissed, with the diff in the response pane when selected."""
-        if event.request_id and event.request_id == self.query_one(
-                InvocationHistory).selected_id:
+        if event.request_id and event.request_id == self.query_one(InvocationHistory).selected_id:
             self._show(event.request_id)  # the row on screen now has its verdict
         where = f"{event.function}/{event.event_name}"
         if event.status == "diff":
-            self.notify(f"{where} answers differently now ({event.detail}); select its row "
-                        "to see the diff", title="Pinned event changed", severity="error",
-                        timeout=30)
+            self.notify(
+                f"{where} answers differently now ({event.detail}); select its row to see the diff",
+                title="Pinned event changed",
+                severity="error",
+                timeout=30,
+            )
         elif event.status == "error":
-            self.notify(f"{where}: {event.detail}", title="Pinned event failed",
-                        severity="error", timeout=30)
+            self.notify(
+                f"{where}: {event.detail}",
+                title="Pinned event failed",
+                severity="error",
+                timeout=30,
+            )
         else:
             self.notify(f"{where}: {event.status}", title="Pinned event", timeout=3)
 
@@ -243,11 +274,14 @@ class WorkbenchApp(App[int]):
         reloaders = self.session.functions[self.active]
         last = reloaders.last_reload
         self.query_one(StatusLine).show(
-            function=self.active, runtime=self.cfg.runtime,
-            state=self.session.state[self.active], api_url=self.session.api_url,
+            function=self.active,
+            runtime=self.cfg.runtime,
+            state=self.session.state[self.active],
+            api_url=self.session.api_url,
             last_reload_ms=last.save_to_ready_ms if last is not None and last.ok else None,
             count=self.session.tallies[self.active].count,
-            functions=len(self.session.names))
+            functions=len(self.session.names),
+        )
 
     # ---- history, response, timing ----
 
@@ -273,8 +307,9 @@ class WorkbenchApp(App[int]):
     def _show_selected(self) -> None:
         rid = self.query_one(InvocationHistory).selected_id
         if rid is not None:
-            self.query_one(ResponseView).show_row(self.rows.get(rid),
-                                                  self.session.verdicts.get(rid))
+            self.query_one(ResponseView).show_row(
+                self.rows.get(rid), self.session.verdicts.get(rid)
+            )
 
     # ---- invoking ----
 
@@ -327,15 +362,16 @@ class WorkbenchApp(App[int]):
         row = self.rows.get(message.request_id)
         if row is not None:
             self.query_one(EventEditor).save_text_as(
-                row.event.decode("utf-8", "replace"),
-                row.event_name or f"from-{row.request_id[:8]}")
+                row.event.decode("utf-8", "replace"), row.event_name or f"from-{row.request_id[:8]}"
+            )
 
     def on_edit_event_requested(self, message: EditEventRequested) -> None:
         row = self.rows.get(message.request_id)
         if row is not None:
             editor = self.query_one(EventEditor)
-            editor.replace(row.event.decode("utf-8", "replace"), None,
-                           f"invocation {row.request_id[:8]}")
+            editor.replace(
+                row.event.decode("utf-8", "replace"), None, f"invocation {row.request_id[:8]}"
+            )
             editor.text_area.focus()
 
     def on_payload_switch_requested(self, message: PayloadSwitchRequested) -> None:
@@ -348,8 +384,9 @@ class WorkbenchApp(App[int]):
         if len(names) < 2:
             self.notify(f"Only one function in this session: {self.active}")
             return
-        choices = [(n, f"{n}  {self.session.configs[n].runtime}  "
-                       f"{self.session.state[n]}") for n in names]
+        choices = [
+            (n, f"{n}  {self.session.configs[n].runtime}  {self.session.state[n]}") for n in names
+        ]
         self.push_screen(Picker("Switch to function", choices), self._switch)
 
     def _switch(self, name: str | None) -> None:
@@ -392,7 +429,8 @@ class WorkbenchApp(App[int]):
         row = ROW_OF.get(pane.id or "", 0)
         self.row_shares[row] = min(MAX_SHARE, max(1, self.row_shares[row] + step))
         self.query_one("#panes").styles.grid_rows = " ".join(
-            f"{share}fr" for share in self.row_shares)
+            f"{share}fr" for share in self.row_shares
+        )
 
     def key_bindings(self) -> list[tuple[str, str, str]]:
         """(binding id, keys, description) of every keyed action, remapped ones included."""
@@ -405,8 +443,10 @@ class WorkbenchApp(App[int]):
                         if key not in keys:
                             keys.append(key)
         # the user's keymap replaces a binding's keys (Textual applies it the same way)
-        return sorted((i, self._keymap.get(i) or ",".join(keys), description)
-                      for i, (keys, description) in found.items())
+        return sorted(
+            (i, self._keymap.get(i) or ",".join(keys), description)
+            for i, (keys, description) in found.items()
+        )
 
     def _check_keymap(self) -> None:
         """A binding id in tui.toml that names nothing is a typo: say so, and the nearest."""
@@ -416,14 +456,21 @@ class WorkbenchApp(App[int]):
         for wrong in sorted(set(self.prefs.keys) - set(known)):
             close = difflib.get_close_matches(wrong, known, n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
-            self.notify(f"[keys] {wrong!r} is not a binding id{hint}; F1 lists them",
-                        title="Settings", severity="warning", timeout=10)
+            self.notify(
+                f"[keys] {wrong!r} is not a binding id{hint}; F1 lists them",
+                title="Settings",
+                severity="warning",
+                timeout=10,
+            )
 
     def action_show_config(self) -> None:
         from workbench.ui.screens.config_view import ConfigScreen
 
-        self.push_screen(ConfigScreen(f"{self.active}: configuration (F3 closes)",
-                                      self.session.describe(self.active)))
+        self.push_screen(
+            ConfigScreen(
+                f"{self.active}: configuration (F3 closes)", self.session.describe(self.active)
+            )
+        )
 
     def action_help(self) -> None:
         from workbench.ui.screens.help import HelpScreen  # Markdown: imported when first asked
@@ -434,46 +481,100 @@ class WorkbenchApp(App[int]):
         yield from super().get_system_commands(screen)
         commands = [
             ("Invoke", "Send the event in the editor to the function", self.action_invoke),
-            ("Show configuration", "Every setting of the function, where it came from, and "
-             "its environment variables", self.action_show_config),
+            (
+                "Show configuration",
+                "Every setting of the function, where it came from, and its environment variables",
+                self.action_show_config,
+            ),
             ("Open event", "Pick a saved event or a sample event", self.action_pick_event),
             ("Save event", "Save the editor's event", self.action_save_event),
-            ("Save event as", "Save the editor's event under a new name",
-             self.action_save_event_as),
+            (
+                "Save event as",
+                "Save the editor's event under a new name",
+                self.action_save_event_as,
+            ),
             ("Rename event", "Rename the saved event being edited", self.action_rename_event),
             ("Delete event", "Delete the saved event being edited", self.action_delete_event),
-            ("New event", "Start a blank event in the editor",
-             lambda: self.query_one(EventEditor).action_new()),
-            ("Format event", "Pretty-print the editor's JSON",
-             lambda: self.query_one(EventEditor).action_format()),
-            ("Request or response", "Switch the response pane between the two",
-             lambda: self.query_one(ResponseView).action_switch()),
-            ("Force a cold start", "The next invoke starts a fresh environment",
-             self.action_cold_start),
-            ("Reload now", "Rebuild and restart the function without a change",
-             lambda: self.session.reload_now(self.active)),
-            ("Switch function", "Choose which function the panes show",
-             self.action_switch_function),
-            ("Taller pane", "Give the focused pane's row more of the screen (alt+down)",
-             lambda: self.action_resize_pane(1)),
-            ("Shorter pane", "Give the focused pane's row less of the screen (alt+up)",
-             lambda: self.action_resize_pane(-1)),
-            ("Maximise pane", "Show the focused pane alone (again to restore)",
-             self.action_toggle_maximize),
-            ("Follow logs", "Toggle following the end of the log",
-             lambda: self.query_one(LogPane).action_toggle_follow()),
-            ("All requests' logs", "Stop filtering the log to one request",
-             lambda: self.query_one(LogPane).action_clear_request()),
-            ("Replay invocation", "Send the selected invocation's event again",
-             lambda: self.query_one(InvocationHistory).action_replay()),
-            ("Save invocation's event", "Save the selected invocation's event by name",
-             lambda: self.query_one(InvocationHistory).action_save_event()),
-            ("Edit invocation's event", "Open the selected invocation's event in the editor",
-             lambda: self.query_one(InvocationHistory).action_edit_event()),
-            ("Filter logs", "Show only the log lines with some text",
-             lambda: self.query_one(LogPane).action_focus_filter()),
-            ("Copy response", "Copy the shown response to the clipboard",
-             lambda: self.query_one(ResponseView).action_copy()),
+            (
+                "New event",
+                "Start a blank event in the editor",
+                lambda: self.query_one(EventEditor).action_new(),
+            ),
+            (
+                "Format event",
+                "Pretty-print the editor's JSON",
+                lambda: self.query_one(EventEditor).action_format(),
+            ),
+            (
+                "Request or response",
+                "Switch the response pane between the two",
+                lambda: self.query_one(ResponseView).action_switch(),
+            ),
+            (
+                "Force a cold start",
+                "The next invoke starts a fresh environment",
+                self.action_cold_start,
+            ),
+            (
+                "Reload now",
+                "Rebuild and restart the function without a change",
+                lambda: self.session.reload_now(self.active),
+            ),
+            (
+                "Switch function",
+                "Choose which function the panes show",
+                self.action_switch_function,
+            ),
+            (
+                "Taller pane",
+                "Give the focused pane's row more of the screen (alt+down)",
+                lambda: self.action_resize_pane(1),
+            ),
+            (
+                "Shorter pane",
+                "Give the focused pane's row less of the screen (alt+up)",
+                lambda: self.action_resize_pane(-1),
+            ),
+            (
+                "Maximise pane",
+                "Show the focused pane alone (again to restore)",
+                self.action_toggle_maximize,
+            ),
+            (
+                "Follow logs",
+                "Toggle following the end of the log",
+                lambda: self.query_one(LogPane).action_toggle_follow(),
+            ),
+            (
+                "All requests' logs",
+                "Stop filtering the log to one request",
+                lambda: self.query_one(LogPane).action_clear_request(),
+            ),
+            (
+                "Replay invocation",
+                "Send the selected invocation's event again",
+                lambda: self.query_one(InvocationHistory).action_replay(),
+            ),
+            (
+                "Save invocation's event",
+                "Save the selected invocation's event by name",
+                lambda: self.query_one(InvocationHistory).action_save_event(),
+            ),
+            (
+                "Edit invocation's event",
+                "Open the selected invocation's event in the editor",
+                lambda: self.query_one(InvocationHistory).action_edit_event(),
+            ),
+            (
+                "Filter logs",
+                "Show only the log lines with some text",
+                lambda: self.query_one(LogPane).action_focus_filter(),
+            ),
+            (
+                "Copy response",
+                "Copy the shown response to the clipboard",
+                lambda: self.query_one(ResponseView).action_copy(),
+            ),
             ("Help", "Every key and its binding id", self.action_help),
         ]
         for title, help_text, callback in commands:

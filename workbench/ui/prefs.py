@@ -42,9 +42,13 @@ class Prefs:
         if not isinstance(keys, dict):
             return cls(problem=f"{path}: [keys] must be a table of binding id = keys")
         # keys may be "ctrl+r,f5" or ["ctrl+r", "f5"]; Textual's keymap wants the former
-        return cls(theme if isinstance(theme, str) else None,
-                   {str(k): ",".join(map(str, v)) if isinstance(v, list) else str(v)
-                    for k, v in keys.items()})
+        return cls(
+            theme if isinstance(theme, str) else None,
+            {
+                str(k): ",".join(map(str, v)) if isinstance(v, list) else str(v)
+                for k, v in keys.items()
+            },
+        )
 
     def save(self, path: Path | None = None) -> None:
         """Rewritten whole, atomically: a crash mid-write never leaves half a file."""

@@ -31,8 +31,19 @@ THEME_VARIABLES = {
     "sparkline-min": "primary",
     "sparkline-max": "accent",
 }
-_COLOURS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground",
-            "background", "surface", "panel", "boost")
+_COLOURS = (
+    "primary",
+    "secondary",
+    "warning",
+    "error",
+    "success",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+)
 _NUMBERS = ("luminosity_spread", "text_alpha")
 
 
@@ -85,8 +96,9 @@ def load_theme(path: Path) -> Theme:
         raise ThemeError(f"{path}: [variables] must be a table of colours")
     unknown = sorted(set(variables) - set(THEME_VARIABLES))
     if unknown:  # a typo would otherwise be silently ignored
-        raise ThemeError(f"{path}: unknown variable {unknown[0]!r} (known: "
-                         f"{', '.join(THEME_VARIABLES)})")
+        raise ThemeError(
+            f"{path}: unknown variable {unknown[0]!r} (known: {', '.join(THEME_VARIABLES)})"
+        )
     colours = {k: _colour(path, k, doc[k]) for k in _COLOURS if k in doc}
     extra = {}
     for key in _NUMBERS:
@@ -94,8 +106,12 @@ def load_theme(path: Path) -> Theme:
             if not isinstance(doc[key], int | float) or isinstance(doc[key], bool):
                 raise ThemeError(f"{path}: {key} must be a number")
             extra[key] = float(doc[key])
-    theme = Theme(name=name, dark=bool(doc.get("dark", True)), **colours,  # type: ignore[arg-type]
-                  **extra)  # type: ignore[arg-type]
+    theme = Theme(
+        name=name,
+        dark=bool(doc.get("dark", True)),
+        **colours,  # type: ignore[arg-type]
+        **extra,
+    )  # type: ignore[arg-type]
     own = {k: _colour(path, f"variables.{k}", v) for k, v in variables.items()}
     theme.variables = {**theme_variable_defaults(theme), **own}
     return theme

@@ -30,8 +30,12 @@ def main() -> int:
             if resp.status != 200 or not rid:
                 print(f"runtime_loop: /next answered {resp.status}", file=sys.stderr)
                 return 1
-            conn.request("POST", f"{base}/{rid}/response", body=event,
-                         headers={"Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                f"{base}/{rid}/response",
+                body=event,
+                headers={"Content-Type": "application/json"},
+            )
             resp = conn.getresponse()
             resp.read()
         except (OSError, http.client.HTTPException) as exc:

@@ -30,8 +30,9 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def response_diff(expected: bytes, actual: bytes, expected_label: str = "expected",
-                  actual_label: str = "actual") -> str | None:
+def response_diff(
+    expected: bytes, actual: bytes, expected_label: str = "expected", actual_label: str = "actual"
+) -> str | None:
     """None when the two responses are the same (as JSON when both are JSON, else byte for
     byte); otherwise a unified diff of their pretty-printed JSON (or text)."""
     import difflib
@@ -47,20 +48,26 @@ def response_diff(expected: bytes, actual: bytes, expected_label: str = "expecte
             return None
         old = pretty_json(doc_e) if ok_e else expected.decode("utf-8", "replace")
         new = pretty_json(doc_a) if ok_a else actual.decode("utf-8", "replace")
-    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), expected_label,
-                                      actual_label, lineterm=""))
+    lines = list(
+        difflib.unified_diff(
+            old.splitlines(), new.splitlines(), expected_label, actual_label, lineterm=""
+        )
+    )
     if not lines:  # same text, different bytes (an encoding, a trailing newline)
-        return (f"--- {expected_label}\n+++ {actual_label}\n"
-                f"the bodies read the same but differ byte for byte: {expected!r:.200} "
-                f"!= {actual!r:.200}")
+        return (
+            f"--- {expected_label}\n+++ {actual_label}\n"
+            f"the bodies read the same but differ byte for byte: {expected!r:.200} "
+            f"!= {actual!r:.200}"
+        )
     return "\n".join(lines)
-
 
 
 # ---- plain-text tables, for the history and replay commands ----
 
-def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]],
-                 right: Iterable[int] = ()) -> str:
+
+def render_table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable[int] = ()
+) -> str:
     """Columns padded to their widest cell; the `right` columns (indexes) aligned right."""
     body = [list(r) for r in rows]
     widths = [len(h) for h in headers]
@@ -69,8 +76,10 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]],
     aligned = set(right)
 
     def line(cells: Sequence[str]) -> str:
-        out = [c.rjust(w) if i in aligned else c.ljust(w)
-               for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        out = [
+            c.rjust(w) if i in aligned else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
         return "  ".join(out).rstrip()
 
     return "\n".join([line(headers), *(line(r) for r in body)])

@@ -56,7 +56,7 @@ def expected_in_meta(cfg: FunctionConfig, name: str) -> Baseline | None:
     if not isinstance(doc, dict) or "expected" not in doc:
         return None
     body = json.dumps(doc["expected"], ensure_ascii=False).encode()
-    return Baseline(body, f"\"expected\" in {display_path(meta)}")
+    return Baseline(body, f'"expected" in {display_path(meta)}')
 
 
 def history_label(entry: HistoryEntry) -> str:
@@ -64,8 +64,9 @@ def history_label(entry: HistoryEntry) -> str:
     return f"history #{entry.id} of {when} (request {entry.request_id[:8]})"
 
 
-def baseline_for(cfg: FunctionConfig, store: HistoryStore | None, name: str,
-                 saved: bool = True) -> Baseline | None:
+def baseline_for(
+    cfg: FunctionConfig, store: HistoryStore | None, name: str, saved: bool = True
+) -> Baseline | None:
     """What a run of the event `name` is compared with; `saved`: it is one of the function's
     saved events (which may have a sidecar), not a file from elsewhere."""
     found = expected_in_meta(cfg, name) if saved else None
@@ -93,8 +94,9 @@ def judge(record: InvocationRecord, baseline: Baseline | None, check: bool = Tru
         return Verdict("ok")
     if baseline is None:
         return Verdict("new", None, NOTHING_YET)
-    diff = response_diff(baseline.body, record.result.payload, f"expected: {baseline.label}",
-                         "actual: this run")
+    diff = response_diff(
+        baseline.body, record.result.payload, f"expected: {baseline.label}", "actual: this run"
+    )
     if diff:
         return Verdict("diff", diff, f"differs from {baseline.label}")
     return Verdict("pass", None, f"same as {baseline.label}")

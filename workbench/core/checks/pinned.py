@@ -36,8 +36,9 @@ class PinnedChecks:
     run is recorded under its event's name, the baseline can come from history, and a run
     found different is marked so that it never becomes the next baseline."""
 
-    def __init__(self, bus: Bus, functions: Mapping[str, Invocable], *,
-                 recorder: Recorder | None = None) -> None:
+    def __init__(
+        self, bus: Bus, functions: Mapping[str, Invocable], *, recorder: Recorder | None = None
+    ) -> None:
         self.bus = bus
         self.functions = functions
         self.recorder = recorder
@@ -52,8 +53,10 @@ class PinnedChecks:
     def run(self, function: str) -> asyncio.Task[None]:
         """Check `function`'s pinned events now, after its run still going, if any."""
         generation = self._generation[function] = self._generation.get(function, 0) + 1
-        task = asyncio.create_task(self._run(function, generation, self._runs.get(function)),
-                                   name=f"pinned-checks-{function}")
+        task = asyncio.create_task(
+            self._run(function, generation, self._runs.get(function)),
+            name=f"pinned-checks-{function}",
+        )
         self._runs[function] = task
         task.add_done_callback(lambda t: self._done(function, t))
         return task
@@ -71,8 +74,9 @@ class PinnedChecks:
         if running:
             await asyncio.wait(running, timeout=10)
 
-    async def _run(self, function: str, generation: int,
-                   previous: asyncio.Task[None] | None) -> None:
+    async def _run(
+        self, function: str, generation: int, previous: asyncio.Task[None] | None
+    ) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait({previous})
         fn = self.functions[function]
@@ -89,8 +93,9 @@ class PinnedChecks:
             baseline = baseline_for(cfg, self._store(cfg.name), name)
             handle = fn.start_invoke(InvokeRequest(payload, source=SOURCE))
         except ServiceError as exc:
-            return PinnedCheckFinished(cfg.name, name, "", False, "error", None,
-                                       f"{exc.code}: {exc.message}")
+            return PinnedCheckFinished(
+                cfg.name, name, "", False, "error", None, f"{exc.code}: {exc.message}"
+            )
         except (OSError, EventError, CheckError) as exc:
             return PinnedCheckFinished(cfg.name, name, "", False, "error", None, str(exc))
         if self.recorder is not None:
@@ -98,8 +103,15 @@ class PinnedChecks:
         record = await handle.record
         verdict = judge(record, baseline)
         await self._mark(cfg.name, record.request_id, verdict.status)
-        return PinnedCheckFinished(cfg.name, name, record.request_id, not verdict.failed,
-                                   verdict.status, verdict.diff, verdict.detail)
+        return PinnedCheckFinished(
+            cfg.name,
+            name,
+            record.request_id,
+            not verdict.failed,
+            verdict.status,
+            verdict.diff,
+            verdict.detail,
+        )
 
     def _store(self, function: str) -> HistoryStore | None:
         if self.recorder is None:

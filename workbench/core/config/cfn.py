@@ -19,10 +19,31 @@ import yaml
 from workbench.core import protocol as P
 
 # Short tag -> long form. !GetAtt's dotted string and !Condition need a little more (below).
-SHORT_TAGS = ("Ref", "Sub", "GetAtt", "Join", "Select", "Split", "If", "Equals", "Not", "And",
-              "Or", "FindInMap", "Base64", "ImportValue", "GetAZs", "Condition", "Cidr")
-PSEUDO = {"AWS::AccountId": P.DEFAULT_ACCOUNT, "AWS::StackName": "workbench",
-          "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+SHORT_TAGS = (
+    "Ref",
+    "Sub",
+    "GetAtt",
+    "Join",
+    "Select",
+    "Split",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+    "Base64",
+    "ImportValue",
+    "GetAZs",
+    "Condition",
+    "Cidr",
+)
+PSEUDO = {
+    "AWS::AccountId": P.DEFAULT_ACCOUNT,
+    "AWS::StackName": "workbench",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -58,6 +79,7 @@ def _long_form(tag: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any
         if tag == "GetAtt" and isinstance(value, str):
             value = value.split(".", 1)  # !GetAtt Table.Arn is ["Table", "Arn"]
         return {key: value}
+
     return construct
 
 
@@ -77,8 +99,13 @@ def as_text(value: Any) -> str:
 class Resolver:
     """Evaluates intrinsic functions over one template with fixed parameter values."""
 
-    def __init__(self, doc: Mapping[str, Any], params: Mapping[str, Any], region: str,
-                 unset: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        doc: Mapping[str, Any],
+        params: Mapping[str, Any],
+        region: str,
+        unset: Mapping[str, str] | None = None,
+    ) -> None:
         self.resources: Mapping[str, Any] = doc.get("Resources") or {}
         self.mappings: Mapping[str, Any] = doc.get("Mappings") or {}
         self.conditions: Mapping[str, Any] = doc.get("Conditions") or {}
@@ -88,14 +115,23 @@ class Resolver:
         self._truths: dict[str, bool] = {}
         self._evaluating: set[str] = set()
         self._fns: dict[str, Callable[[Any], Any]] = {
-            "Ref": self._ref, "Fn::Sub": self._sub, "Fn::Join": self._join,
-            "Fn::Select": self._select, "Fn::Split": self._split, "Fn::If": self._if,
-            "Fn::Equals": self._equals, "Fn::Not": lambda a: not self.truth(a[0]),
+            "Ref": self._ref,
+            "Fn::Sub": self._sub,
+            "Fn::Join": self._join,
+            "Fn::Select": self._select,
+            "Fn::Split": self._split,
+            "Fn::If": self._if,
+            "Fn::Equals": self._equals,
+            "Fn::Not": lambda a: not self.truth(a[0]),
             "Fn::And": lambda a: all(self.truth(c) for c in a),
-            "Fn::Or": lambda a: any(self.truth(c) for c in a), "Condition": self.condition,
-            "Fn::FindInMap": self._find_in_map, "Fn::Base64": self._base64,
-            "Fn::GetAtt": self._get_att, "Fn::ImportValue": self._import_value,
-            "Fn::GetAZs": self._get_azs, "Fn::Cidr": self._cidr,
+            "Fn::Or": lambda a: any(self.truth(c) for c in a),
+            "Condition": self.condition,
+            "Fn::FindInMap": self._find_in_map,
+            "Fn::Base64": self._base64,
+            "Fn::GetAtt": self._get_att,
+            "Fn::ImportValue": self._import_value,
+            "Fn::GetAZs": self._get_azs,
+            "Fn::Cidr": self._cidr,
         }
 
     def value(self, node: Any) -> Any:
@@ -105,7 +141,7 @@ class Resolver:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, arg), = node.items()
+            ((key, arg),) = node.items()
             if key in ("Ref", "Condition") or key.startswith("Fn::"):
                 fn = self._fns.get(key)
                 if fn is None:
@@ -170,6 +206,7 @@ class Resolver:
             if "." in name and not name.startswith("AWS::"):
                 raise Unresolvable(f"${{{name}}} refers to an attribute of a cloud resource")
             return as_text(self._ref(name, shown=f"${{{name}}}"))
+
         return SUB_VARIABLE.sub(one, source)
 
     def _join(self, arg: list[Any]) -> str:

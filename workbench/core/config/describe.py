@@ -10,14 +10,28 @@ from workbench.core.config.function import NODE_EXTS, FunctionConfig
 from workbench.core.config.settings import display_path
 
 # The order `doctor` lists settings in, with the FunctionConfig field each one reads.
-SHOWN = (("name", "name"), ("code_dir", "code_dir"), ("runtime", "runtime"),
-         ("handler", "handler"), ("builder", "builder"), ("timeout", "timeout_s"),
-         ("memory", "memory_mb"), ("architecture", "architecture"), ("region", "region"),
-         ("runtime_client", "runtime_client"), ("layers", "layers"), ("build", "build"),
-         ("start", "start"), ("watch.include", "watch_include"),
-         ("watch.exclude", "watch_exclude"), ("concurrency", "concurrency"),
-         ("events_dir", "events_dir"), ("theme", "theme"),
-         ("history_max_records", "history_max_records"), ("history_max_mb", "history_max_mb"))
+SHOWN = (
+    ("name", "name"),
+    ("code_dir", "code_dir"),
+    ("runtime", "runtime"),
+    ("handler", "handler"),
+    ("builder", "builder"),
+    ("timeout", "timeout_s"),
+    ("memory", "memory_mb"),
+    ("architecture", "architecture"),
+    ("region", "region"),
+    ("runtime_client", "runtime_client"),
+    ("layers", "layers"),
+    ("build", "build"),
+    ("start", "start"),
+    ("watch.include", "watch_include"),
+    ("watch.exclude", "watch_exclude"),
+    ("concurrency", "concurrency"),
+    ("events_dir", "events_dir"),
+    ("theme", "theme"),
+    ("history_max_records", "history_max_records"),
+    ("history_max_mb", "history_max_mb"),
+)
 
 
 def shown_value(value: object) -> str:
@@ -34,8 +48,13 @@ def shown_value(value: object) -> str:
     return str(value)
 
 
-def describe_function(config: FunctionConfig, origin: str, sources: Mapping[str, str],
-                      env_sources: Mapping[str, str], warnings: Sequence[str]) -> str:
+def describe_function(
+    config: FunctionConfig,
+    origin: str,
+    sources: Mapping[str, str],
+    env_sources: Mapping[str, str],
+    warnings: Sequence[str],
+) -> str:
     lines = [f"{config.name} ({origin})"]
     for setting, attr in SHOWN:
         value = shown_value(getattr(config, attr))
@@ -71,10 +90,14 @@ def check_handler_file(config: FunctionConfig, source: str) -> str | None:
         return None
     files = _handler_files(config)
     if files is None:
-        return (f"{config.name}: handler {config.handler!r} ({source}) is not MODULE.FUNCTION; "
-                "the first invoke will fail with Runtime.MalformedHandlerName")
+        return (
+            f"{config.name}: handler {config.handler!r} ({source}) is not MODULE.FUNCTION; "
+            "the first invoke will fail with Runtime.MalformedHandlerName"
+        )
     if any(f.is_file() for f in files):
         return None
-    return (f"{config.name}: handler {config.handler} ({source}) needs "
-            f"{display_path(files[0])}, which does not exist; the first invoke will fail with "
-            "Runtime.ImportModuleError")
+    return (
+        f"{config.name}: handler {config.handler} ({source}) needs "
+        f"{display_path(files[0])}, which does not exist; the first invoke will fail with "
+        "Runtime.ImportModuleError"
+    )

@@ -47,8 +47,9 @@ def read_env_file(path: Path, origin: str = "--env-file") -> EnvFile:
     return EnvFile(path, values, origin)
 
 
-def layered_env_files(folder: Path, configured: Iterable[tuple[Path, str]] = (),
-                      explicit: Iterable[Path] = ()) -> list[EnvFile]:
+def layered_env_files(
+    folder: Path, configured: Iterable[tuple[Path, str]] = (), explicit: Iterable[Path] = ()
+) -> list[EnvFile]:
     """Every env file of a function, in the order they apply (later wins): the files its
     settings name (`configured`, each with where it was named), then the folder's `.env`,
     then the `--env-file` paths."""

@@ -97,8 +97,9 @@ def local_node_runtime() -> str:
 def _python_candidates(folder: Path) -> list[tuple[str, str]]:
     """Every module's first plausible handler, best guess first: one per file."""
     files = sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith(("test_", "_")))
-    ordered = [m for m in PYTHON_MODULE_GUESSES if m in files] + [m for m in files
-                                                                  if m not in PYTHON_MODULE_GUESSES]
+    ordered = [m for m in PYTHON_MODULE_GUESSES if m in files] + [
+        m for m in files if m not in PYTHON_MODULE_GUESSES
+    ]
     found: list[tuple[str, str]] = []
     for module in ordered:
         source = (folder / f"{module}.py").read_text(errors="replace")
@@ -119,22 +120,31 @@ def _other_handlers_note(folder: Path, chosen: str) -> str | None:
     others = [h for h, _ in _python_candidates(folder) if h != chosen]
     if not others:
         return None
-    return (f"also found {', '.join(others)}; to use another handler, set it in "
-            f"workbench.toml, e.g. handler = \"{others[0]}\"")
+    return (
+        f"also found {', '.join(others)}; to use another handler, set it in "
+        f'workbench.toml, e.g. handler = "{others[0]}"'
+    )
 
 
-BUILDERS = {"go": ("go.mod", "Go module: built with `go build -tags lambda.norpc` into "
-                              ".workbench/build/bootstrap"),
-            "rust": ("Cargo.toml", "Rust crate: built with `cargo build --release` into "
-                                   ".workbench/build/bootstrap")}
+BUILDERS = {
+    "go": (
+        "go.mod",
+        "Go module: built with `go build -tags lambda.norpc` into .workbench/build/bootstrap",
+    ),
+    "rust": (
+        "Cargo.toml",
+        "Rust crate: built with `cargo build --release` into .workbench/build/bootstrap",
+    ),
+}
 
 
 def _builder(folder: Path) -> str | None:
     """Compiled custom runtimes: a bootstrap already in the folder wins over building one."""
     if (folder / "bootstrap").is_file():
         return None
-    return next((kind for kind, (marker, _) in BUILDERS.items() if (folder / marker).is_file()),
-                None)
+    return next(
+        (kind for kind, (marker, _) in BUILDERS.items() if (folder / marker).is_file()), None
+    )
 
 
 def _node_handler(folder: Path) -> tuple[str, str] | None:
@@ -152,14 +162,16 @@ def _compiled(folder: Path, chosen: str | None) -> str | None:
     return None if chosen == "none" else _builder(folder)
 
 
-def detect(folder: Path, runtime: str | None = None, handler: str | None = None,
-           builder: str | None = None) -> FunctionConfig:
+def detect(
+    folder: Path, runtime: str | None = None, handler: str | None = None, builder: str | None = None
+) -> FunctionConfig:
     """Decide the runtime and handler from the folder, unless the caller already knows
     (`builder`: the setting, one of BUILDER_KINDS, when there is one)."""
     folder = folder.resolve()
     if not folder.is_dir():
-        raise ConfigError(f"{folder}: not a folder. "
-                          "Give the folder that holds the function's code.")
+        raise ConfigError(
+            f"{folder}: not a folder. Give the folder that holds the function's code."
+        )
     notes: list[str] = []
     bootstrap = folder / "bootstrap"
     chosen, builder = builder, _compiled(folder, builder)
@@ -182,11 +194,15 @@ def detect(folder: Path, runtime: str | None = None, handler: str | None = None,
                 "nodejs20.x, provided.al2023) and --handler, or set runtime and handler in "
                 "workbench.toml."
             )
-    family = "python" if runtime.startswith("python") else (
-        "node" if runtime.startswith("nodejs") else "provided")
+    family = (
+        "python"
+        if runtime.startswith("python")
+        else ("node" if runtime.startswith("nodejs") else "provided")
+    )
     if family == "provided" and runtime not in PROVIDED:
-        raise ConfigError(f"unknown runtime {runtime!r}: use python3.X, nodejsNN.x or "
-                          "provided.al2023")
+        raise ConfigError(
+            f"unknown runtime {runtime!r}: use python3.X, nodejsNN.x or provided.al2023"
+        )
     if family != "provided":
         builder = None
     elif builder is not None and chosen != "command":
@@ -204,14 +220,23 @@ def detect(folder: Path, runtime: str | None = None, handler: str | None = None,
         else:
             raise ConfigError(
                 f"{folder}: found no handler function. Pass --handler MODULE.FUNCTION "
-                "(for example --handler app.handler), or set handler = \"app.handler\" in "
+                '(for example --handler app.handler), or set handler = "app.handler" in '
                 "workbench.toml."
             )
     # a build command leaves its own bootstrap, perhaps not made yet
-    if family == "provided" and builder is None and chosen != "command" and not os.access(
-            bootstrap, os.X_OK):
+    if (
+        family == "provided"
+        and builder is None
+        and chosen != "command"
+        and not os.access(bootstrap, os.X_OK)
+    ):
         hint = "chmod +x bootstrap" if bootstrap.is_file() else "add an executable `bootstrap`"
         raise ConfigError(f"{folder}: a custom runtime needs an executable bootstrap ({hint}).")
-    return FunctionConfig(name=folder.name, code_dir=folder, runtime=runtime, handler=handler,
-                          notes=tuple(notes),
-                          builder=chosen if chosen in ("none", "command") else builder)
+    return FunctionConfig(
+        name=folder.name,
+        code_dir=folder,
+        runtime=runtime,
+        handler=handler,
+        notes=tuple(notes),
+        builder=chosen if chosen in ("none", "command") else builder,
+    )

@@ -35,15 +35,36 @@ from workbench.core.config.sam import (
 from workbench.core.config.settings import KEYS, Invalid, Settings, display_path, load_settings
 
 # Our setting name -> FunctionConfig field. Settings name things as workbench.toml does.
-FIELDS = {"name": "name", "code_dir": "code_dir", "runtime": "runtime", "handler": "handler",
-          "timeout": "timeout_s", "memory": "memory_mb", "architecture": "architecture",
-          "region": "region", "runtime_client": "runtime_client", "layers": "layers",
-          "build": "build", "start": "start", "watch.include": "watch_include",
-          "watch.exclude": "watch_exclude", "concurrency": "concurrency",
-          "events_dir": "events_dir", "theme": "theme", "builder": "builder",
-          "history_max_records": "history_max_records", "history_max_mb": "history_max_mb"}
-FLAGS = {"handler": "--handler", "runtime": "--runtime", "timeout": "--timeout",
-         "memory": "--memory", "region": "--region", "runtime_client": "--runtime-client"}
+FIELDS = {
+    "name": "name",
+    "code_dir": "code_dir",
+    "runtime": "runtime",
+    "handler": "handler",
+    "timeout": "timeout_s",
+    "memory": "memory_mb",
+    "architecture": "architecture",
+    "region": "region",
+    "runtime_client": "runtime_client",
+    "layers": "layers",
+    "build": "build",
+    "start": "start",
+    "watch.include": "watch_include",
+    "watch.exclude": "watch_exclude",
+    "concurrency": "concurrency",
+    "events_dir": "events_dir",
+    "theme": "theme",
+    "builder": "builder",
+    "history_max_records": "history_max_records",
+    "history_max_mb": "history_max_mb",
+}
+FLAGS = {
+    "handler": "--handler",
+    "runtime": "--runtime",
+    "timeout": "--timeout",
+    "memory": "--memory",
+    "region": "--region",
+    "runtime_client": "--runtime-client",
+}
 ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")  # Lambda's own pattern for variable names
 DETECTED = "detected from the folder's files"
 DEFAULT = "default"
@@ -63,8 +84,9 @@ class ResolvedFunction:
 
     def describe(self) -> str:
         """Plain text for `workbench doctor`: each setting, its value and its source."""
-        return describe_function(self.config, self.origin, self.sources, self.env_sources,
-                                 self.warnings)
+        return describe_function(
+            self.config, self.origin, self.sources, self.env_sources, self.warnings
+        )
 
 
 @dataclass(frozen=True)
@@ -74,11 +96,15 @@ class _Target:
     sam: SamFunction | None = None
 
 
-def resolve_functions(targets: Sequence[Path], *, function: str | None = None,
-                      overrides: Mapping[str, object] | None = None,
-                      parameter_overrides: Mapping[str, str] | None = None,
-                      env_files: Sequence[Path] = (),
-                      env: Mapping[str, str] | None = None) -> list[ResolvedFunction]:
+def resolve_functions(
+    targets: Sequence[Path],
+    *,
+    function: str | None = None,
+    overrides: Mapping[str, object] | None = None,
+    parameter_overrides: Mapping[str, str] | None = None,
+    env_files: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
+) -> list[ResolvedFunction]:
     """Every function the targets name. A target is a function folder, a template file, or a
     folder holding template.yaml / template.yml (then each function in it, or `function`)."""
     flags = _checked_flags(overrides or {})
@@ -103,8 +129,9 @@ def _checked_flags(overrides: Mapping[str, object]) -> dict[str, object]:
     return flags
 
 
-def _expand(targets: Sequence[Path], function: str | None, params: Mapping[str, str],
-            region: str) -> list[_Target]:
+def _expand(
+    targets: Sequence[Path], function: str | None, params: Mapping[str, str], region: str
+) -> list[_Target]:
     """Targets in the order given; each template stands for its (selected) functions."""
     entries: list[_Target | Template] = []
     for target in targets:
@@ -117,8 +144,11 @@ def _expand(targets: Sequence[Path], function: str | None, params: Mapping[str, 
             raise ConfigError(f"{display_path(target)}: no such file or folder")
     templates = [e for e in entries if isinstance(e, Template)]
     if params:
-        check_overrides(params, [n for t in templates for n in t.parameter_names],
-                        ", ".join(t.shown for t in templates) or "--parameter-overrides")
+        check_overrides(
+            params,
+            [n for t in templates for n in t.parameter_names],
+            ", ".join(t.shown for t in templates) or "--parameter-overrides",
+        )
     chosen = _with_function(templates, function) if function is not None else templates
     found: list[_Target] = []
     for entry in entries:
@@ -129,33 +159,46 @@ def _expand(targets: Sequence[Path], function: str | None, params: Mapping[str, 
     return found
 
 
-def _template_targets(template: Template, function: str | None, params: Mapping[str, str],
-                      region: str) -> list[_Target]:
+def _template_targets(
+    template: Template, function: str | None, params: Mapping[str, str], region: str
+) -> list[_Target]:
     # With several templates, each takes the overrides it declares (_expand checked that
     # every override is declared by one of them).
     mine = {k: v for k, v in params.items() if k in template.parameter_names}
     functions = template.functions(function, mine, region)
     if not functions:
-        raise ConfigError(f"{template.shown}: declares no function that exists with these "
-                          "parameter values")
-    return [_Target(f.code_dir, f"{template.shown}: Resources.{f.logical_id}", f)
-            for f in functions]
+        raise ConfigError(
+            f"{template.shown}: declares no function that exists with these parameter values"
+        )
+    return [
+        _Target(f.code_dir, f"{template.shown}: Resources.{f.logical_id}", f) for f in functions
+    ]
 
 
 def _with_function(templates: list[Template], function: str) -> list[Template]:
     """The templates that declare `function`; none is an error listing what they do declare."""
     if not templates:
-        raise ConfigError(f"--function {function}: picks a function of a SAM template, and "
-                          "none of the targets is a template")
+        raise ConfigError(
+            f"--function {function}: picks a function of a SAM template, and "
+            "none of the targets is a template"
+        )
     having = [t for t in templates if function in t.function_ids]
     if not having:
-        pick_id([i for t in templates for i in t.function_ids], function,
-                ", ".join(t.shown for t in templates))
+        pick_id(
+            [i for t in templates for i in t.function_ids],
+            function,
+            ", ".join(t.shown for t in templates),
+        )
     return having
 
 
-def _resolve(target: _Target, flags: Mapping[str, object], env_files: Sequence[Path],
-             env: Mapping[str, str], picked: bool) -> ResolvedFunction:
+def _resolve(
+    target: _Target,
+    flags: Mapping[str, object],
+    env_files: Sequence[Path],
+    env: Mapping[str, str],
+    picked: bool,
+) -> ResolvedFunction:
     sam = target.sam
     if sam is not None and (sam.problem or sam.code_dir is None):
         hint = "" if picked else "; to run the template's other functions, name one with --function"
@@ -163,38 +206,59 @@ def _resolve(target: _Target, flags: Mapping[str, object], env_files: Sequence[P
     assert target.code_dir is not None
     settings = load_settings(target.code_dir)
     chosen, sources = _layered(flags, settings, sam)
-    base = detect(target.code_dir, runtime=_str(chosen.get("runtime")),
-                  handler=_str(chosen.get("handler")), builder=_str(chosen.get("builder")))
+    base = detect(
+        target.code_dir,
+        runtime=_str(chosen.get("runtime")),
+        handler=_str(chosen.get("handler")),
+        builder=_str(chosen.get("builder")),
+    )
     _fill_from_detection(base, sam, chosen, sources)
     values, env_sources = _environment(target.code_dir, settings, sam, env_files, env)
     # Any: each value was checked by its KEYS validator (or came from detection) on the way in.
     changes: dict[str, Any] = {FIELDS[k]: v for k, v in chosen.items()}
-    config = replace(base, env=values, config_files=_config_files(target, settings, env_files),
-                     **changes)
+    config = replace(
+        base, env=values, config_files=_config_files(target, settings, env_files), **changes
+    )
     _check_runtime_client(config, sources)
     _check_builder(config, sources)
     warnings = [*settings.warnings, *(sam.warnings if sam else ())]
     missing = check_handler_file(config, sources.get("handler", DETECTED))
-    return ResolvedFunction(config, target.origin, sources, env_sources,
-                            tuple(warnings + ([missing] if missing else [])),
-                            sam.template if sam else target.code_dir,
-                            sam.logical_id if sam else None)
+    return ResolvedFunction(
+        config,
+        target.origin,
+        sources,
+        env_sources,
+        tuple(warnings + ([missing] if missing else [])),
+        sam.template if sam else target.code_dir,
+        sam.logical_id if sam else None,
+    )
 
 
-def _config_files(target: _Target, settings: Settings, env_files: Sequence[Path]) -> tuple[
-        Path, ...]:
+def _config_files(
+    target: _Target, settings: Settings, env_files: Sequence[Path]
+) -> tuple[Path, ...]:
     """Every file whose edit changes the configuration, whether it exists yet or not."""
     assert target.code_dir is not None
     folder = target.code_dir
-    files = [folder / "workbench.toml", folder / "pyproject.toml", *settings.env_files,
-             folder / DOTENV, *env_files, *([target.sam.template] if target.sam else [])]
+    files = [
+        folder / "workbench.toml",
+        folder / "pyproject.toml",
+        *settings.env_files,
+        folder / DOTENV,
+        *env_files,
+        *([target.sam.template] if target.sam else []),
+    ]
     return tuple(dict.fromkeys(p.resolve() for p in files))
 
 
-def resolve_again(fn: ResolvedFunction, *, overrides: Mapping[str, object] | None = None,
-                  parameter_overrides: Mapping[str, str] | None = None,
-                  env_files: Sequence[Path] = (),
-                  env: Mapping[str, str] | None = None) -> ResolvedFunction:
+def resolve_again(
+    fn: ResolvedFunction,
+    *,
+    overrides: Mapping[str, object] | None = None,
+    parameter_overrides: Mapping[str, str] | None = None,
+    env_files: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
+) -> ResolvedFunction:
     """The same function read again from its files, with the same command-line values (live
     reload after a settings, env file or template edit)."""
     flags = _checked_flags(overrides or {})
@@ -204,8 +268,9 @@ def resolve_again(fn: ResolvedFunction, *, overrides: Mapping[str, object] | Non
         target = _Target(fn.target, fn.origin)
     else:
         region = str(flags.get("region", P.DEFAULT_REGION))
-        found = _template_targets(read_template(fn.target), fn.logical_id,
-                                  parameter_overrides or {}, region)
+        found = _template_targets(
+            read_template(fn.target), fn.logical_id, parameter_overrides or {}, region
+        )
         target = found[0]
     return _resolve(target, flags, env_files, env or {}, True)
 
@@ -214,11 +279,14 @@ def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _layered(flags: Mapping[str, object], settings: Settings,
-             sam: SamFunction | None) -> tuple[dict[str, object], dict[str, str]]:
+def _layered(
+    flags: Mapping[str, object], settings: Settings, sam: SamFunction | None
+) -> tuple[dict[str, object], dict[str, str]]:
     """Nearest layer first: the first that sets a value wins it."""
     layers: list[tuple[Mapping[str, object], Callable[[str], str]]] = [
-        (flags, lambda k: FLAGS[k]), (settings.values, settings.where)]
+        (flags, lambda k: FLAGS[k]),
+        (settings.values, settings.where),
+    ]
     if sam is not None:
         layers.append((sam.values, lambda k: sam.sources[k]))
     chosen: dict[str, object] = {}
@@ -231,8 +299,12 @@ def _layered(flags: Mapping[str, object], settings: Settings,
     return chosen, sources
 
 
-def _fill_from_detection(base: FunctionConfig, sam: SamFunction | None,
-                         chosen: dict[str, object], sources: dict[str, str]) -> None:
+def _fill_from_detection(
+    base: FunctionConfig,
+    sam: SamFunction | None,
+    chosen: dict[str, object],
+    sources: dict[str, str],
+) -> None:
     """Sources for what no layer set: the logical id, detection, or Lambda's defaults."""
     if sam is not None and "name" not in chosen:
         chosen["name"] = sam.logical_id
@@ -245,9 +317,13 @@ def _fill_from_detection(base: FunctionConfig, sam: SamFunction | None,
         sources.setdefault(key, DEFAULT)
 
 
-def _environment(code_dir: Path, settings: Settings, sam: SamFunction | None,
-                 env_files: Sequence[Path],
-                 env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _environment(
+    code_dir: Path,
+    settings: Settings,
+    sam: SamFunction | None,
+    env_files: Sequence[Path],
+    env: Mapping[str, str],
+) -> tuple[dict[str, str], dict[str, str]]:
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
 
@@ -273,25 +349,33 @@ def _check_env_names(sources: Mapping[str, str]) -> None:
 
     for key, where in sources.items():
         if key in RESERVED_KEYS:
-            raise ConfigError(f"Lambda reserves the environment variable {key} and does not let "
-                              f"a function set it; it is set in {where}")
+            raise ConfigError(
+                f"Lambda reserves the environment variable {key} and does not let "
+                f"a function set it; it is set in {where}"
+            )
         if not ENV_NAME.fullmatch(key):
-            raise ConfigError(f"{where}: {key!r} is not a name Lambda accepts for an environment "
-                              "variable (a letter, then letters, digits and _; two characters "
-                              "at least)")
+            raise ConfigError(
+                f"{where}: {key!r} is not a name Lambda accepts for an environment "
+                "variable (a letter, then letters, digits and _; two characters "
+                "at least)"
+            )
 
 
 def _check_runtime_client(config: FunctionConfig, sources: Mapping[str, str]) -> None:
     if config.runtime_client == "awslambdaric" and config.family != "python":
-        raise ConfigError(f"runtime_client awslambdaric ({sources['runtime_client']}) is for "
-                          f"Python functions; {config.name} runs {config.runtime}")
+        raise ConfigError(
+            f"runtime_client awslambdaric ({sources['runtime_client']}) is for "
+            f"Python functions; {config.name} runs {config.runtime}"
+        )
 
 
 def _check_builder(config: FunctionConfig, sources: Mapping[str, str]) -> None:
     if config.builder in ("go", "rust") and config.family != "provided":
-        raise ConfigError(f"builder {config.builder} ({sources['builder']}) compiles a custom "
-                          f"runtime (provided.al2023); {config.name} runs {config.runtime} "
-                          f"({sources['runtime']})")
+        raise ConfigError(
+            f"builder {config.builder} ({sources['builder']}) compiles a custom "
+            f"runtime (provided.al2023); {config.name} runs {config.runtime} "
+            f"({sources['runtime']})"
+        )
 
 
 def _refuse_duplicates(resolved: Sequence[ResolvedFunction]) -> None:
@@ -299,5 +383,7 @@ def _refuse_duplicates(resolved: Sequence[ResolvedFunction]) -> None:
     for item in resolved:
         first = seen.setdefault(item.config.name, item)
         if first is not item:
-            raise ConfigError(f'two functions are named "{item.config.name}": {first.origin} and '
-                              f"{item.origin}; set a different `name` in one's workbench.toml")
+            raise ConfigError(
+                f'two functions are named "{item.config.name}": {first.origin} and '
+                f"{item.origin}; set a different `name` in one's workbench.toml"
+            )

@@ -59,11 +59,18 @@ class Template:
         self.shown = display_path(path)
         resources = doc.get("Resources") or {}
         self.parameter_names = list(doc.get("Parameters") or {})
-        self.function_ids = [rid for rid, res in resources.items()
-                             if isinstance(res, dict) and res.get("Type") in FUNCTION_TYPES]
+        self.function_ids = [
+            rid
+            for rid, res in resources.items()
+            if isinstance(res, dict) and res.get("Type") in FUNCTION_TYPES
+        ]
 
-    def functions(self, function: str | None = None, overrides: Mapping[str, str] | None = None,
-                  region: str = P.DEFAULT_REGION) -> list[SamFunction]:
+    def functions(
+        self,
+        function: str | None = None,
+        overrides: Mapping[str, str] | None = None,
+        region: str = P.DEFAULT_REGION,
+    ) -> list[SamFunction]:
         if function is not None:
             self.check_id(function)
         params, unset = self._parameters(overrides or {})
@@ -82,16 +89,29 @@ class Template:
         condition = resource.get("Condition")
         try:
             if condition is not None and not resolver.condition(condition):
-                return SamFunction(logical_id, self.path, None,
-                                   absent=f"exists only when condition {condition} is true, and "
-                                          "it is false with these parameter values")
+                return SamFunction(
+                    logical_id,
+                    self.path,
+                    None,
+                    absent=f"exists only when condition {condition} is true, and "
+                    "it is false with these parameter values",
+                )
         except Unresolvable:
             pass  # undecidable locally: keep the function rather than hide it
         glob = (self.doc.get("Globals") or {}).get("Function") or {}
         serverless = resource["Type"] == "AWS::Serverless::Function"
         reader = FunctionReader(self, resolver, logical_id, glob if serverless else {})
-        return SamFunction(logical_id, self.path, reader.code_dir, reader.values, reader.sources,
-                           reader.env, reader.env_sources, tuple(reader.warnings), reader.problem)
+        return SamFunction(
+            logical_id,
+            self.path,
+            reader.code_dir,
+            reader.values,
+            reader.sources,
+            reader.env,
+            reader.env_sources,
+            tuple(reader.warnings),
+            reader.problem,
+        )
 
     def _parameters(self, overrides: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         """(values, why a parameter has no value) after Defaults and the caller's overrides."""
@@ -107,8 +127,9 @@ class Template:
                 values[name] = value
         return values, unset
 
-    def _parameter(self, name: str, spec: Mapping[str, Any],
-                   overrides: Mapping[str, str]) -> str | list[str] | _Unset:
+    def _parameter(
+        self, name: str, spec: Mapping[str, Any], overrides: Mapping[str, str]
+    ) -> str | list[str] | _Unset:
         kind = str(spec.get("Type", "String"))
         if name in overrides:
             raw = overrides[name]
@@ -117,11 +138,13 @@ class Template:
         elif "Default" in spec and isinstance(spec["Default"], str | int | float | bool):
             raw = as_text(spec["Default"])
         elif "Default" in spec:
-            raise ConfigError(f"{self.shown}: Parameters.{name}.Default must be a string; got "
-                              f"{spec['Default']!r}")
+            raise ConfigError(
+                f"{self.shown}: Parameters.{name}.Default must be a string; got {spec['Default']!r}"
+            )
         else:
-            return _Unset(f"parameter {name} has no Default (give it a value with a parameter "
-                          "override)")
+            return _Unset(
+                f"parameter {name} has no Default (give it a value with a parameter override)"
+            )
         self._check_allowed(name, spec, raw)
         listy = kind == "CommaDelimitedList" or kind.startswith("List<")
         return raw.split(",") if listy else raw
@@ -129,8 +152,10 @@ class Template:
     def _check_allowed(self, name: str, spec: Mapping[str, Any], raw: str) -> None:
         allowed = [as_text(a) for a in spec.get("AllowedValues") or []]
         if allowed and raw not in allowed:
-            raise ConfigError(f"{self.shown}: parameter {name} is {raw!r}, which is not one of "
-                              f"its AllowedValues: {', '.join(allowed)}")
+            raise ConfigError(
+                f"{self.shown}: parameter {name} is {raw!r}, which is not one of "
+                f"its AllowedValues: {', '.join(allowed)}"
+            )
 
 
 def check_overrides(overrides: Iterable[str], declared: list[str], shown: str) -> None:
@@ -148,8 +173,9 @@ def pick_id(ids: list[str], wanted: str, shown: str) -> None:
         return
     if not ids:
         raise ConfigError(f"{shown}: declares no functions ({' or '.join(FUNCTION_TYPES)})")
-    ranked = sorted(ids, key=lambda i: -difflib.SequenceMatcher(
-        None, wanted.lower(), i.lower()).ratio())
+    ranked = sorted(
+        ids, key=lambda i: -difflib.SequenceMatcher(None, wanted.lower(), i.lower()).ratio()
+    )
     raise ConfigError(f'{shown}: no function "{wanted}"; the functions are {", ".join(ranked)}')
 
 
@@ -184,9 +210,12 @@ def _parse_json(text: str, shown: str) -> Any:
         raise ConfigError(f"{shown}: not valid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
-def load_template(path: Path, function: str | None = None,
-                  overrides: Mapping[str, str] | None = None,
-                  region: str = P.DEFAULT_REGION) -> list[SamFunction]:
+def load_template(
+    path: Path,
+    function: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    region: str = P.DEFAULT_REGION,
+) -> list[SamFunction]:
     """Every function of the template (or the one named), resolved with these parameters."""
     return read_template(path).functions(function, overrides, region)
 
@@ -195,7 +224,7 @@ def find_template(folder: Path) -> Path | None:
     """The folder's template.yaml / template.yml; both at once is ambiguous and an error."""
     found = [folder / n for n in TEMPLATE_NAMES if (folder / n).is_file()]
     if len(found) > 1:
-        raise ConfigError(f"{display_path(folder)}: has both template.yaml and template.yml; "
-                          "give the one to use")
+        raise ConfigError(
+            f"{display_path(folder)}: has both template.yaml and template.yml; give the one to use"
+        )
     return found[0] if found else None
-

@@ -24,24 +24,35 @@ class TemplateDoc(Protocol):
     @property
     def shown(self) -> str: ...
 
+
 # CloudFormation property -> (our setting, the flag that sets it locally, if any).
-SCALARS = {"Handler": ("handler", "--handler"), "Runtime": ("runtime", "--runtime"),
-           "Timeout": ("timeout", "--timeout"), "MemorySize": ("memory", "--memory"),
-           "Architectures": ("architecture", None)}
-LAYER_CONTENT = {"AWS::Serverless::LayerVersion": "ContentUri",
-                 "AWS::Lambda::LayerVersion": "Content"}
+SCALARS = {
+    "Handler": ("handler", "--handler"),
+    "Runtime": ("runtime", "--runtime"),
+    "Timeout": ("timeout", "--timeout"),
+    "MemorySize": ("memory", "--memory"),
+    "Architectures": ("architecture", None),
+}
+LAYER_CONTENT = {
+    "AWS::Serverless::LayerVersion": "ContentUri",
+    "AWS::Lambda::LayerVersion": "Content",
+}
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
 LAYER_HINT = "add a local copy of the layer to `layers` in workbench.toml"
 
 
 def _intrinsic(node: Any) -> bool:
-    return isinstance(node, dict) and len(node) == 1 and (
-        next(iter(node)) in ("Ref", "Condition") or next(iter(node)).startswith("Fn::"))
+    return (
+        isinstance(node, dict)
+        and len(node) == 1
+        and (next(iter(node)) in ("Ref", "Condition") or next(iter(node)).startswith("Fn::"))
+    )
 
 
 class FunctionReader:
-    def __init__(self, template: TemplateDoc, resolver: Resolver, logical_id: str,
-                 glob: Mapping[str, Any]) -> None:
+    def __init__(
+        self, template: TemplateDoc, resolver: Resolver, logical_id: str, glob: Mapping[str, Any]
+    ) -> None:
         self.template, self.resolver, self.id = template, resolver, logical_id
         self.folder = template.path.parent
         resource = template.doc["Resources"][logical_id]
@@ -71,16 +82,21 @@ class FunctionReader:
             elif key == "Layers":
                 items = self._branch(raw, "Layers", LAYER_HINT)
                 start = len(self.layers)
-                self.layers += [(f"Layers[{start + i}]", item, f"{where}.Layers[{i}]")
-                                for i, item in enumerate(items if isinstance(items, list) else [])]
+                self.layers += [
+                    (f"Layers[{start + i}]", item, f"{where}.Layers[{i}]")
+                    for i, item in enumerate(items if isinstance(items, list) else [])
+                ]
             else:
                 self.merged[key] = (raw, f"{where}.{key}")
 
     def _merge_env(self, raw: Any, where: str) -> None:
         fix = "set the variables with --env or in workbench.toml"
         env = self._branch(raw, "Environment", fix)
-        variables = self._branch(env.get("Variables"), "Environment.Variables", fix) if (
-            isinstance(env, dict)) else None
+        variables = (
+            self._branch(env.get("Variables"), "Environment.Variables", fix)
+            if (isinstance(env, dict))
+            else None
+        )
         for name, value in (variables if isinstance(variables, dict) else {}).items():
             self.raw_env[str(name)] = (value, f"{where}.Variables.{name}")
 
@@ -135,8 +151,11 @@ class FunctionReader:
         path = (self.folder / code).resolve()
         if not path.is_dir():
             return f"its {key} {code} is not a folder ({display_path(path)})"
-        self.sources["code_dir"] = self._at(where) if where != "default" else (
-            f"{self.template.shown}: no CodeUri, so the template's folder")
+        self.sources["code_dir"] = (
+            self._at(where)
+            if where != "default"
+            else (f"{self.template.shown}: no CodeUri, so the template's folder")
+        )
         return path
 
     def _cannot(self, why: str) -> None:
@@ -147,8 +166,11 @@ class FunctionReader:
             if prop not in self.merged:
                 continue
             raw, where = self.merged[prop]
-            fix = f"set {setting} with {flag} or in workbench.toml" if flag else (
-                f"set {setting} in workbench.toml")
+            fix = (
+                f"set {setting} with {flag} or in workbench.toml"
+                if flag
+                else (f"set {setting} in workbench.toml")
+            )
             value = self._resolved(raw, prop, fix)
             if value is not NO_VALUE:
                 self.values[setting] = self._checked(setting, value, where)
@@ -174,8 +196,10 @@ class FunctionReader:
             if value is NO_VALUE:
                 continue
             if isinstance(value, list | dict):
-                self.warnings.append(f"{self.id}: {key} is left out: Lambda needs a string, "
-                                     f"not {type(value).__name__}")
+                self.warnings.append(
+                    f"{self.id}: {key} is left out: Lambda needs a string, "
+                    f"not {type(value).__name__}"
+                )
                 continue
             self.env[name] = "true" if value is True else "false" if value is False else str(value)
             self.env_sources[name] = self._at(where)
@@ -199,8 +223,9 @@ class FunctionReader:
             return self._local_layer(key, name, resources[name])
         value = self._resolved(raw, key, LAYER_HINT)
         if isinstance(value, str) and value.startswith("arn:"):
-            self._layer_warning(key, f"{value} is a published layer, which workbench does not "
-                                     "download")
+            self._layer_warning(
+                key, f"{value} is a published layer, which workbench does not download"
+            )
         elif value is not NO_VALUE:
             self._layer_warning(key, f"{value!r} is not a layer workbench can find")
         return None
@@ -216,8 +241,9 @@ class FunctionReader:
             return None
         path = (self.folder / content).resolve()
         if not path.is_dir():
-            self._layer_warning(key, f"layer {name}'s {prop} {content} is not a folder "
-                                     f"({display_path(path)})")
+            self._layer_warning(
+                key, f"layer {name}'s {prop} {content} is not a folder ({display_path(path)})"
+            )
             return None
         return path
 

@@ -22,8 +22,19 @@ from typing import Any, cast
 
 from workbench.core.config.function import BUILDER_KINDS, RUNTIME_CLIENTS, ConfigError
 
-RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13",
-            "nodejs18.x", "nodejs20.x", "nodejs22.x", "provided", "provided.al2", "provided.al2023")
+RUNTIMES = (
+    "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "nodejs18.x",
+    "nodejs20.x",
+    "nodejs22.x",
+    "provided",
+    "provided.al2",
+    "provided.al2023",
+)
 ARCHITECTURES = ("x86_64", "arm64")
 FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -62,6 +73,7 @@ def _choice(options: tuple[str, ...]) -> Check:
         close = difflib.get_close_matches(str(value), options, n=1)
         hint = f' (did you mean "{close[0]}"?)' if close and isinstance(value, str) else ""
         raise Invalid(f"one of {', '.join(options)}{hint}")
+
     return check
 
 
@@ -72,6 +84,7 @@ def _number(lo: int, hi: int, what: str, whole: bool) -> Check:
             kind = "a whole number" if whole else "a number"
             raise Invalid(f"{kind} of {what} from {lo} to {hi}")
         return value if whole else float(value)
+
     return check
 
 
@@ -106,8 +119,10 @@ def _folders(value: Any, folder: Path) -> tuple[Path, ...]:
     for item in _strings(value):
         path = (folder / item).resolve()
         if not path.is_dir():
-            raise Invalid("a list of existing folders",
-                          got=f"{json.dumps(item)}, which is not a folder ({display_path(path)})")
+            raise Invalid(
+                "a list of existing folders",
+                got=f"{json.dumps(item)}, which is not a folder ({display_path(path)})",
+            )
         paths.append(path)
     return tuple(paths)
 
@@ -135,12 +150,21 @@ def _environment(value: Any, _: Path) -> dict[str, str]:
 
 
 KEYS: dict[str, Check] = {
-    "name": _name, "handler": _text, "runtime": _choice(RUNTIMES),
+    "name": _name,
+    "handler": _text,
+    "runtime": _choice(RUNTIMES),
     "timeout": _number(1, 900, "seconds", whole=False),
     "memory": _number(128, 10240, "MB", whole=True),
-    "architecture": _choice(ARCHITECTURES), "environment": _environment, "env_files": _files,
-    "build": _text, "start": _command, "concurrency": _at_least_one, "layers": _folders,
-    "events_dir": _text, "theme": _text, "runtime_client": _choice(RUNTIME_CLIENTS),
+    "architecture": _choice(ARCHITECTURES),
+    "environment": _environment,
+    "env_files": _files,
+    "build": _text,
+    "start": _command,
+    "concurrency": _at_least_one,
+    "layers": _folders,
+    "events_dir": _text,
+    "theme": _text,
+    "runtime_client": _choice(RUNTIME_CLIENTS),
     "builder": _choice(BUILDER_KINDS),
     "history_max_records": _number(1, 10_000_000, "records", whole=True),
     "history_max_mb": _number(1, 1_000_000, "MB", whole=True),
@@ -209,7 +233,7 @@ def _entries(raw: Mapping[str, Any], where: Callable[[str], str]) -> list[tuple[
         elif isinstance(value, dict):
             entries.extend((f"{key}.{k}", v) for k, v in value.items())
         else:
-            raise ConfigError(f'{where(key)} must be a table; got {_shown(value)}')
+            raise ConfigError(f"{where(key)} must be a table; got {_shown(value)}")
     return entries
 
 
@@ -235,11 +259,15 @@ def _check_builder(values: Mapping[str, object], shown_file: str, settings: Sett
     builder, build = values.get("builder"), values.get("build")
     key = f'"{settings._dotted("builder")}"'
     if builder == "command" and build is None:
-        raise ConfigError(f'{shown_file}: {key} is "command" but no "{settings._dotted("build")}"'
-                          ' command is set; add one, e.g. build = "npm run build"')
+        raise ConfigError(
+            f'{shown_file}: {key} is "command" but no "{settings._dotted("build")}"'
+            ' command is set; add one, e.g. build = "npm run build"'
+        )
     if builder in ("none", "go", "rust") and build is not None:
-        raise ConfigError(f'{shown_file}: {key} is "{builder}" but "{settings._dotted("build")}" '
-                          'is set too; remove one (builder = "command" runs the build command)')
+        raise ConfigError(
+            f'{shown_file}: {key} is "{builder}" but "{settings._dotted("build")}" '
+            'is set too; remove one (builder = "command" runs the build command)'
+        )
 
 
 def _invalid(shown_file: str, dotted: str, value: Any, exc: Invalid) -> ConfigError:
@@ -263,14 +291,17 @@ def load_settings(folder: Path) -> Settings:
         return Settings()
     settings = Settings(file=pyproject, table="tool.workbench")
     if not isinstance(tool["workbench"], dict):
-        raise ConfigError(f'{display_path(pyproject)}: "tool.workbench" must be a table; '
-                          f"got {_shown(tool['workbench'])}")
+        raise ConfigError(
+            f'{display_path(pyproject)}: "tool.workbench" must be a table; '
+            f"got {_shown(tool['workbench'])}"
+        )
     return _filled(settings, tool["workbench"], folder)
 
 
 def _filled(settings: Settings, raw: Mapping[str, Any], folder: Path) -> Settings:
-    return Settings(settings.file, settings.table, _check_table(raw, folder, settings),
-                    settings.warnings)
+    return Settings(
+        settings.file, settings.table, _check_table(raw, folder, settings), settings.warnings
+    )
 
 
 def _ignored_pyproject(pyproject: Path) -> tuple[str, ...]:
@@ -280,6 +311,8 @@ def _ignored_pyproject(pyproject: Path) -> tuple[str, ...]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return ()  # pyproject.toml is not ours to judge when workbench.toml is in charge
     if isinstance(tool, dict) and "workbench" in tool:
-        return (f"{display_path(pyproject)}: [tool.workbench] is ignored because "
-                "workbench.toml is in the same folder",)
+        return (
+            f"{display_path(pyproject)}: [tool.workbench] is ignored because "
+            "workbench.toml is in the same folder",
+        )
     return ()

@@ -32,17 +32,37 @@ from workbench.core.engine.runtime_api import RuntimeAPI
 from workbench.core.runtimes import Launch
 
 # Keys the service sets itself; a function's configuration may not set them (spec 4).
-RESERVED_KEYS = frozenset({
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
-})
+RESERVED_KEYS = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
 # Host values that carry over: the local toolchain lives on the host's PATH, and the host's
 # credentials stand in for the execution role.
-PASSTHROUGH = ("PATH", "LD_LIBRARY_PATH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-               "AWS_SESSION_TOKEN")
+PASSTHROUGH = (
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
 LOG_LINES_KEPT = 20_000
 DENSE_AGAIN_S = 0.25  # the sampling interval grows back to its sparse 0.25 s in about this long
 
@@ -56,31 +76,35 @@ def log_stream_name() -> str:
     return f"{day}/[$LATEST]{secrets.token_hex(16)}"
 
 
-def lambda_env(cfg: FunctionConfig, launch: Launch, api_address: str,
-               stream: str) -> dict[str, str]:
+def lambda_env(
+    cfg: FunctionConfig, launch: Launch, api_address: str, stream: str
+) -> dict[str, str]:
     env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
-    env.update({k: v for k, v in cfg.env.items()
-                if not k.startswith("_") and k not in RESERVED_KEYS})
+    env.update(
+        {k: v for k, v in cfg.env.items() if not k.startswith("_") and k not in RESERVED_KEYS}
+    )
     env.setdefault("TZ", ":UTC")
     env.setdefault("LANG", "en_US.UTF-8")
     env.setdefault("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR")
     env.setdefault("AWS_XRAY_DAEMON_ADDRESS", "169.254.100.1:2000")
-    env.update({
-        "AWS_LAMBDA_RUNTIME_API": api_address,
-        "_HANDLER": cfg.handler,
-        "LAMBDA_TASK_ROOT": str(cfg.code_dir),
-        "LAMBDA_RUNTIME_DIR": str(launch.runtime_dir),
-        "AWS_LAMBDA_FUNCTION_NAME": cfg.name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory_mb),
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{cfg.name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-        "AWS_REGION": cfg.region,
-        "AWS_DEFAULT_REGION": cfg.region,
-        "_AWS_XRAY_DAEMON_ADDRESS": "169.254.100.1",
-        "_AWS_XRAY_DAEMON_PORT": "2000",
-    })
+    env.update(
+        {
+            "AWS_LAMBDA_RUNTIME_API": api_address,
+            "_HANDLER": cfg.handler,
+            "LAMBDA_TASK_ROOT": str(cfg.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(launch.runtime_dir),
+            "AWS_LAMBDA_FUNCTION_NAME": cfg.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{cfg.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": cfg.region,
+            "AWS_DEFAULT_REGION": cfg.region,
+            "_AWS_XRAY_DAEMON_ADDRESS": "169.254.100.1",
+            "_AWS_XRAY_DAEMON_PORT": "2000",
+        }
+    )
     if launch.execution_env:
         env["AWS_EXECUTION_ENV"] = launch.execution_env
     _add_layers(env, cfg)
@@ -95,13 +119,20 @@ def _add_layers(env: dict[str, str], cfg: FunctionConfig) -> None:
         return
     layers = list(reversed(cfg.layers))
     version = cfg.runtime.removeprefix("python")
-    python = [str(p) for layer in layers
-              for p in (layer / "python" / "lib" / f"python{version}" / "site-packages",
-                        layer / "python")]
+    python = [
+        str(p)
+        for layer in layers
+        for p in (layer / "python" / "lib" / f"python{version}" / "site-packages", layer / "python")
+    ]
     node_major = cfg.runtime.removeprefix("nodejs").removesuffix(".x")
-    node = [str(p) for layer in layers
-            for p in (layer / "nodejs" / f"node{node_major}" / "node_modules",
-                      layer / "nodejs" / "node_modules")]
+    node = [
+        str(p)
+        for layer in layers
+        for p in (
+            layer / "nodejs" / f"node{node_major}" / "node_modules",
+            layer / "nodejs" / "node_modules",
+        )
+    ]
     bins = [str(layer / "bin") for layer in layers]
     libs = [str(layer / "lib") for layer in layers]
     _extend(env, "PYTHONPATH", python, first=False)
@@ -182,8 +213,9 @@ class Environment:
         self._pipes: list[procs.OutputPipe] = []
         self._exit_task: asyncio.Task[None] | None = None
 
-    def watch(self, deadline_at: float, on_exit: Callable[[], None],
-              on_deadline: Callable[[], None]) -> None:
+    def watch(
+        self, deadline_at: float, on_exit: Callable[[], None], on_deadline: Callable[[], None]
+    ) -> None:
         """Tell the invocation now running when the runtime exits or `deadline_at` (loop
         time) passes, until unwatch(). One timer serves many invocations: back to back, each
         deadline is later than the last, so the timer set for an earlier one is kept and moved
@@ -219,8 +251,7 @@ class Environment:
     def line(self, text: str, stream: str) -> None:
         if self.collector is not None:
             self.collector.add(text)
-        self.bus.emit(LogLine(self.cfg.name, text, stream, self.request_id, time.time(),
-                              self.id))
+        self.bus.emit(LogLine(self.cfg.name, text, stream, self.request_id, time.time(), self.id))
 
     def platform(self, text: str) -> None:
         self.drain()
@@ -247,18 +278,27 @@ class Environment:
         self.api = RuntimeAPI()
         await self.api.start()
         self.bus.emit(EnvironmentStarting(self.cfg.name, phase, self.id))
-        self.platform(P.init_start_line(self.launch.runtime_version,
-                                        self.launch.runtime_arn(self.cfg.region)))
-        self._pipes = [procs.OutputPipe(loop, "stdout", self.line),
-                       procs.OutputPipe(loop, "stderr", self.line)]
+        self.platform(
+            P.init_start_line(self.launch.runtime_version, self.launch.runtime_arn(self.cfg.region))
+        )
+        self._pipes = [
+            procs.OutputPipe(loop, "stdout", self.line),
+            procs.OutputPipe(loop, "stderr", self.line),
+        ]
         env = lambda_env(self.cfg, self.launch, self.api.address, self.stream)
         t0 = time.monotonic()
         stdin = procs.devnull()
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *self.launch.argv, cwd=self.cfg.code_dir, env=env, stdin=stdin,
-                stdout=self._pipes[0].write_fd, stderr=self._pipes[1].write_fd,
-                start_new_session=True, preexec_fn=procs.die_with_parent)
+                *self.launch.argv,
+                cwd=self.cfg.code_dir,
+                env=env,
+                stdin=stdin,
+                stdout=self._pipes[0].write_fd,
+                stderr=self._pipes[1].write_fd,
+                start_new_session=True,
+                preexec_fn=procs.die_with_parent,
+            )
         except OSError as exc:
             detail = f"fork/exec {self.launch.argv[0]}: {(exc.strerror or str(exc)).lower()}"
             doc = P.platform_error("Runtime.InvalidEntrypoint", detail, request_id)
@@ -267,8 +307,9 @@ class Environment:
             os.close(stdin)
             for pipe in self._pipes:
                 pipe.close_write_end()
-        self._exit_task = loop.create_task(self._watch_exit(self.proc),
-                                           name=f"exit-watch-{self.cfg.name}")
+        self._exit_task = loop.create_task(
+            self._watch_exit(self.proc), name=f"exit-watch-{self.cfg.name}"
+        )
         api = self.api
         waiters: set[asyncio.Future[Any]] = {api.first_next, api.init_failed, self.exited}
         await asyncio.wait(waiters, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
@@ -287,17 +328,32 @@ class Environment:
         if self.exited.done():
             self.drain(flush_partial=True)
             detail = P.exit_detail(self.exited.result())
-            return self._init_failed(phase, t0, "Runtime.ExitError",
-                                     P.platform_error("Runtime.ExitError", detail, request_id))
-        outcome = self._init_failed(phase, t0, "Sandbox.Timedout",
-                                    P.platform_error("Sandbox.Timedout",
-                                                     f"Task timed out after {limit_s:.2f} seconds",
-                                                     request_id))
+            return self._init_failed(
+                phase,
+                t0,
+                "Runtime.ExitError",
+                P.platform_error("Runtime.ExitError", detail, request_id),
+            )
+        outcome = self._init_failed(
+            phase,
+            t0,
+            "Sandbox.Timedout",
+            P.platform_error(
+                "Sandbox.Timedout", f"Task timed out after {limit_s:.2f} seconds", request_id
+            ),
+        )
         outcome.status = "timeout"
         return outcome
 
-    def _init_failed(self, phase: str, t0: float, error_type: str, doc: dict[str, str] | None,
-                     body: bytes | None = None, init_ms: float | None = None) -> InitOutcome:
+    def _init_failed(
+        self,
+        phase: str,
+        t0: float,
+        error_type: str,
+        doc: dict[str, str] | None,
+        body: bytes | None = None,
+        init_ms: float | None = None,
+    ) -> InitOutcome:
         ms = init_ms if init_ms is not None else (time.monotonic() - t0) * 1000
         payload = body if body is not None else P.json_body(doc).rstrip(b"\n")
         self.bus.emit(EnvironmentInitFailed(self.cfg.name, error_type, ms, phase, self.id))
@@ -347,8 +403,9 @@ class Environment:
             self._timer = None
         self.ready = False
         if self.proc is not None and self.api is not None:
-            killed = procs.kill_all(self.proc.pid,
-                                    f"AWS_LAMBDA_RUNTIME_API={self.api.address}".encode())
+            killed = procs.kill_all(
+                self.proc.pid, f"AWS_LAMBDA_RUNTIME_API={self.api.address}".encode()
+            )
             await asyncio.wait({self.exited}, timeout=5)
             await procs.wait_gone(killed, timeout=2)  # stop() returns when none of it runs
         self.drain(flush_partial=True)

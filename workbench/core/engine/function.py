@@ -29,8 +29,14 @@ from workbench.core.engine.invocation import (
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 from workbench.core.runtimes import launch_for
 
-__all__ = ["Function", "Invocable", "InvocationHandle", "copy_outcome", "log_result_header",
-           "start_invocation"]
+__all__ = [
+    "Function",
+    "Invocable",
+    "InvocationHandle",
+    "copy_outcome",
+    "log_result_header",
+    "start_invocation",
+]
 
 
 class Invocable(Protocol):
@@ -50,12 +56,14 @@ class Invocable(Protocol):
     async def close(self) -> None: ...
 
 
-Runner = Callable[[InvokeRequest, str, "asyncio.Future[InvokeResult]"],
-                  Coroutine[Any, Any, InvocationRecord]]
+Runner = Callable[
+    [InvokeRequest, str, "asyncio.Future[InvokeResult]"], Coroutine[Any, Any, InvocationRecord]
+]
 
 
-def start_invocation(run: Runner, req: InvokeRequest, rid: str | None,
-                     tasks: set[asyncio.Task[InvocationRecord]]) -> InvocationHandle:
+def start_invocation(
+    run: Runner, req: InvokeRequest, rid: str | None, tasks: set[asyncio.Task[InvocationRecord]]
+) -> InvocationHandle:
     """A handle for an invoker that runs each invocation as a task (a pool): the answer
     future `run` settles as soon as the runtime answers, and the task that ends with the
     record (kept in `tasks`, so close() can cancel what is still running)."""
@@ -97,6 +105,7 @@ class Turn:
                 got.set_result(None)
             else:
                 got.cancel()
+
         self.request(wake)
         try:
             await got
@@ -142,8 +151,11 @@ class Function:
     def start_invoke(self, req: InvokeRequest, rid: str | None = None) -> InvocationHandle:
         handle = InvocationHandle.new(rid or new_request_id())
         self._open.add(handle.record)
-        self._turn.request(lambda go: self._start(req, handle) if go else self._broken(
-            handle, asyncio.CancelledError()))
+        self._turn.request(
+            lambda go: (
+                self._start(req, handle) if go else self._broken(handle, asyncio.CancelledError())
+            )
+        )
         return handle
 
     async def invoke(self, req: InvokeRequest) -> InvocationRecord:
@@ -160,8 +172,9 @@ class Function:
                 return InitOutcome(True, 0.0)
             env = await self._fresh_env()
             outcome = await env.init("init", P.INIT_TIMEOUT_S)
-            env.platform(P.init_report_line(outcome.init_ms, "init", outcome.status,
-                                            outcome.error_type))
+            env.platform(
+                P.init_report_line(outcome.init_ms, "init", outcome.status, outcome.error_type)
+            )
             if not outcome.ok:
                 await env.stop("failure")
                 self._env = None
@@ -214,8 +227,9 @@ class Function:
             else:
                 record.set_exception(exc)
 
-    def run_over(self, env: Environment, reset: bool, handle: InvocationHandle,
-                 record: InvocationRecord) -> None:
+    def run_over(
+        self, env: Environment, reset: bool, handle: InvocationHandle, record: InvocationRecord
+    ) -> None:
         if reset and self._env is env:
             self._env = None
         self._turn.give_back()
@@ -267,8 +281,9 @@ class Function:
             if outcome.ok:
                 init_ms = outcome.init_ms
             else:
-                env.platform(P.init_report_line(outcome.init_ms, "init", outcome.status,
-                                                outcome.error_type))
+                env.platform(
+                    P.init_report_line(outcome.init_ms, "init", outcome.status, outcome.error_type)
+                )
                 # The service tries INIT once more inside the invoke, under the function timeout.
                 env = await self._fresh_env()
                 env.collector = log
@@ -279,15 +294,21 @@ class Function:
                     self._turn.give_back()
                     self._done(handle, record)
                     return
-        Run(self, self.cfg, env, req, handle, log, started_at, cold, init_ms,
-            suppressed_ms).begin()
+        Run(self, self.cfg, env, req, handle, log, started_at, cold, init_ms, suppressed_ms).begin()
 
-    async def _init_failed(self, env: Environment, req: InvokeRequest, handle: InvocationHandle,
-                           log: LogCollector, started_at: float,
-                           outcome: InitOutcome) -> InvocationRecord:
+    async def _init_failed(
+        self,
+        env: Environment,
+        req: InvokeRequest,
+        handle: InvocationHandle,
+        log: LogCollector,
+        started_at: float,
+        outcome: InitOutcome,
+    ) -> InvocationRecord:
         rid = handle.request_id
-        env.platform(P.init_report_line(outcome.init_ms, "invoke", outcome.status,
-                                        outcome.error_type))
+        env.platform(
+            P.init_report_line(outcome.init_ms, "invoke", outcome.status, outcome.error_type)
+        )
         result = InvokeResult(rid, outcome.error_body, function_error=True)
         handle.settle(result)
         max_mb = env.measure_memory()
@@ -301,9 +322,24 @@ class Function:
         status = "timeout" if outcome.status == "timeout" else "error"
         duration = outcome.init_ms
         billed = P.billed_ms(duration, None)
-        env.platform(P.report_line(rid, duration, billed, self.cfg.memory_mb, max_mb, None,
-                                   status, outcome.error_type))
-        record = make_record(self.cfg, req, rid, result, status, True, started_at, duration,
-                             billed, None, max_mb, log)
+        env.platform(
+            P.report_line(
+                rid, duration, billed, self.cfg.memory_mb, max_mb, None, status, outcome.error_type
+            )
+        )
+        record = make_record(
+            self.cfg,
+            req,
+            rid,
+            result,
+            status,
+            True,
+            started_at,
+            duration,
+            billed,
+            None,
+            max_mb,
+            log,
+        )
         self.bus.emit(InvocationFinished(self.cfg.name, record))
         return record

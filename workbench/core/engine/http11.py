@@ -22,10 +22,20 @@ from dataclasses import dataclass, field
 from typing import cast
 
 MAX_HEAD = 64 * 1024
-REASONS = {100: "Continue", 200: "OK", 202: "Accepted", 204: "No Content",
-           400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           409: "Conflict", 413: "Request Entity Too Large",
-           431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Request Entity Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
 _STATUS_LINES = {code: f"HTTP/1.1 {code} {reason}\r\n" for code, reason in REASONS.items()}
 
 
@@ -59,8 +69,7 @@ class Response:
         status = _STATUS_LINES.get(self.status) or f"HTTP/1.1 {self.status} Unknown\r\n"
         fields = "".join([f"{k}: {v}\r\n" for k, v in self.headers.items()])
         close = "" if keep_alive else "Connection: close\r\n"
-        return f"{status}{fields}Content-Length: {len(self.body)}\r\n{close}\r\n".encode(
-            "latin-1")
+        return f"{status}{fields}Content-Length: {len(self.body)}\r\n{close}\r\n".encode("latin-1")
 
 
 class Later:
@@ -97,8 +106,9 @@ class Later:
 
 
 Handler = Callable[[Request], "Response | Later"]
-INTERNAL_ERROR = Response(500, b'{"errorMessage":"Internal Server Error",'
-                               b'"errorType":"InternalServerError"}\n')
+INTERNAL_ERROR = Response(
+    500, b'{"errorMessage":"Internal Server Error","errorType":"InternalServerError"}\n'
+)
 
 
 class BadRequest(Exception):
@@ -172,7 +182,7 @@ class _Connection(asyncio.Protocol):
         self.remaining = _content_length(headers)
         self.chunks = []
         self.state = "length"
-        return self._body_piece(data[end + 4:])
+        return self._body_piece(data[end + 4 :])
 
     def _body_piece(self, data: bytes) -> bytes:
         n = self.remaining
@@ -185,7 +195,7 @@ class _Connection(asyncio.Protocol):
             self.remaining -= len(piece)
         if not self.remaining:
             self._complete()
-        return data[len(piece):] if len(piece) < len(data) else b""
+        return data[len(piece) :] if len(piece) < len(data) else b""
 
     def _step(self) -> bool:
         """Advance the parser by one piece; False when it needs more bytes."""
@@ -396,8 +406,7 @@ class Server:
 
     async def start(self, host: str, port: int = 0) -> int:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._connection, host, port,
-                                                reuse_address=True)
+        self._server = await loop.create_server(self._connection, host, port, reuse_address=True)
         return int(self._server.sockets[0].getsockname()[1])
 
     def _connection(self) -> _Connection:

@@ -40,7 +40,7 @@ class _RequestIds:
             self._pool, self._at = os.urandom(16 * 256), 0
         at = self._at
         self._at = at + 16
-        h = self._pool[at:at + 16].hex()
+        h = self._pool[at : at + 16].hex()
         variant = "89ab"[int(h[16], 16) & 3]
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
@@ -87,8 +87,9 @@ class InvocationHandle:
         if self.answer.done():
             return
         if isinstance(exc, asyncio.CancelledError):
-            self.answer.set_result(error_result(self.request_id, "Runtime.Unknown",
-                                                "Invocation was cancelled"))
+            self.answer.set_result(
+                error_result(self.request_id, "Runtime.Unknown", "Invocation was cancelled")
+            )
         else:
             self.answer.set_exception(exc)
         self._tell()
@@ -105,8 +106,9 @@ class Owner(Protocol):
     def track(self, work: Coroutine[Any, Any, None], handle: InvocationHandle) -> None:
         """Run `work` as a task that close() can cancel, failing `handle` if it breaks."""
 
-    def run_over(self, env: Environment, reset: bool, handle: InvocationHandle,
-                 record: InvocationRecord) -> None:
+    def run_over(
+        self, env: Environment, reset: bool, handle: InvocationHandle, record: InvocationRecord
+    ) -> None:
         """The invocation is over: the environment is free for the next one (or, reset, gone),
         and `record` is the handle's."""
 
@@ -123,12 +125,36 @@ class Run:
     """The run phase of one invocation in one environment; the Owner holds the environment's
     turn for it until run_over()."""
 
-    __slots__ = ("budget_s", "cfg", "cold", "env", "handle", "init_ms", "log", "over", "owner",
-                 "req", "result", "started_at", "suppressed_ms", "t0")
+    __slots__ = (
+        "budget_s",
+        "cfg",
+        "cold",
+        "env",
+        "handle",
+        "init_ms",
+        "log",
+        "over",
+        "owner",
+        "req",
+        "result",
+        "started_at",
+        "suppressed_ms",
+        "t0",
+    )
 
-    def __init__(self, owner: Owner, cfg: FunctionConfig, env: Environment, req: InvokeRequest,
-                 handle: InvocationHandle, log: LogCollector, started_at: float, cold: bool,
-                 init_ms: float | None = None, suppressed_ms: float = 0.0) -> None:
+    def __init__(
+        self,
+        owner: Owner,
+        cfg: FunctionConfig,
+        env: Environment,
+        req: InvokeRequest,
+        handle: InvocationHandle,
+        log: LogCollector,
+        started_at: float,
+        cold: bool,
+        init_ms: float | None = None,
+        suppressed_ms: float = 0.0,
+    ) -> None:
         self.owner = owner
         self.cfg = cfg
         self.env = env
@@ -219,8 +245,9 @@ class Run:
             env.measure_memory()  # before the kill takes the process tree away
         env.platform(P.timeout_line(rid, self.cfg.timeout_s))
         if result is None:
-            result = error_result(rid, "Sandbox.Timedout",
-                                  f"Task timed out after {self.cfg.timeout_s:.2f} seconds")
+            result = error_result(
+                rid, "Sandbox.Timedout", f"Task timed out after {self.cfg.timeout_s:.2f} seconds"
+            )
             self.handle.settle(result)
         self._end(Ending(result, "timeout", timeout_ms, True))
 
@@ -241,8 +268,19 @@ class Run:
         elif ending.status == "crash":
             status_field, error_field = "error", ending.result.error_type
         billed = P.billed_ms(ending.duration_ms, self.init_ms)
-        env.line(P.report_line(rid, ending.duration_ms, billed, self.cfg.memory_mb, max_mb,
-                               self.init_ms, status_field, error_field), "platform")
+        env.line(
+            P.report_line(
+                rid,
+                ending.duration_ms,
+                billed,
+                self.cfg.memory_mb,
+                max_mb,
+                self.init_ms,
+                status_field,
+                error_field,
+            ),
+            "platform",
+        )
         env.request_id = None
         env.collector = None
         if ending.reset:
@@ -255,21 +293,54 @@ class Run:
         self._record(ending, billed, max_mb)
 
     def _record(self, ending: Ending, billed: int, max_mb: int) -> None:
-        record = make_record(self.cfg, self.req, self.handle.request_id, ending.result,
-                             ending.status, self.cold, self.started_at, ending.duration_ms,
-                             billed, self.init_ms, max_mb, self.log)
+        record = make_record(
+            self.cfg,
+            self.req,
+            self.handle.request_id,
+            ending.result,
+            ending.status,
+            self.cold,
+            self.started_at,
+            ending.duration_ms,
+            billed,
+            self.init_ms,
+            max_mb,
+            self.log,
+        )
         self.env.bus.emit(InvocationFinished(self.cfg.name, record))
         self.owner.run_over(self.env, ending.reset, self.handle, record)
 
 
-def make_record(cfg: FunctionConfig, req: InvokeRequest, rid: str, result: InvokeResult,
-                status: str, cold: bool, started_at: float, duration_ms: float, billed: int,
-                init_ms: float | None, max_mb: int, log: LogCollector) -> InvocationRecord:
+def make_record(
+    cfg: FunctionConfig,
+    req: InvokeRequest,
+    rid: str,
+    result: InvokeResult,
+    status: str,
+    cold: bool,
+    started_at: float,
+    duration_ms: float,
+    billed: int,
+    init_ms: float | None,
+    max_mb: int,
+    log: LogCollector,
+) -> InvocationRecord:
     return InvocationRecord(
-        function=cfg.name, request_id=rid, request=req, result=result, status=status,
-        cold=cold, started_at=started_at, duration_ms=duration_ms, billed_ms=billed,
-        init_ms=init_ms, memory_mb=cfg.memory_mb, max_memory_mb=max_mb,
-        log_lines=list(log.lines), log_truncated=log.truncated)
+        function=cfg.name,
+        request_id=rid,
+        request=req,
+        result=result,
+        status=status,
+        cold=cold,
+        started_at=started_at,
+        duration_ms=duration_ms,
+        billed_ms=billed,
+        init_ms=init_ms,
+        memory_mb=cfg.memory_mb,
+        max_memory_mb=max_mb,
+        log_lines=list(log.lines),
+        log_truncated=log.truncated,
+    )
 
 
 def error_result(rid: str, error_type: str, detail: str) -> InvokeResult:
@@ -277,8 +348,9 @@ def error_result(rid: str, error_type: str, detail: str) -> InvokeResult:
     return InvokeResult(rid, body, function_error=True)
 
 
-def copy_outcome(source: asyncio.Future[InvokeResult],
-                 target: asyncio.Future[InvokeResult]) -> None:
+def copy_outcome(
+    source: asyncio.Future[InvokeResult], target: asyncio.Future[InvokeResult]
+) -> None:
     """Carry one future's outcome to another (an invocation answered through a wrapper: a
     pool slot, a reloaded Function), unless the target was settled already."""
     if target.done():
@@ -299,5 +371,5 @@ def log_result_header(record: InvocationRecord) -> str:
     start = P.start_line(record.request_id)
     # the invocation's own log, from START: init output belongs to the environment
     first = next((i for i in range(len(lines) - 1, -1, -1) if lines[i] == start), 0)
-    data = "".join(line + "\n" for line in lines[first:]).encode()[-P.LOG_TAIL_BYTES:]
+    data = "".join(line + "\n" for line in lines[first:]).encode()[-P.LOG_TAIL_BYTES :]
     return base64.b64encode(data).decode()

@@ -75,8 +75,9 @@ class FunctionPool:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
 
-    async def _invoke(self, req: InvokeRequest, rid: str,
-                      answer: asyncio.Future[InvokeResult]) -> InvocationRecord:
+    async def _invoke(
+        self, req: InvokeRequest, rid: str, answer: asyncio.Future[InvokeResult]
+    ) -> InvocationRecord:
         slot = await self._acquire()
         try:
             handle = slot.start_invoke(req, rid)

@@ -182,8 +182,12 @@ class RuntimeAPI:
         inv = checked
         mode = req.headers.get("lambda-runtime-function-response-mode")
         if mode is not None and mode != "streaming":
-            self._answer(inv, _error_result(inv, "Runtime.InvalidResponseModeHeader",
-                                            "Invalid function response mode"))
+            self._answer(
+                inv,
+                _error_result(
+                    inv, "Runtime.InvalidResponseModeHeader", "Invalid function response mode"
+                ),
+            )
             return _reply(400, P.INVALID_RESPONSE_MODE)
         error = _trailer_error(req)
         if error is not None:  # a stream that failed part-way: the trailers say how
@@ -256,7 +260,8 @@ def _trailer_error(req: http11.Request) -> bytes | None:
     encoded = req.trailers.get("lambda-runtime-function-error-body", "")
     try:
         return base64.b64decode(encoded, validate=True) or P.json_body(
-            P.api_error(error_type, "")).rstrip(b"\n")
+            P.api_error(error_type, "")
+        ).rstrip(b"\n")
     except (binascii.Error, ValueError):
         return P.json_body(P.api_error(error_type, encoded)).rstrip(b"\n")
 

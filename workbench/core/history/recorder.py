@@ -45,6 +45,7 @@ BATCH_BYTES = 4 * 1024 * 1024  # and how much one transaction may carry
 def _size(rec: InvocationRecord) -> int:
     return len(rec.request.payload) + len(rec.result.payload)
 
+
 StoreFor = Callable[[str], "HistoryStore | None"]
 
 
@@ -137,8 +138,9 @@ class Recorder:
 
     def _start_writer(self) -> None:
         if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, daemon=True,
-                                            name="history-writer")
+            self._writer = threading.Thread(
+                target=self._write_loop, daemon=True, name="history-writer"
+            )
             self._writer.start()
 
     def _write_loop(self) -> None:
@@ -183,21 +185,26 @@ class Recorder:
         while seen < WRITE_BATCH:
             time.sleep(GATHER_S)
             now_pending = len(self._pending)
-            if (now_pending == seen or self._flushing
-                    or time.monotonic() - started >= GATHER_MAX_S - GATHER_S / 2):
+            if (
+                now_pending == seen
+                or self._flushing
+                or time.monotonic() - started >= GATHER_MAX_S - GATHER_S / 2
+            ):
                 return
             seen = now_pending
 
     def _write(self, batch: list[tuple[InvocationRecord, str | None, str | None]]) -> None:
-        by_store: dict[int, tuple[HistoryStore, list[tuple[InvocationRecord, str | None,
-                                                             str | None]]]] = {}
+        by_store: dict[
+            int, tuple[HistoryStore, list[tuple[InvocationRecord, str | None, str | None]]]
+        ] = {}
         for rec, name, version in batch:
             store = self._store(rec.function)
             if store is None:
                 continue
             if version is None:  # no cold start seen (attached late): the code as it is now
-                version = self.code_versions.setdefault(rec.function,
-                                                        self._version(rec.function, store))
+                version = self.code_versions.setdefault(
+                    rec.function, self._version(rec.function, store)
+                )
             by_store.setdefault(id(store), (store, []))[1].append((rec, name, version))
         for store, items in by_store.values():
             try:
@@ -224,8 +231,9 @@ class Recorder:
             log.warning("history of %s is not being recorded: %s", function, exc)
 
 
-def _take_batch(pending: list[tuple[InvocationRecord, str | None, str | None]]
-                ) -> list[tuple[InvocationRecord, str | None, str | None]]:
+def _take_batch(
+    pending: list[tuple[InvocationRecord, str | None, str | None]],
+) -> list[tuple[InvocationRecord, str | None, str | None]]:
     """The oldest records, bounded in count and in bytes: a transaction holds the write lock,
     which another workbench on the same folder (serve and invoke side by side) waits for.
     Takes them out of `pending` (the caller holds the lock)."""
@@ -251,8 +259,7 @@ class Stores:
     bound wins, so that no function loses records it was promised). `max_records`, when
     given, overrides the settings for every folder."""
 
-    def __init__(self, configs: Iterable[FunctionConfig],
-                 max_records: int | None = None) -> None:
+    def __init__(self, configs: Iterable[FunctionConfig], max_records: int | None = None) -> None:
         self.configs = {c.name: c for c in configs}
         self.max_records = max_records
         self._open: dict[Path, HistoryStore] = {}
@@ -281,7 +288,8 @@ class Stores:
         """(records, bytes) the history of `folder` keeps at most."""
         mine = [c for name, c in self.configs.items() if self._folders[name] == folder]
         records = self.max_records or max(
-            (c.history_max_records for c in mine), default=DEFAULT_MAX_RECORDS)
+            (c.history_max_records for c in mine), default=DEFAULT_MAX_RECORDS
+        )
         mb = max((c.history_max_mb for c in mine), default=DEFAULT_HISTORY_MB)
         return records, mb * 1024 * 1024
 
@@ -307,8 +315,7 @@ class Stores:
             self._open.clear()
 
 
-def open_stores_for(configs: Iterable[FunctionConfig],
-                    max_records: int | None = None) -> Stores:
+def open_stores_for(configs: Iterable[FunctionConfig], max_records: int | None = None) -> Stores:
     """`store_for` for `attach`: each function's history in its own code folder, bounded by
     its settings. Call `.close()` when done (not closing loses nothing: every record is
     already committed)."""

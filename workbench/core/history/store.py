@@ -114,11 +114,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 RELOADS_KEPT = 1000  # reload records kept per folder, newest first
 SCHEMA_VERSION = len(MIGRATIONS)
 
-COLUMNS = ("id", "request_id", "function", "source", "event_name", "code_version", "started_at",
-           "status", "cold", "duration_ms", "billed_ms", "init_ms", "memory_mb", "max_memory_mb",
-           "invocation_type", "client_context", "trace_id", "tenant_id", "event_content_type",
-           "event", "response", "content_type", "function_error", "error_type", "log",
-           "log_truncated", "check_result")
+COLUMNS = (
+    "id",
+    "request_id",
+    "function",
+    "source",
+    "event_name",
+    "code_version",
+    "started_at",
+    "status",
+    "cold",
+    "duration_ms",
+    "billed_ms",
+    "init_ms",
+    "memory_mb",
+    "max_memory_mb",
+    "invocation_type",
+    "client_context",
+    "trace_id",
+    "tenant_id",
+    "event_content_type",
+    "event",
+    "response",
+    "content_type",
+    "function_error",
+    "error_type",
+    "log",
+    "log_truncated",
+    "check_result",
+)
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM invocations"
 
 
@@ -164,29 +188,48 @@ class HistoryEntry:
 
     def request(self, source: str = "replay") -> InvokeRequest:
         """The same event again, as a synchronous invoke (a replay wants the response)."""
-        return InvokeRequest(self.event, client_context=self.client_context,
-                             tenant_id=self.tenant_id, content_type=self.event_content_type,
-                             source=source)
+        return InvokeRequest(
+            self.event,
+            client_context=self.client_context,
+            tenant_id=self.tenant_id,
+            content_type=self.event_content_type,
+            source=source,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: event and response as JSON values when they are JSON, else in
         base64 under `event_base64` / `response_base64`."""
         doc: dict[str, Any] = {
-            "id": self.id, "request_id": self.request_id, "function": self.function,
-            "source": self.source, "event_name": self.event_name,
-            "code_version": self.code_version, "started_at": self.started_at,
+            "id": self.id,
+            "request_id": self.request_id,
+            "function": self.function,
+            "source": self.source,
+            "event_name": self.event_name,
+            "code_version": self.code_version,
+            "started_at": self.started_at,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started_at)),
-            "status": self.status, "cold": self.cold, "duration_ms": self.duration_ms,
-            "billed_ms": self.billed_ms, "init_ms": self.init_ms, "memory_mb": self.memory_mb,
-            "max_memory_mb": self.max_memory_mb, "invocation_type": self.invocation_type,
-            "client_context": self.client_context, "trace_id": self.trace_id,
+            "status": self.status,
+            "cold": self.cold,
+            "duration_ms": self.duration_ms,
+            "billed_ms": self.billed_ms,
+            "init_ms": self.init_ms,
+            "memory_mb": self.memory_mb,
+            "max_memory_mb": self.max_memory_mb,
+            "invocation_type": self.invocation_type,
+            "client_context": self.client_context,
+            "trace_id": self.trace_id,
             "tenant_id": self.tenant_id,
         }
         _put_body(doc, "event", self.event)
         _put_body(doc, "response", self.response)
-        doc.update(content_type=self.content_type, function_error=self.function_error,
-                   error_type=self.error_type, log_lines=self.log_lines,
-                   log_truncated=self.log_truncated, check_result=self.check_result)
+        doc.update(
+            content_type=self.content_type,
+            function_error=self.function_error,
+            error_type=self.error_type,
+            log_lines=self.log_lines,
+            log_truncated=self.log_truncated,
+            check_result=self.check_result,
+        )
         return doc
 
 
@@ -206,11 +249,19 @@ class ReloadEntry:
     code_version: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "function": self.function, "finished_at": self.finished_at,
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.finished_at)),
-                "changed_paths": list(self.changed_paths), "build_ms": self.build_ms,
-                "init_ms": self.init_ms, "save_to_ready_ms": self.save_to_ready_ms,
-                "ok": self.ok, "error": self.error, "code_version": self.code_version}
+        return {
+            "id": self.id,
+            "function": self.function,
+            "finished_at": self.finished_at,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.finished_at)),
+            "changed_paths": list(self.changed_paths),
+            "build_ms": self.build_ms,
+            "init_ms": self.init_ms,
+            "save_to_ready_ms": self.save_to_ready_ms,
+            "ok": self.ok,
+            "error": self.error,
+            "code_version": self.code_version,
+        }
 
 
 def _put_body(doc: dict[str, Any], key: str, body: bytes) -> None:
@@ -234,8 +285,14 @@ class HistoryStore:
 
     `folder` is the function's code folder; the database lives in `folder/.workbench/`."""
 
-    def __init__(self, folder: Path, max_records: int = DEFAULT_MAX_RECORDS, *,
-                 max_bytes: int = DEFAULT_MAX_BYTES, durable: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        durable: bool = False,
+    ) -> None:
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
         self.folder = Path(folder)
@@ -252,10 +309,15 @@ class HistoryStore:
             self.dir.mkdir(parents=True, exist_ok=True)
             ignore = self.dir / ".gitignore"
             if not ignore.exists():
-                ignore.write_text("# workbench's local state: history, builds. Never committed.\n"
-                                  "*\n")
-            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                         isolation_level=None, check_same_thread=False)
+                ignore.write_text(
+                    "# workbench's local state: history, builds. Never committed.\n*\n"
+                )
+            self._conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         except (OSError, sqlite3.Error) as exc:
             raise HistoryError(f"cannot open the history in {self.dir}: {exc}") from None
         try:
@@ -274,8 +336,9 @@ class HistoryStore:
             self._wal_bytes = 0
 
     @classmethod
-    def open_existing(cls, folder: Path, max_records: int = DEFAULT_MAX_RECORDS
-                      ) -> HistoryStore | None:
+    def open_existing(
+        cls, folder: Path, max_records: int = DEFAULT_MAX_RECORDS
+    ) -> HistoryStore | None:
         """The folder's store if it has one; None without creating anything."""
         if not (Path(folder) / STORE_DIR / DB_NAME).is_file():
             return None
@@ -312,9 +375,11 @@ class HistoryStore:
         try:
             version = c.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise HistoryError(f"{self.path} was written by a newer workbench (history "
-                                   f"schema {version}; this one knows up to {SCHEMA_VERSION}). "
-                                   "Upgrade workbench, or move the file away to start afresh.")
+                raise HistoryError(
+                    f"{self.path} was written by a newer workbench (history "
+                    f"schema {version}; this one knows up to {SCHEMA_VERSION}). "
+                    "Upgrade workbench, or move the file away to start afresh."
+                )
             for statements in MIGRATIONS[version:]:
                 for statement in statements:
                     c.execute(statement)
@@ -339,15 +404,22 @@ class HistoryStore:
             return
         self._wal_bytes = 0
         if self._checkpointer is None:
-            self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
-                                                  name=f"history-checkpoint-{self.folder.name}")
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop,
+                daemon=True,
+                name=f"history-checkpoint-{self.folder.name}",
+            )
             self._checkpointer.start()
         self._checkpoint_wanted.set()
 
     def _checkpoint_loop(self) -> None:
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                   isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         except sqlite3.Error as exc:
             log.warning("%s: no background checkpoints: %s", self.path, exc)
             return
@@ -372,14 +444,18 @@ class HistoryStore:
 
     # ---- writing ----
 
-    def record(self, rec: InvocationRecord, event_name: str | None = None,
-               code_version: str | None = None) -> int:
+    def record(
+        self, rec: InvocationRecord, event_name: str | None = None, code_version: str | None = None
+    ) -> int:
         """Add one finished invocation, committed before this returns; returns its id.
         The oldest records beyond the bounds go in the same transaction."""
         return self.record_many([(rec, event_name, code_version)])[0]
 
-    def record_many(self, items: Sequence[tuple[InvocationRecord, str | None, str | None]],
-                    checkpoint_here: bool = False) -> list[int]:
+    def record_many(
+        self,
+        items: Sequence[tuple[InvocationRecord, str | None, str | None]],
+        checkpoint_here: bool = False,
+    ) -> list[int]:
         """Add several invocations in one transaction (pages shared: far less to write than
         one transaction each). `checkpoint_here`: fold the WAL in on this connection when due,
         which only a writer that is not the event loop should ask for: nothing else appends
@@ -427,8 +503,11 @@ class HistoryStore:
             c.execute("BEGIN IMMEDIATE")
             try:
                 before = c.total_changes
-                c.execute("DELETE FROM invocations WHERE id <= (SELECT id FROM invocations "
-                          "ORDER BY id DESC LIMIT 1 OFFSET ?)", (self.max_records,))
+                c.execute(
+                    "DELETE FROM invocations WHERE id <= (SELECT id FROM invocations "
+                    "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (self.max_records,),
+                )
                 self._prune_bytes()
                 removed = c.total_changes - before
                 c.execute("COMMIT")
@@ -446,7 +525,8 @@ class HistoryStore:
         row = c.execute(
             "SELECT id FROM (SELECT id, SUM(size) OVER (ORDER BY id DESC) AS total "
             "FROM invocations INDEXED BY invocations_size) WHERE total > ? "
-            "ORDER BY id DESC LIMIT 1", (self.max_bytes * 9 // 10,),
+            "ORDER BY id DESC LIMIT 1",
+            (self.max_bytes * 9 // 10,),
         ).fetchone()
         if row is not None:
             newest = c.execute("SELECT MAX(id) FROM invocations").fetchone()[0]
@@ -454,8 +534,9 @@ class HistoryStore:
         self._bytes = self._total_bytes()
 
     def _total_bytes(self) -> int:
-        return int(self._conn.execute("SELECT COALESCE(SUM(size), 0) FROM invocations")
-                   .fetchone()[0])
+        return int(
+            self._conn.execute("SELECT COALESCE(SUM(size), 0) FROM invocations").fetchone()[0]
+        )
 
     # ---- reading ----
 
@@ -468,8 +549,7 @@ class HistoryStore:
         """The newest `n` records (of `function`, when given), newest first."""
         if function is None:
             return self._rows(f"{_SELECT} ORDER BY id DESC LIMIT ?", (n,))
-        return self._rows(f"{_SELECT} WHERE function = ? ORDER BY id DESC LIMIT ?",
-                          (function, n))
+        return self._rows(f"{_SELECT} WHERE function = ? ORDER BY id DESC LIMIT ?", (function, n))
 
     def get(self, key: int | str) -> HistoryEntry | None:
         """By id (an int, or a string of digits), by request id, or by a request id prefix
@@ -484,28 +564,34 @@ class HistoryStore:
         if found:
             return found[0]
         prefix = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        found = self._rows(f"{_SELECT} WHERE request_id LIKE ? ESCAPE '\\' ORDER BY id DESC "
-                           "LIMIT 2", (prefix + "%",))
+        found = self._rows(
+            f"{_SELECT} WHERE request_id LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT 2",
+            (prefix + "%",),
+        )
         return found[0] if len(found) == 1 else None
 
     def last_for_event(self, function: str, event_name: str) -> HistoryEntry | None:
         """The newest successful record of `function` run with the saved event `event_name`,
         leaving out the ones a `replay --check` found different: a regression must not become
         the next run's baseline by being checked once."""
-        found = self._rows(f"{_SELECT} WHERE function = ? AND event_name = ? AND status = 'ok' "
-                           "AND function_error = 0 AND (check_result IS NULL OR "
-                           "check_result NOT IN ('diff', 'error')) ORDER BY id DESC LIMIT 1",
-                           (function, event_name))
+        found = self._rows(
+            f"{_SELECT} WHERE function = ? AND event_name = ? AND status = 'ok' "
+            "AND function_error = 0 AND (check_result IS NULL OR "
+            "check_result NOT IN ('diff', 'error')) ORDER BY id DESC LIMIT 1",
+            (function, event_name),
+        )
         return found[0] if found else None
 
     def mark_checked(self, request_id: str, result: str) -> None:
         """What `replay --check` concluded about a recorded invocation."""
         with self._lock:
-            self._conn.execute("UPDATE invocations SET check_result = ? WHERE request_id = ?",
-                               (result, request_id))
+            self._conn.execute(
+                "UPDATE invocations SET check_result = ? WHERE request_id = ?", (result, request_id)
+            )
 
-    def record_reload(self, event: ReloadFinished, finished_at: float,
-                      code_version: str | None) -> None:
+    def record_reload(
+        self, event: ReloadFinished, finished_at: float, code_version: str | None
+    ) -> None:
         """A live reload: the files that changed, build, init and save-to-ready times."""
         with self._lock:
             c = self._conn
@@ -515,11 +601,21 @@ class HistoryStore:
                     "INSERT INTO reloads (function, finished_at, changed_paths, build_ms, "
                     "init_ms, save_to_ready_ms, ok, error, code_version) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (event.function, finished_at, json.dumps(list(event.changed_paths)),
-                     event.build_ms, event.init_ms, event.save_to_ready_ms, int(event.ok),
-                     event.error, code_version))
-                c.execute("DELETE FROM reloads WHERE id <= ?",
-                          (int(cur.lastrowid or 0) - RELOADS_KEPT,))
+                    (
+                        event.function,
+                        finished_at,
+                        json.dumps(list(event.changed_paths)),
+                        event.build_ms,
+                        event.init_ms,
+                        event.save_to_ready_ms,
+                        int(event.ok),
+                        event.error,
+                        code_version,
+                    ),
+                )
+                c.execute(
+                    "DELETE FROM reloads WHERE id <= ?", (int(cur.lastrowid or 0) - RELOADS_KEPT,)
+                )
                 c.execute("COMMIT")
             except BaseException:
                 if c.in_transaction:
@@ -533,9 +629,15 @@ class HistoryStore:
             rows = self._conn.execute(
                 "SELECT id, function, finished_at, changed_paths, build_ms, init_ms, "
                 f"save_to_ready_ms, ok, error, code_version FROM reloads {where} "
-                "ORDER BY id DESC LIMIT ?", params).fetchall()
-        return [ReloadEntry(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6],
-                            bool(r[7]), r[8], r[9]) for r in rows]
+                "ORDER BY id DESC LIMIT ?",
+                params,
+            ).fetchall()
+        return [
+            ReloadEntry(
+                r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6], bool(r[7]), r[8], r[9]
+            )
+            for r in rows
+        ]
 
     def count(self) -> int:
         with self._lock:
@@ -549,19 +651,40 @@ class HistoryStore:
 
 def _entry(r: Sequence[Any]) -> HistoryEntry:
     return HistoryEntry(
-        id=r[0], request_id=r[1], function=r[2], source=r[3], event_name=r[4],
-        code_version=r[5], started_at=r[6], status=r[7], cold=bool(r[8]), duration_ms=r[9],
-        billed_ms=r[10], init_ms=r[11], memory_mb=r[12], max_memory_mb=r[13],
-        invocation_type=r[14], client_context=r[15], trace_id=r[16], tenant_id=r[17],
-        event_content_type=r[18], event=bytes(r[19]), response=bytes(r[20]),
-        content_type=r[21], function_error=bool(r[22]), error_type=r[23], log=r[24],
-        log_truncated=bool(r[25]), check_result=r[26])
+        id=r[0],
+        request_id=r[1],
+        function=r[2],
+        source=r[3],
+        event_name=r[4],
+        code_version=r[5],
+        started_at=r[6],
+        status=r[7],
+        cold=bool(r[8]),
+        duration_ms=r[9],
+        billed_ms=r[10],
+        init_ms=r[11],
+        memory_mb=r[12],
+        max_memory_mb=r[13],
+        invocation_type=r[14],
+        client_context=r[15],
+        trace_id=r[16],
+        tenant_id=r[17],
+        event_content_type=r[18],
+        event=bytes(r[19]),
+        response=bytes(r[20]),
+        content_type=r[21],
+        function_error=bool(r[22]),
+        error_type=r[23],
+        log=r[24],
+        log_truncated=bool(r[25]),
+        check_result=r[26],
+    )
 
 
 # ---- code version ----
 
-def code_version(code_dir: Path, extra_dirs: Iterable[Path] = (),
-                 skip: Iterable[str] = ()) -> str:
+
+def code_version(code_dir: Path, extra_dirs: Iterable[Path] = (), skip: Iterable[str] = ()) -> str:
     """A short hash of the code files' relative names, sizes and modification times, under
     `code_dir` and each of `extra_dirs` (layers). Skips .git, .workbench, node_modules,
     __pycache__, any other dot-folder (tool caches, .aws-sam builds) and the folders named in
@@ -596,8 +719,9 @@ def _hash_tree(digest: Any, top: str, rel: str, skip: frozenset[str], budget: li
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
-            digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n"
-                          .encode("utf-8", "surrogateescape"))
+            digest.update(
+                f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
+            )
 
 
 INSERT = (
@@ -606,17 +730,41 @@ INSERT = (
     "memory_mb, max_memory_mb, invocation_type, client_context, trace_id, "
     "tenant_id, event_content_type, event, response, content_type, "
     "function_error, error_type, log, log_truncated, size) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
-def _row(rec: InvocationRecord, event_name: str | None,
-         code_version: str | None) -> tuple[Any, ...]:
+def _row(
+    rec: InvocationRecord, event_name: str | None, code_version: str | None
+) -> tuple[Any, ...]:
     req, res = rec.request, rec.result
     log_text = rec.log_text()
     size = len(req.payload) + len(res.payload) + len(log_text)
-    return (rec.request_id, rec.function, req.source, event_name, code_version,
-            rec.started_at, rec.status, int(rec.cold), rec.duration_ms, rec.billed_ms,
-            rec.init_ms, rec.memory_mb, rec.max_memory_mb, req.invocation_type,
-            req.client_context, req.trace_id, req.tenant_id, req.content_type,
-            req.payload, res.payload, res.content_type, int(res.function_error),
-            res.error_type, log_text, int(rec.log_truncated), size)
+    return (
+        rec.request_id,
+        rec.function,
+        req.source,
+        event_name,
+        code_version,
+        rec.started_at,
+        rec.status,
+        int(rec.cold),
+        rec.duration_ms,
+        rec.billed_ms,
+        rec.init_ms,
+        rec.memory_mb,
+        rec.max_memory_mb,
+        req.invocation_type,
+        req.client_context,
+        req.trace_id,
+        req.tenant_id,
+        req.content_type,
+        req.payload,
+        res.payload,
+        res.content_type,
+        int(res.function_error),
+        res.error_type,
+        log_text,
+        int(rec.log_truncated),
+        size,
+    )

@@ -104,8 +104,15 @@ class Builder:
         stdin = procs.devnull()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=self.cfg.code_dir, env=env, stdin=stdin, stdout=pipe.write_fd,
-                stderr=pipe.write_fd, start_new_session=True, preexec_fn=procs.die_with_parent)
+                *argv,
+                cwd=self.cfg.code_dir,
+                env=env,
+                stdin=stdin,
+                stdout=pipe.write_fd,
+                stderr=pipe.write_fd,
+                start_new_session=True,
+                preexec_fn=procs.die_with_parent,
+            )
         except OSError as exc:
             pipe.close()
             raise BuildError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
@@ -155,13 +162,17 @@ class GoBuilder(Builder):
     async def command(self) -> tuple[list[str], dict[str, str]]:
         go = shutil.which("go")
         if go is None:
-            raise BuildError("go is not on PATH: install Go to build this function "
-                             "(https://go.dev/dl/, or apt-get install golang-go)")
+            raise BuildError(
+                "go is not on PATH: install Go to build this function "
+                "(https://go.dev/dl/, or apt-get install golang-go)"
+            )
         arch = host_goarch()
         wanted = GOARCH.get(self.cfg.architecture, self.cfg.architecture)
         if wanted != arch:
-            self.line(f"note: the function is configured for {self.cfg.architecture}; built "
-                      f"for this machine ({arch}) so that it runs here")
+            self.line(
+                f"note: the function is configured for {self.cfg.architecture}; built "
+                f"for this machine ({arch}) so that it runs here"
+            )
         # lambda.norpc: aws-lambda-go without the legacy RPC mode, as for provided.al2023
         staged = self._staging().relative_to(self.cfg.code_dir)
         argv = [go, "build", "-tags", "lambda.norpc", "-o", str(staged), "."]
@@ -184,8 +195,9 @@ class RustBuilder(Builder):
     async def command(self) -> tuple[list[str], dict[str, str]]:
         cargo = shutil.which("cargo")
         if cargo is None:
-            raise BuildError("cargo is not on PATH: install Rust (https://rustup.rs) to build "
-                             "this function")
+            raise BuildError(
+                "cargo is not on PATH: install Rust (https://rustup.rs) to build this function"
+            )
         self._bin = await self._find_bin(cargo)
         name = self._bin[0]
         argv = [cargo, "build", "--release", "--bin", name]
@@ -195,9 +207,16 @@ class RustBuilder(Builder):
     async def _find_bin(self, cargo: str) -> tuple[str, Path]:
         """The binary to run: the one the handler names, else the crate's first bin target."""
         proc = await asyncio.create_subprocess_exec(
-            cargo, "metadata", "--no-deps", "--format-version", "1", cwd=self.cfg.code_dir,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True)
+            cargo,
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            cwd=self.cfg.code_dir,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
         out, err = await proc.communicate()
         if proc.returncode != 0:
             for text in err.decode(errors="replace").splitlines():
@@ -205,10 +224,12 @@ class RustBuilder(Builder):
             raise BuildError(f"cargo metadata failed (exit status {proc.returncode})")
         meta = json.loads(out)
         manifest = str((self.cfg.code_dir / "Cargo.toml").resolve())
-        packages = sorted(meta.get("packages", []),
-                          key=lambda p: p.get("manifest_path") != manifest)
-        bins = [t["name"] for p in packages for t in p.get("targets", [])
-                if "bin" in t.get("kind", [])]
+        packages = sorted(
+            meta.get("packages", []), key=lambda p: p.get("manifest_path") != manifest
+        )
+        bins = [
+            t["name"] for p in packages for t in p.get("targets", []) if "bin" in t.get("kind", [])
+        ]
         if not bins:
             raise BuildError(f"{self.cfg.code_dir}/Cargo.toml has no binary target to run")
         name = self.cfg.handler if self.cfg.handler in bins else bins[0]
@@ -245,8 +266,11 @@ def _typescript_build(cfg: FunctionConfig) -> str | None:
         scripts = json.loads((cfg.code_dir / "package.json").read_text()).get("scripts", {})
     except (OSError, ValueError, AttributeError):
         scripts = {}
-    return "npm run build" if isinstance(scripts, dict) and "build" in scripts else (
-        "npx --no-install tsc")
+    return (
+        "npm run build"
+        if isinstance(scripts, dict) and "build" in scripts
+        else ("npx --no-install tsc")
+    )
 
 
 def builder_for(cfg: FunctionConfig, bus: Bus | None = None) -> Builder:

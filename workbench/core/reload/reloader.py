@@ -49,9 +49,15 @@ def version_for(cfg: FunctionConfig, bus: Bus) -> Version:
 
 
 class Reloader:
-    def __init__(self, cfg: FunctionConfig, bus: Bus | None = None, *, watch: bool = True,
-                 settle_s: float = SETTLE_S,
-                 resolve: Callable[[], FunctionConfig] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: FunctionConfig,
+        bus: Bus | None = None,
+        *,
+        watch: bool = True,
+        settle_s: float = SETTLE_S,
+        resolve: Callable[[], FunctionConfig] | None = None,
+    ) -> None:
         self._cfg = cfg
         self._resolve = resolve  # reads the configuration again (blocking; run in a thread)
         self._config_dirty = False  # a configuration file changed since the last good reload
@@ -96,15 +102,17 @@ class Reloader:
         failed first build nothing serves until a save fixes it: invokes are refused."""
         if self.watch:
             files = self._cfg.config_files if self._resolve is not None else ()
-            self._watcher = Watcher(self._filter(self._cfg, self.builder), self._cfg.layers,
-                                    files=files)
+            self._watcher = Watcher(
+                self._filter(self._cfg, self.builder), self._cfg.layers, files=files
+            )
             await self._watcher.start()  # before the build: a save made during it still counts
         self.last_build = await self.builder.build()
         if self.last_build.ok:
             self._current = version_for(self._cfg, self.bus)
         if self._watcher is not None:
-            self._follow = asyncio.create_task(self._follow_changes(),
-                                               name=f"reload-watch-{self.name}")
+            self._follow = asyncio.create_task(
+                self._follow_changes(), name=f"reload-watch-{self.name}"
+            )
             self._follow.add_done_callback(self._worker_done)
         return self.last_build
 
@@ -112,8 +120,11 @@ class Reloader:
         """Stop everything at once, even mid-invoke; nothing may outlive the workbench."""
         if self._watcher is not None:
             await self._watcher.stop()
-        tasks = [t for t in (self._follow, *self._reloads, *self._parked, *self._old.values())
-                 if t is not None and not t.done()]
+        tasks = [
+            t
+            for t in (self._follow, *self._reloads, *self._parked, *self._old.values())
+            if t is not None and not t.done()
+        ]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -143,8 +154,9 @@ class Reloader:
         task.add_done_callback(self._parked.discard)
         return InvocationHandle(rid, answer, task)
 
-    async def _when_open(self, req: InvokeRequest, rid: str,
-                         answer: asyncio.Future[InvokeResult]) -> InvocationRecord:
+    async def _when_open(
+        self, req: InvokeRequest, rid: str, answer: asyncio.Future[InvokeResult]
+    ) -> InvocationRecord:
         try:
             await self._open.wait()
             if self._current is None:
@@ -156,16 +168,20 @@ class Reloader:
             if not answer.done():
                 if isinstance(exc, asyncio.CancelledError):
                     doc = P.platform_error("Runtime.Unknown", "Invocation was cancelled", rid)
-                    answer.set_result(InvokeResult(rid, P.json_body(doc).rstrip(b"\n"),
-                                                   function_error=True))
+                    answer.set_result(
+                        InvokeResult(rid, P.json_body(doc).rstrip(b"\n"), function_error=True)
+                    )
                 else:
                     answer.set_exception(exc)
             raise
 
     def _refusal(self) -> ServiceError:
-        return ServiceError(409, "ResourceConflictException",
-                            f"{self.name} has no successful build to run yet; fix the code and "
-                            "save (the build's output is in the log)")
+        return ServiceError(
+            409,
+            "ResourceConflictException",
+            f"{self.name} has no successful build to run yet; fix the code and "
+            "save (the build's output is in the log)",
+        )
 
     # ---- reloading ----
 
@@ -269,11 +285,15 @@ class Reloader:
             cfg = await asyncio.to_thread(self._resolve)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the configuration of {self.name}: {exc}") from None
-        for what, old, new in (("name", self.name, cfg.name),
-                               ("code folder", self._cfg.code_dir, cfg.code_dir)):
+        for what, old, new in (
+            ("name", self.name, cfg.name),
+            ("code folder", self._cfg.code_dir, cfg.code_dir),
+        ):
             if old != new:
-                raise ConfigError(f"the {what} of {self.name} changed ({old} -> {new}); "
-                                  "restart workbench to serve it under the new one")
+                raise ConfigError(
+                    f"the {what} of {self.name} changed ({old} -> {new}); "
+                    "restart workbench to serve it under the new one"
+                )
         return cfg
 
     async def _adopt(self, cfg: FunctionConfig, builder: Builder) -> None:
@@ -285,8 +305,13 @@ class Reloader:
             await self._watcher.watch_files(cfg.config_files)
 
     def _filter(self, cfg: FunctionConfig, builder: Builder) -> WatchFilter:
-        return WatchFilter(cfg.code_dir, cfg.watch_include, cfg.watch_exclude,
-                           BUILD_OUTPUTS.get(builder.kind, ()), cfg.events_dir)
+        return WatchFilter(
+            cfg.code_dir,
+            cfg.watch_include,
+            cfg.watch_exclude,
+            BUILD_OUTPUTS.get(builder.kind, ()),
+            cfg.events_dir,
+        )
 
     def _config_names(self) -> set[str]:
         """The configuration files as the watcher names them: relative to the code folder."""
@@ -294,8 +319,15 @@ class Reloader:
 
     def _finish(self, build_ms: float | None, init_ms: float | None, error: str | None) -> None:
         saved_at = self._saved_at or time.time()
-        event = ReloadFinished(self.name, tuple(sorted(self._pending)), build_ms, init_ms,
-                               (time.time() - saved_at) * 1000, error is None, error)
+        event = ReloadFinished(
+            self.name,
+            tuple(sorted(self._pending)),
+            build_ms,
+            init_ms,
+            (time.time() - saved_at) * 1000,
+            error is None,
+            error,
+        )
         self._unserved = set() if error is None else self._unserved | self._pending
         self._pending.clear()
         self._saved_at = None
@@ -305,6 +337,7 @@ class Reloader:
 
     def _retire(self, old: Version) -> None:
         """The old version finishes what it is running, then its environment is shut down."""
+
         async def retire() -> None:
             await old.idle()
             await old.close()

@@ -23,16 +23,30 @@ import pathspec
 from watchfiles import Change, awatch
 
 # Folders whose contents never change what the function does.
-IGNORED_DIRS = frozenset({
-    ".git", ".hg", ".svn", ".workbench", "__pycache__", ".mypy_cache", ".pytest_cache",
-    ".ruff_cache", ".tox", ".idea", ".vscode", ".aws-sam", "cdk.out",
-})
+IGNORED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".workbench",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".idea",
+        ".vscode",
+        ".aws-sam",
+        "cdk.out",
+    }
+)
 # What builds write into the folder, per kind of builder (folder or file names): watching it
 # would make every build trigger the next.
 BUILD_OUTPUTS = {"rust": ("target", "Cargo.lock"), "command": ("dist", "build", "out")}
 # Editor swap and backup files (vim, emacs, JetBrains), atomic-save temporaries, bytecode.
 SCRATCH_NAMES = re.compile(
-    r"(\.sw[a-p]|\.swpx|~|\.tmp|\.py[cod]|\.___jb_(tmp|old)___)$|^(\.#|#.*#$|4913$|\.DS_Store$)")
+    r"(\.sw[a-p]|\.swpx|~|\.tmp|\.py[cod]|\.___jb_(tmp|old)___)$|^(\.#|#.*#$|4913$|\.DS_Store$)"
+)
 DEBOUNCE_MS = 50  # the most one change set waits for further distinct changes
 STEP_MS = 10  # quiet time that ends a change set
 HASHED_UP_TO = 8 * 1024 * 1024  # bigger files are compared by size and mtime only
@@ -47,9 +61,15 @@ def _spec(lines: Sequence[str]) -> pathspec.GitIgnoreSpec | None:
 class WatchFilter:
     """Which paths under `root` matter, as `root`-relative POSIX paths."""
 
-    def __init__(self, root: Path, include: Sequence[str] = (), exclude: Sequence[str] = (),
-                 outputs: Sequence[str] = (), events_dir: str | None = None,
-                 always: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        outputs: Sequence[str] = (),
+        events_dir: str | None = None,
+        always: Iterable[str] = (),
+    ) -> None:
         self.root = root.resolve()
         # the function's configuration files (workbench.toml, .env, ...): wanted even when
         # .gitignore or the watch globs leave them out, as .gitignore usually does .env
@@ -71,7 +91,7 @@ class WatchFilter:
     def relative(self, path: str) -> str | None:
         if not path.startswith(self._prefix):
             return None
-        return path[len(self._prefix):].replace(os.sep, "/")
+        return path[len(self._prefix) :].replace(os.sep, "/")
 
     def wanted(self, rel: str) -> bool:
         if rel in self.always:
@@ -137,9 +157,14 @@ class Watcher:
     non-recursive loop: watching a template's folder recursively could mean a whole project.
     """
 
-    def __init__(self, flt: WatchFilter, layers: Sequence[Path] = (),
-                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS,
-                 files: Iterable[Path] = ()) -> None:
+    def __init__(
+        self,
+        flt: WatchFilter,
+        layers: Sequence[Path] = (),
+        debounce_ms: int = DEBOUNCE_MS,
+        step_ms: int = STEP_MS,
+        files: Iterable[Path] = (),
+    ) -> None:
         self.filter = flt
         self._layers: list[WatchFilter] = []
         self._layer_roots: tuple[Path, ...] = tuple(Path(p).resolve() for p in layers)
@@ -168,8 +193,9 @@ class Watcher:
     async def watch_layers(self, layers: Iterable[Path], timeout: float = 5.0) -> None:
         """Watch these layer folders (a reload may have changed the function's layers); a
         layer inside the function's folder is watched with it already."""
-        roots = tuple(r for r in (Path(p).resolve() for p in layers)
-                      if self.filter.relative(str(r)) is None)
+        roots = tuple(
+            r for r in (Path(p).resolve() for p in layers) if self.filter.relative(str(r)) is None
+        )
         if roots == self._layer_roots:
             return
         if self._layer_loop is not None:
@@ -185,15 +211,18 @@ class Watcher:
         reload may change), whether they exist yet or not."""
         wanted = frozenset(Path(f).resolve() for f in files)
         self.filter.always = frozenset(
-            rel for f in wanted if (rel := self.filter.relative(str(f))) is not None)
-        outside = frozenset(f for f in wanted
-                            if self.filter.relative(str(f)) is None and f.parent.is_dir())
+            rel for f in wanted if (rel := self.filter.relative(str(f))) is not None
+        )
+        outside = frozenset(
+            f for f in wanted if self.filter.relative(str(f)) is None and f.parent.is_dir()
+        )
         if outside == self._outside_files:
             return
         if self._outside is not None:
             await self._outside.stop()
         self._outside, self._outside_files = None, outside
         if outside:
+
             def name(path: str) -> str | None:
                 return os.path.relpath(path, self.filter.root) if Path(path) in outside else None
 
@@ -229,8 +258,14 @@ class Watcher:
 class _Loop:
     """One watchfiles loop over some folders, feeding its watcher's change sets."""
 
-    def __init__(self, watcher: Watcher, roots: Sequence[Path], recursive: bool,
-                 name: Callable[[str], str | None], last: bool = False) -> None:
+    def __init__(
+        self,
+        watcher: Watcher,
+        roots: Sequence[Path],
+        recursive: bool,
+        name: Callable[[str], str | None],
+        last: bool = False,
+    ) -> None:
         self.watcher = watcher
         self.roots = roots
         self.recursive = recursive
@@ -242,8 +277,9 @@ class _Loop:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float) -> None:
-        self._task = asyncio.create_task(self._run(),
-                                         name=f"watcher-{self.watcher.filter.root.name}")
+        self._task = asyncio.create_task(
+            self._run(), name=f"watcher-{self.watcher.filter.root.name}"
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         step_s = 5 * self.watcher.step_ms / 1000
@@ -274,9 +310,15 @@ class _Loop:
     async def _run(self) -> None:
         w = self.watcher
         try:
-            async for raw in awatch(*self.roots, self._probe_dir, watch_filter=self._accepts,
-                                    debounce=w.debounce_ms, step=w.step_ms,
-                                    stop_event=self._stop, recursive=self.recursive):
+            async for raw in awatch(
+                *self.roots,
+                self._probe_dir,
+                watch_filter=self._accepts,
+                debounce=w.debounce_ms,
+                step=w.step_ms,
+                stop_event=self._stop,
+                recursive=self.recursive,
+            ):
                 named: dict[str, set[Change]] = {}
                 for change, path in raw:
                     name = self.name(path)

@@ -31,17 +31,24 @@ class Launch:
 def launch_for(cfg: FunctionConfig) -> Launch:
     if cfg.start:
         # the user's own start command stands in for the runtime client (a custom bootstrap)
-        return Launch(list(cfg.start), cfg.code_dir,
-                      None if cfg.family == "provided" else f"AWS_Lambda_{cfg.runtime}",
-                      _version_tag(cfg.runtime))
+        return Launch(
+            list(cfg.start),
+            cfg.code_dir,
+            None if cfg.family == "provided" else f"AWS_Lambda_{cfg.runtime}",
+            _version_tag(cfg.runtime),
+        )
     if cfg.family == "python":
         return _python(cfg)
     if cfg.family == "node":
         node = shutil.which("node")
         if node is None:
             raise ConfigError(f"runtime {cfg.runtime} needs `node` on PATH; none was found.")
-        return Launch([node, str(NODE_RUNTIME)], NODE_RUNTIME.parent,
-                      f"AWS_Lambda_{cfg.runtime}", _version_tag(cfg.runtime))
+        return Launch(
+            [node, str(NODE_RUNTIME)],
+            NODE_RUNTIME.parent,
+            f"AWS_Lambda_{cfg.runtime}",
+            _version_tag(cfg.runtime),
+        )
     bootstrap = cfg.code_dir / "bootstrap"
     if cfg.builder in ("go", "rust") and not cfg.build:
         # built by workbench before any environment starts (builders.py); a `build` command
@@ -57,14 +64,15 @@ def _python(cfg: FunctionConfig) -> Launch:
         argv = [sys.executable, "-u", "-m", "awslambdaric", cfg.handler]
     else:
         argv = [sys.executable, "-u", str(PYTHON_BOOTSTRAP)]
-    return Launch(argv, PYTHON_BOOTSTRAP.parent, f"AWS_Lambda_{cfg.runtime}",
-                  _version_tag(cfg.runtime))
+    return Launch(
+        argv, PYTHON_BOOTSTRAP.parent, f"AWS_Lambda_{cfg.runtime}", _version_tag(cfg.runtime)
+    )
 
 
 def _version_tag(runtime: str) -> str:
     """INIT_START names the runtime release (`python:3.13.v43`); ours is the local toolchain."""
     if runtime.startswith("python"):
-        return f"python:{runtime[len('python'):]}.local"
+        return f"python:{runtime[len('python') :]}.local"
     if runtime.startswith("nodejs"):
-        return f"nodejs:{runtime[len('nodejs'):].removesuffix('.x')}.local"
+        return f"nodejs:{runtime[len('nodejs') :].removesuffix('.x')}.local"
     return f"{runtime.replace('.', ':', 1)}.local"

@@ -78,8 +78,9 @@ def sample_root(package_dir: Path | None = None) -> Path:
     for candidate in (package / "_data" / "sample_events", package.parent / "sample_events"):
         if candidate.is_dir():
             return candidate
-    raise EventError(f"the sample events are missing: looked in {package / '_data'} and "
-                     f"{package.parent}")
+    raise EventError(
+        f"the sample events are missing: looked in {package / '_data'} and {package.parent}"
+    )
 
 
 def _name(text: str) -> str:
@@ -99,13 +100,24 @@ def _load_sample(service: str, template: Path) -> Sample:
         kind = spec.get("type", "string")
         if kind not in TYPES:
             raise EventError(f"{meta_path}: parameter {pname} has unknown type {kind!r}")
-        params.append(Param(pname, default if isinstance(default, str) else json.dumps(default),
-                            str(spec.get("help", "")), kind))
-    return Sample(name=name, title=str(meta.get("title", name)),
-                  description=str(meta.get("description", "")), template_path=template,
-                  params=tuple(params), aliases=tuple(_name(a) for a in meta.get("aliases", [])),
-                  derived=dict(meta.get("derived", {})),
-                  transforms=tuple(meta.get("transforms", [])))
+        params.append(
+            Param(
+                pname,
+                default if isinstance(default, str) else json.dumps(default),
+                str(spec.get("help", "")),
+                kind,
+            )
+        )
+    return Sample(
+        name=name,
+        title=str(meta.get("title", name)),
+        description=str(meta.get("description", "")),
+        template_path=template,
+        params=tuple(params),
+        aliases=tuple(_name(a) for a in meta.get("aliases", [])),
+        derived=dict(meta.get("derived", {})),
+        transforms=tuple(meta.get("transforms", [])),
+    )
 
 
 @lru_cache(maxsize=4)
@@ -139,12 +151,17 @@ def list_samples(service: str | None = None, root: Path | None = None) -> list[S
     if service is None:
         return list(samples.values())
     wanted = _name(service)
-    found = [s for s in samples.values()
-             if s.service == wanted or any(a.split("/")[0] == wanted for a in s.aliases)]
+    found = [
+        s
+        for s in samples.values()
+        if s.service == wanted or any(a.split("/")[0] == wanted for a in s.aliases)
+    ]
     if not found:
         known = sorted(set(services(root)) | {a.split("/")[0] for a in _aliases(samples)})
-        raise EventError(f"no sample events for service {service!r}{_closest(wanted, known)}; "
-                         f"services: {', '.join(known)}")
+        raise EventError(
+            f"no sample events for service {service!r}{_closest(wanted, known)}; "
+            f"services: {', '.join(known)}"
+        )
     return found
 
 
@@ -160,8 +177,11 @@ def get_sample(name: str, root: Path | None = None) -> Sample:
     names = sorted([*samples, *aliases])
     service = wanted.split("/")[0]
     same = [n for n in names if n.split("/")[0] == service]
-    hint = (f"{_closest(wanted, same)}; {service} has: {', '.join(same)}" if same
-            else _closest(wanted, names))
+    hint = (
+        f"{_closest(wanted, same)}; {service} has: {', '.join(same)}"
+        if same
+        else _closest(wanted, names)
+    )
     raise EventError(f"no sample event named {name!r}{hint}; see `workbench events list`")
 
 
@@ -179,14 +199,17 @@ def resolve_params(sample: Sample, given: Mapping[str, str] | None) -> dict[str,
         name = key.strip().replace("-", "_")
         if name not in values:
             listed = ", ".join(valid) if valid else "none"
-            raise EventError(f"{sample.name} has no parameter {key!r}"
-                             f"{_closest(name, valid)}; its parameters: {listed}")
+            raise EventError(
+                f"{sample.name} has no parameter {key!r}"
+                f"{_closest(name, valid)}; its parameters: {listed}"
+            )
         values[name] = raw
     return {p.name: convert(p.name, values[p.name], p.type) for p in sample.params}
 
 
-def render(sample: Sample, params: Mapping[str, str] | None = None,
-           now: datetime | None = None) -> dict[str, Any]:
+def render(
+    sample: Sample, params: Mapping[str, str] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     values = derive(sample.derived, resolve_params(sample, params), now or now_utc())
     try:
         event = substitute(sample.template(), values)
@@ -198,8 +221,9 @@ def render(sample: Sample, params: Mapping[str, str] | None = None,
     return event
 
 
-def render_sample(name: str, params: Mapping[str, str] | None = None,
-                  now: datetime | None = None) -> dict[str, Any]:
+def render_sample(
+    name: str, params: Mapping[str, str] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """The named sample as an event: `params` (text, as typed on a command line) over the
     defaults, fresh ids and timestamps, derived values consistent with the parameters."""
     return render(get_sample(name), params, now)

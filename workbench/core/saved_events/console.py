@@ -49,13 +49,16 @@ def _document(document: Any) -> dict[str, Any]:
         try:
             document = json.loads(document)
         except json.JSONDecodeError as exc:
-            raise EventError(f"not a JSON document: line {exc.lineno} column {exc.colno}: "
-                             f"{exc.msg}") from None
+            raise EventError(
+                f"not a JSON document: line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
     if isinstance(document, dict) and isinstance(document.get("Content"), str):
         return _document(document["Content"])  # a describe-schema response
     if not isinstance(document, dict) or not isinstance(document.get("components"), dict):
-        raise EventError("not a Lambda console test event document: it needs an OpenAPI "
-                         "`components` object holding `examples`")
+        raise EventError(
+            "not a Lambda console test event document: it needs an OpenAPI "
+            "`components` object holding `examples`"
+        )
     return document
 
 
@@ -73,8 +76,9 @@ def import_console(document: Any) -> list[tuple[str, Any]]:
     return events
 
 
-def export_console(events: Iterable[tuple[str, Any]] | Mapping[str, Any],
-                   title: str = "Event") -> dict[str, Any]:
+def export_console(
+    events: Iterable[tuple[str, Any]] | Mapping[str, Any], title: str = "Event"
+) -> dict[str, Any]:
     """A console shareable-test-event document holding `events`, with a schema of their shape."""
     pairs = list(events.items()) if isinstance(events, Mapping) else list(events)
     examples: dict[str, Any] = {}
@@ -84,21 +88,28 @@ def export_console(events: Iterable[tuple[str, Any]] | Mapping[str, Any],
             raise EventError(f"two events are named {name!r}")
         size = len(json.dumps(event).encode())
         if size > MAX_EVENT_BYTES:
-            raise EventError(f"event {name!r} is {size} bytes; the console keeps at most "
-                             f"{MAX_EVENT_BYTES}")
+            raise EventError(
+                f"event {name!r} is {size} bytes; the console keeps at most {MAX_EVENT_BYTES}"
+            )
         examples[name] = {"value": event}
         shape = infer_schema(event)
         schema = shape if schema is None else merge_schemas(schema, shape)
-    return {"openapi": "3.0.0", "info": {"version": "1.0.0", "title": title}, "paths": {},
-            "components": {"schemas": {title: schema or {"type": "object"}},
-                           "examples": examples}}
+    return {
+        "openapi": "3.0.0",
+        "info": {"version": "1.0.0", "title": title},
+        "paths": {},
+        "components": {"schemas": {title: schema or {"type": "object"}}, "examples": examples},
+    }
 
 
 def infer_schema(value: Any) -> dict[str, Any]:
     """An OpenAPI 3.0 schema describing `value`."""
     if isinstance(value, dict):
-        return {"type": "object", "required": list(value),
-                "properties": {k: infer_schema(v) for k, v in value.items()}}
+        return {
+            "type": "object",
+            "required": list(value),
+            "properties": {k: infer_schema(v) for k, v in value.items()},
+        }
     if isinstance(value, list):
         items: dict[str, Any] = {}
         for item in value:
@@ -131,12 +142,17 @@ def merge_schemas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         for key, sub in b.get("properties", {}).items():
             props[key] = merge_schemas(props[key], sub) if key in props else sub
         both = set(b.get("required", []))
-        return {"type": "object", "required": [k for k in a.get("required", []) if k in both],
-                "properties": props}
+        return {
+            "type": "object",
+            "required": [k for k in a.get("required", []) if k in both],
+            "properties": props,
+        }
     if a.get("type") == "array":
         left, right = a.get("items", {}), b.get("items", {})
-        return {"type": "array", "items": merge_schemas(left, right) if left and right
-                else left or right}
+        return {
+            "type": "array",
+            "items": merge_schemas(left, right) if left and right else left or right,
+        }
     return a
 
 
@@ -148,15 +164,16 @@ def export_folder(folder: Path, title: str = "Event") -> dict[str, Any]:
     return export_console([(name, load_saved(folder, name)) for name in names], title)
 
 
-def import_into_folder(folder: Path, document: Any,
-                       replace: bool = False) -> list[tuple[str, str]]:
+def import_into_folder(folder: Path, document: Any, replace: bool = False) -> list[tuple[str, str]]:
     """Save a console document's events in `folder`; (name, "new" | "replaced" | "unchanged")
     for each. An existing event with other content is an error unless `replace`."""
     events = import_console(document)
     bad = [name for name, _ in events if not _valid(name)]
     if bad:
-        raise EventError(f"cannot save {', '.join(map(repr, bad))}: a saved event's name is "
-                         "letters, digits, '.', '-' and '_'")
+        raise EventError(
+            f"cannot save {', '.join(map(repr, bad))}: a saved event's name is "
+            "letters, digits, '.', '-' and '_'"
+        )
     statuses = []
     for name, event in events:
         path = saved_path(folder, name)
@@ -170,8 +187,10 @@ def import_into_folder(folder: Path, document: Any,
             statuses.append((name, "conflict"))
     conflicts = [name for name, status in statuses if status == "conflict"]
     if conflicts:
-        raise EventError(f"{', '.join(conflicts)} already saved in {folder} with other content; "
-                         "import with --replace to overwrite")
+        raise EventError(
+            f"{', '.join(conflicts)} already saved in {folder} with other content; "
+            "import with --replace to overwrite"
+        )
     descriptions = _descriptions(document)
     for (name, event), (_, status) in zip(events, statuses, strict=True):
         if status != "unchanged":

@@ -73,6 +73,7 @@ def convert(name: str, raw: str, kind: str) -> Any:
 
 # -- clock formats ------------------------------------------------------------------------------
 
+
 def time_text(fmt: str, when: datetime) -> Any:
     """`when` (UTC) in one of the formats AWS services put in events."""
     ms = f"{when.microsecond // 1000:03d}"
@@ -94,9 +95,11 @@ def time_text(fmt: str, when: datetime) -> Any:
         "rfc2822": lambda: email.utils.format_datetime(when),
         "amz_date": lambda: when.strftime("%Y%m%dT%H%M%SZ"),
         # RabbitMQ basicProperties.timestamp: Jan 1, 1970, 12:33:41 AM
-        "mdy_12h": lambda: (f"{MONTHS[when.month - 1]} {when.day}, {when.year}, "
-                            f"{(when.hour % 12) or 12}:{when:%M:%S} "
-                            f"{'AM' if when.hour < 12 else 'PM'}"),
+        "mdy_12h": lambda: (
+            f"{MONTHS[when.month - 1]} {when.day}, {when.year}, "
+            f"{(when.hour % 12) or 12}:{when:%M:%S} "
+            f"{'AM' if when.hour < 12 else 'PM'}"
+        ),
     }
     if fmt not in formats:
         raise EventError(f"unknown time format {fmt!r}; known: {', '.join(formats)}")
@@ -104,6 +107,7 @@ def time_text(fmt: str, when: datetime) -> Any:
 
 
 # -- DynamoDB -----------------------------------------------------------------------------------
+
 
 def ddb_value(value: Any) -> dict[str, Any]:
     """A plain JSON value in DynamoDB's attribute-value form."""
@@ -145,6 +149,7 @@ def _item(name: str, value: Any) -> dict[str, Any]:
 
 # -- derived values -----------------------------------------------------------------------------
 
+
 def _random(alphabet: str, length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
@@ -153,8 +158,9 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-def derive(specs: Mapping[str, Mapping[str, Any]], values: dict[str, Any],
-           now: datetime) -> dict[str, Any]:
+def derive(
+    specs: Mapping[str, Mapping[str, Any]], values: dict[str, Any], now: datetime
+) -> dict[str, Any]:
     """Each derived value in order; later ones may use earlier ones and any parameter."""
     out = dict(values)
     for name, spec in specs.items():
@@ -163,8 +169,9 @@ def derive(specs: Mapping[str, Mapping[str, Any]], values: dict[str, Any],
     return out
 
 
-def _derive_one(name: str, spec: Mapping[str, Any], values: Mapping[str, Any],
-                now: datetime) -> Any:
+def _derive_one(
+    name: str, spec: Mapping[str, Any], values: Mapping[str, Any], now: datetime
+) -> Any:
     fn = spec.get("fn")
 
     def of(key: str = "of") -> Any:
@@ -182,14 +189,16 @@ def _derive_one(name: str, spec: Mapping[str, Any], values: Mapping[str, Any],
     if fn == "digits":
         return _random("123456789", 1) + _random(string.digits, length - 1)
     if fn == "alnum":
-        letters = {"upper": string.ascii_uppercase,
-                   "lower": string.ascii_lowercase}.get(str(spec.get("case")), string.ascii_letters)
+        letters = {"upper": string.ascii_uppercase, "lower": string.ascii_lowercase}.get(
+            str(spec.get("case")), string.ascii_letters
+        )
         return _random(letters + string.digits, length)
     if fn == "b64":
         return base64.b64encode(secrets.token_bytes(length)).decode()
     if fn == "now":
-        return time_text(str(spec.get("format", "iso")),
-                         now + timedelta(seconds=float(spec.get("offset_s", 0))))
+        return time_text(
+            str(spec.get("format", "iso")), now + timedelta(seconds=float(spec.get("offset_s", 0)))
+        )
     if fn == "md5":
         return hashlib.md5(_text(of()).encode()).hexdigest()
     if fn == "sha256":
@@ -229,9 +238,14 @@ def _derive_one(name: str, spec: Mapping[str, Any], values: Mapping[str, Any],
         return sum(_ddb_value_size(item) - 3 for item in items)
     if fn == "log_events":
         stamp = int(now.timestamp() * 1000)
-        return [{"id": _random("123456789", 1) + _random(string.digits, 55),
-                 "timestamp": stamp + i, "message": line}
-                for i, line in enumerate(_text(of()).split("\n"))]
+        return [
+            {
+                "id": _random("123456789", 1) + _random(string.digits, 55),
+                "timestamp": stamp + i,
+                "message": line,
+            }
+            for i, line in enumerate(_text(of()).split("\n"))
+        ]
     raise EventError(f"derived value {name}: unknown fn {fn!r}")
 
 
@@ -254,6 +268,7 @@ def _query(fn: str, query: str) -> dict[str, Any] | None:
 
 # -- substitution and transforms ----------------------------------------------------------------
 
+
 def substitute(node: Any, values: Mapping[str, Any]) -> Any:
     """The template with every placeholder replaced; unknown names are an error."""
     if isinstance(node, dict):
@@ -270,8 +285,9 @@ def substitute(node: Any, values: Mapping[str, Any]) -> Any:
 
 def _lookup(name: str, values: Mapping[str, Any]) -> Any:
     if name not in values:
-        raise EventError(f"the template uses {{{{{name}}}}}, which is neither a parameter "
-                         "nor a derived value")
+        raise EventError(
+            f"the template uses {{{{{name}}}}}, which is neither a parameter nor a derived value"
+        )
     return values[name]
 
 
@@ -281,6 +297,7 @@ def _inline(text: str, values: Mapping[str, Any]) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
         return _text(value) if not isinstance(value, int | float) else str(value)
+
     return PLACEHOLDER.sub(one, text)
 
 

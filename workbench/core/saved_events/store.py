@@ -28,23 +28,49 @@ from workbench.core.saved_events.catalog import (
 )
 from workbench.core.saved_events.render import EventError
 
-__all__ = ["EventError", "Param", "Sample", "delete_event", "events_folder", "get_sample",
-           "list_pinned", "list_samples", "list_saved", "load_meta", "load_saved", "pin_event",
-           "rename_event", "render_sample", "sample_root", "save_event", "save_meta",
-           "saved_path", "services", "validate_name"]
+__all__ = [
+    "EventError",
+    "Param",
+    "Sample",
+    "delete_event",
+    "events_folder",
+    "get_sample",
+    "list_pinned",
+    "list_samples",
+    "list_saved",
+    "load_meta",
+    "load_saved",
+    "pin_event",
+    "rename_event",
+    "render_sample",
+    "sample_root",
+    "save_event",
+    "save_meta",
+    "saved_path",
+    "services",
+    "validate_name",
+]
 
 META_DIR = ".meta"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-            *(f"LPT{i}" for i in range(1, 10))}
+RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
 
 
 def validate_name(name: str) -> str:
     """A saved event's name, safe as a file name everywhere (`.json` is implied and dropped)."""
     stem = name.removesuffix(".json")
     if not NAME.fullmatch(stem) or stem.endswith(".") or stem.split(".")[0].upper() in RESERVED:
-        raise EventError(f"{name!r} cannot name a saved event: use up to 100 letters, digits, "
-                         "'.', '-' and '_', starting with a letter or digit")
+        raise EventError(
+            f"{name!r} cannot name a saved event: use up to 100 letters, digits, "
+            "'.', '-' and '_', starting with a letter or digit"
+        )
     return stem
 
 
@@ -65,8 +91,11 @@ def list_saved(folder: Path) -> list[str]:
     """Names of the saved events in `folder`, sorted; none when it does not exist."""
     if not folder.is_dir():
         return []
-    return sorted(p.name.removesuffix(".json") for p in folder.glob("*.json")
-                  if p.is_file() and NAME.fullmatch(p.name.removesuffix(".json")))
+    return sorted(
+        p.name.removesuffix(".json")
+        for p in folder.glob("*.json")
+        if p.is_file() and NAME.fullmatch(p.name.removesuffix(".json"))
+    )
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -79,8 +108,9 @@ def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise EventError(f"{path} is not valid JSON: line {exc.lineno} column {exc.colno}: "
-                         f"{exc.msg}") from None
+        raise EventError(
+            f"{path} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
 
 
 def load_saved(folder: Path, name: str) -> Any:
@@ -118,8 +148,14 @@ def _write(path: Path, data: Any) -> None:
         raise
 
 
-def save_event(folder: Path, name: str, event: Any, meta: Mapping[str, Any] | None = None,
-               *, overwrite: bool = True) -> Path:
+def save_event(
+    folder: Path,
+    name: str,
+    event: Any,
+    meta: Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = True,
+) -> Path:
     """Write `event` to folder/NAME.json. `meta` replaces the sidecar (an empty mapping removes
     it); None leaves any sidecar as it is."""
     path = saved_path(folder, name)

@@ -32,8 +32,9 @@ class NamePrompt(ModalScreen[str | None]):
     DEFAULT_CSS = DIALOG_CSS.format(name="NamePrompt")
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, value: str = "", taken: Collection[str] = (),
-                 *, replace: bool = True) -> None:
+    def __init__(
+        self, title: str, value: str = "", taken: Collection[str] = (), *, replace: bool = True
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.value = value
@@ -46,8 +47,7 @@ class NamePrompt(ModalScreen[str | None]):
             yield Label(self.title_text)
             yield Input(self.value, placeholder="event name", id="name-input")
             yield Label("", classes="problem", id="name-problem")
-            yield Label("letters, digits, '.', '-' and '_'; saved as NAME.json",
-                        classes="hint")
+            yield Label("letters, digits, '.', '-' and '_'; saved as NAME.json", classes="hint")
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("OK", id="ok", variant="primary")
@@ -141,12 +141,18 @@ class Picker(ModalScreen[str | None]):
     """Choose one of many, with a filter: type to narrow, up/down to move, enter to pick.
     A choice whose id is None is a heading: shown while the filter is empty, never picked."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="Picker") + """
+    DEFAULT_CSS = (
+        DIALOG_CSS.format(name="Picker")
+        + """
     Picker > Vertical { width: 90; height: 80%; }
     Picker OptionList { height: 1fr; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel"),
-                Binding("down", "move(1)", show=False), Binding("up", "move(-1)", show=False)]
+    )
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("down", "move(1)", show=False),
+        Binding("up", "move(-1)", show=False),
+    ]
 
     def __init__(self, title: str, choices: list[tuple[str | None, str]]) -> None:
         """`choices`: (id, label) pairs, in order."""
@@ -167,8 +173,11 @@ class Picker(ModalScreen[str | None]):
         words = text.lower().split()
         if not words:
             return [Option(label, id=key, disabled=key is None) for key, label in self.choices]
-        return [Option(label, id=key) for key, label in self.choices
-                if key is not None and all(w in label.lower() for w in words)]
+        return [
+            Option(label, id=key)
+            for key, label in self.choices
+            if key is not None and all(w in label.lower() for w in words)
+        ]
 
     def _highlight_first(self) -> None:
         options = self.query_one(OptionList)

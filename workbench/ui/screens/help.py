@@ -17,11 +17,18 @@ from textual.widgets import Markdown, Static
 from workbench.ui.prefs import prefs_path
 
 # Keys Textual itself owns: not remappable through [keys], listed so nothing is a secret.
-FIXED_KEYS = (("tab / shift+tab", "Next / previous pane (in the event editor tab indents)"),
-              ("ctrl+p", "Command palette: every action, by name"),
-              ("escape", "Leave the event editor; restore a maximised pane; close a dialog"))
-PANE_TITLES = {"": "Everywhere", "editor": "Event editor", "history": "History",
-               "response": "Response", "logs": "Logs"}
+FIXED_KEYS = (
+    ("tab / shift+tab", "Next / previous pane (in the event editor tab indents)"),
+    ("ctrl+p", "Command palette: every action, by name"),
+    ("escape", "Leave the event editor; restore a maximised pane; close a dialog"),
+)
+PANE_TITLES = {
+    "": "Everywhere",
+    "editor": "Event editor",
+    "history": "History",
+    "response": "Response",
+    "logs": "Logs",
+}
 
 
 def shown_path(path: Path) -> str:
@@ -72,7 +79,8 @@ class HelpScreen(ModalScreen[None]):
             "* Select an invocation in the history to see its response, its logs and its "
             "timing.\n"
             f"* **{maximize}** maximises the focused pane; again, or escape, restores it.\n"
-            "* **ctrl+p** opens the command palette: every action is there.\n")
+            "* **ctrl+p** opens the command palette: every action is there.\n"
+        )
 
     def table(self) -> Content:
         """The keys, grouped by where they work: everywhere first, then pane by pane."""
@@ -82,14 +90,17 @@ class HelpScreen(ModalScreen[None]):
             groups.setdefault(where, []).append((binding_id, keys, description))
         width = max((len(k) for _, k, _ in self.keys), default=4) + 2
         what = max((len(d) for _, _, d in self.keys), default=6) + 2
-        lines = [Content.styled(f"{'keys'.ljust(width)}{'action'.ljust(what)}binding id",
-                                "bold")]
+        lines = [Content.styled(f"{'keys'.ljust(width)}{'action'.ljust(what)}binding id", "bold")]
         for where in sorted(groups, key=lambda w: (w != "", w)):
             lines.append(Content.styled(PANE_TITLES.get(where, where), "bold $accent"))
             for binding_id, keys, description in groups[where]:
-                lines.append(Content.assemble((keys.ljust(width), "$text-primary"),
-                                              description.ljust(what),
-                                              (binding_id, "$text-muted")))
+                lines.append(
+                    Content.assemble(
+                        (keys.ljust(width), "$text-primary"),
+                        description.ljust(what),
+                        (binding_id, "$text-muted"),
+                    )
+                )
         lines.append(Content.styled("Always (Textual's own)", "bold $accent"))
         for keys, description in FIXED_KEYS:
             lines.append(Content.assemble((keys.ljust(width), "$text-primary"), description))
@@ -97,9 +108,11 @@ class HelpScreen(ModalScreen[None]):
 
     def remap(self) -> str:
         invoke = self.key_of("invoke", "ctrl+r")
-        return (f"Remap a key in `{shown_path(prefs_path())}` by its binding id "
-                "(several keys: comma-separated):\n\n"
-                f'```toml\n[keys]\ninvoke = "{invoke},f5"\n```\n')
+        return (
+            f"Remap a key in `{shown_path(prefs_path())}` by its binding id "
+            "(several keys: comma-separated):\n\n"
+            f'```toml\n[keys]\ninvoke = "{invoke},f5"\n```\n'
+        )
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():

@@ -58,10 +58,11 @@ def problem_content(problem: JsonProblem) -> Content:
     """The problem and the line it is on, with a caret under the column (the excerpt is
     shifted left so that the caret stays in view on long lines)."""
     start = max(0, problem.column - 40)
-    excerpt = problem.excerpt[start:start + 80]
+    excerpt = problem.excerpt[start : start + 80]
     caret = " " * (problem.column - 1 - start) + "^"
-    return Content.assemble(("✗ ", "bold"), str(problem), "\n",
-                            ("  " + excerpt, "$text"), "\n", ("  " + caret, "bold"))
+    return Content.assemble(
+        ("✗ ", "bold"), str(problem), "\n", ("  " + excerpt, "$text"), "\n", ("  " + caret, "bold")
+    )
 
 
 def suggested_name(origin: str | None) -> str:
@@ -115,8 +116,14 @@ class EventEditor(Vertical):
             button.can_focus = False  # ctrl+r invokes; tab goes from the text to the next pane
             yield button
         # theme "css": the editor's colours follow the app's theme, light ones included
-        yield TextArea.code_editor(BLANK, language="json", id="event-text", theme="css",
-                                   soft_wrap=False, tab_behavior="indent")
+        yield TextArea.code_editor(
+            BLANK,
+            language="json",
+            id="event-text",
+            theme="css",
+            soft_wrap=False,
+            tab_behavior="indent",
+        )
         yield Static("", id="event-problem", classes="hidden")
 
     def on_mount(self) -> None:
@@ -175,8 +182,10 @@ class EventEditor(Vertical):
         def answer(yes: bool | None) -> None:
             if yes:
                 self.load(text, name, origin)
-        self.app.push_screen(Confirm(f"Drop your unsaved changes to {self.title}?",
-                                     yes="Drop them"), answer)
+
+        self.app.push_screen(
+            Confirm(f"Drop your unsaved changes to {self.title}?", yes="Drop them"), answer
+        )
 
     def open_saved(self, name: str, *, ask: bool = True) -> bool:
         try:
@@ -193,8 +202,7 @@ class EventEditor(Vertical):
         except EventError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.replace(json.dumps(event, indent=2, ensure_ascii=False) + "\n", None,
-                     f"sample {name}")
+        self.replace(json.dumps(event, indent=2, ensure_ascii=False) + "\n", None, f"sample {name}")
 
     def open_first(self) -> None:
         """The first saved event, or a blank one when the folder has none (or is missing)."""
@@ -221,8 +229,11 @@ class EventEditor(Vertical):
         """Say why the event cannot be used, and put the cursor where the problem is."""
         assert self.problem is not None
         self.app.bell()
-        self.notify(f"{what}: the event is not valid JSON ({self.problem})",
-                    title="Invalid JSON", severity="error")
+        self.notify(
+            f"{what}: the event is not valid JSON ({self.problem})",
+            title="Invalid JSON",
+            severity="error",
+        )
         area = self.text_area
         area.move_cursor((self.problem.line - 1, self.problem.column - 1))
         area.focus()
@@ -258,12 +269,16 @@ class EventEditor(Vertical):
         names = saved.list_saved(self.folder)
         where = self.folder.name + "/"
         choices: list[tuple[str | None, str]] = [
-            (None, f"Saved events in {where}" if names
-             else f"No saved events yet in {where} (ctrl+s saves one)")]
+            (
+                None,
+                f"Saved events in {where}"
+                if names
+                else f"No saved events yet in {where} (ctrl+s saves one)",
+            )
+        ]
         choices += [(f"saved:{n}", f"  {n}") for n in names]
         choices.append((None, "Sample events"))
-        choices += [(f"sample:{s.name}", f"  {s.name}  {s.title}")
-                    for s in saved.list_samples()]
+        choices += [(f"sample:{s.name}", f"  {s.name}  {s.title}") for s in saved.list_samples()]
         self.app.push_screen(Picker("Open an event (type to filter)", choices), self._picked)
 
     def _picked(self, choice: str | None) -> None:
@@ -299,22 +314,27 @@ class EventEditor(Vertical):
             self.refuse("Not saved")
             return
         suggestion = self.event_name or suggested_name(self.origin)
-        self.ask_name("Save the event as", suggestion,
-                      lambda name: self._write(name, self.text))
+        self.ask_name("Save the event as", suggestion, lambda name: self._write(name, self.text))
 
     def save_text_as(self, text: str, suggestion: str) -> None:
         """Save some other event (a past invocation's) under a name the user chooses; the
         editor keeps what it has."""
-        self.ask_name("Save this invocation's event as", suggestion,
-                      lambda name: self._write(name, text, adopt=False))
+        self.ask_name(
+            "Save this invocation's event as",
+            suggestion,
+            lambda name: self._write(name, text, adopt=False),
+        )
 
-    def ask_name(self, title: str, suggestion: str, then: Callable[[str], object],
-                 *, replace: bool = True) -> None:
+    def ask_name(
+        self, title: str, suggestion: str, then: Callable[[str], object], *, replace: bool = True
+    ) -> None:
         def answer(name: str | None) -> None:
             if name is not None:
                 then(name)
-        self.app.push_screen(NamePrompt(title, suggestion, saved.list_saved(self.folder),
-                                        replace=replace), answer)
+
+        self.app.push_screen(
+            NamePrompt(title, suggestion, saved.list_saved(self.folder), replace=replace), answer
+        )
 
     def _write(self, name: str, text: str, *, adopt: bool = True) -> bool:
         """Save `text` as `name` (the folder is made when missing); with `adopt` the editor is
@@ -351,6 +371,7 @@ class EventEditor(Vertical):
             self.event_name = new
             self._show_name()
             self.notify(f"Renamed {old} to {self._shown(path)}")
+
         self.ask_name(f"Rename {old} to", old, rename, replace=False)
 
     def action_delete(self) -> None:
@@ -371,8 +392,8 @@ class EventEditor(Vertical):
             self.event_name, self.origin, self.baseline = None, f"deleted {name}", ""
             self._show_name()
             self.notify(f"Deleted {name}; the text stays here until you open another event")
-        self.app.push_screen(Confirm(f"Delete the saved event {name!r}?", yes="Delete"),
-                             delete)
+
+        self.app.push_screen(Confirm(f"Delete the saved event {name!r}?", yes="Delete"), delete)
 
     def _shown(self, path: Path) -> str:
         """A saved event's path as the user knows it: relative to the function's folder."""

@@ -22,9 +22,16 @@ from workbench.ui.messages import (
 ROWS_SHOWN = 500
 # (key, title, width): the columns of themed cells get a width, since the table sizes a
 # column by its plain-string cells only and would cut "Sandbox.Timedout" to the title's width
-COLUMNS = (("time", "Time", None), ("event", "Event", 24), ("status", "Status", 18),
-           ("start", "Start", 5), ("duration", "Duration", None), ("billed", "Billed", None),
-           ("init", "Init Duration", None), ("memory", "Max Memory Used", None))
+COLUMNS = (
+    ("time", "Time", None),
+    ("event", "Event", 24),
+    ("status", "Status", 18),
+    ("start", "Start", 5),
+    ("duration", "Duration", None),
+    ("billed", "Billed", None),
+    ("init", "Init Duration", None),
+    ("memory", "Max Memory Used", None),
+)
 OUTCOME_COLOUR = {"ok": "$status-ok", "timeout": "$status-timeout"}
 UNNAMED = {"tui": "(unsaved)", "replay": "(unsaved)", "invoke-api": "(Invoke API)"}
 
@@ -58,14 +65,16 @@ def order(row: Row) -> tuple[float, str]:
 def cells(row: Row) -> tuple[Cell, ...]:
     colour = OUTCOME_COLOUR.get(row.outcome, "$status-error")
     start = Content.from_markup("[$cold-start]cold[/]") if row.cold else Content("warm")
-    return (When(row),
-            Content(row.event_name or UNNAMED.get(row.source, f"({row.source})")),
-            Content.from_markup(f"[{colour}]$o[/]", o=row.outcome),
-            start,
-            number(duration(row.duration_ms)),
-            number(f"{row.billed_ms} ms"),
-            number("" if row.init_ms is None else duration(row.init_ms)),
-            number(f"{row.max_memory_mb} / {row.memory_mb} MB"))
+    return (
+        When(row),
+        Content(row.event_name or UNNAMED.get(row.source, f"({row.source})")),
+        Content.from_markup(f"[{colour}]$o[/]", o=row.outcome),
+        start,
+        number(duration(row.duration_ms)),
+        number(f"{row.billed_ms} ms"),
+        number("" if row.init_ms is None else duration(row.init_ms)),
+        number(f"{row.max_memory_mb} / {row.memory_mb} MB"),
+    )
 
 
 class InvocationHistory(DataTable[Cell]):
@@ -129,12 +138,12 @@ class InvocationHistory(DataTable[Cell]):
         event.stop()
         self.post_message(InvocationSelected(self.selected_id))
 
-    def _act(self, message: type[ReplayRequested | SaveEventRequested | EditEventRequested]
-             ) -> None:
+    def _act(
+        self, message: type[ReplayRequested | SaveEventRequested | EditEventRequested]
+    ) -> None:
         rid = self.selected_id
         if rid is None:
-            self.notify("No invocation yet: ctrl+r invokes the editor's event",
-                        severity="warning")
+            self.notify("No invocation yet: ctrl+r invokes the editor's event", severity="warning")
             return
         self.post_message(message(rid))
 

@@ -30,8 +30,12 @@ from workbench.core.logfilter import LEVELS, SLICE, LineFilter, Segment, scan, w
 
 MAX_LINES = 5000  # what the widget holds; the book holds the rest
 GUTTER = {"stdout": " ", "stderr": "▌", "platform": "·", "build": "⚙", "workbench": "↻"}
-STYLE_OF = {"▌": "logpane--stderr", "·": "logpane--platform", "⚙": "logpane--build",
-            "↻": "logpane--workbench"}
+STYLE_OF = {
+    "▌": "logpane--stderr",
+    "·": "logpane--platform",
+    "⚙": "logpane--build",
+    "↻": "logpane--workbench",
+}
 
 
 def format_line(e: Entry) -> str:
@@ -41,8 +45,16 @@ def format_line(e: Entry) -> str:
     return GUTTER.get(e[2], " ") + text
 
 
-PLATFORM_PREFIXES = ("INIT_START ", "START RequestId:", "END RequestId:", "REPORT RequestId:",
-                     "INIT_REPORT ", "RESTORE_", "EXTENSION ", "TELEMETRY ")
+PLATFORM_PREFIXES = (
+    "INIT_START ",
+    "START RequestId:",
+    "END RequestId:",
+    "REPORT RequestId:",
+    "INIT_REPORT ",
+    "RESTORE_",
+    "EXTENSION ",
+    "TELEMETRY ",
+)
 
 
 def recorded_line(text: str) -> str:
@@ -86,8 +98,12 @@ class LogLines(Log):
 
 
 class LogPane(Vertical):
-    COMPONENT_CLASSES = {"logpane--stderr", "logpane--platform", "logpane--build",
-                         "logpane--workbench"}
+    COMPONENT_CLASSES = {
+        "logpane--stderr",
+        "logpane--platform",
+        "logpane--build",
+        "logpane--workbench",
+    }
     DEFAULT_CSS = """
     LogPane > .logpane--stderr { color: $log-stderr; }
     LogPane > .logpane--platform { color: $log-platform; }
@@ -121,8 +137,9 @@ class LogPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="log-filters"):
             yield Input(placeholder="filter logs (/)", id="log-text-filter")
-            yield Select([(lv, lv) for lv in LEVELS], prompt="any level", id="log-level",
-                         allow_blank=True)
+            yield Select(
+                [(lv, lv) for lv in LEVELS], prompt="any level", id="log-level", allow_blank=True
+            )
             yield Static("", id="log-request")
         log = LogLines(max_lines=MAX_LINES, highlight=True, id="log-lines")
         log.highlighter = GutterHighlighter(self)
@@ -164,11 +181,16 @@ class LogPane(Vertical):
             return
         self.scanning = True
         self._show_state()
-        self.run_worker(self._scan_slowly(self._scan_id, segments, hi, replace),
-                        group="log-scan", exit_on_error=False, name="log scan")
+        self.run_worker(
+            self._scan_slowly(self._scan_id, segments, hi, replace),
+            group="log-scan",
+            exit_on_error=False,
+            name="log scan",
+        )
 
-    async def _scan_slowly(self, scan_id: int, segments: list[Segment], hi: int,
-                           replace: bool) -> None:
+    async def _scan_slowly(
+        self, scan_id: int, segments: list[Segment], hi: int, replace: bool
+    ) -> None:
         found: list[Entry] = []
         for _ in scan(self.book, segments, MAX_LINES, found):
             await asyncio.sleep(0)  # a key pressed meanwhile is handled now, not after
@@ -199,8 +221,7 @@ class LogPane(Vertical):
         if self.follow and self.filter.request_id is not None and self.filter.request_id == was:
             self.set_filter(request_id=head)
 
-    def select_request(self, request_id: str | None,
-                       recorded: Sequence[str] = ()) -> None:
+    def select_request(self, request_id: str | None, recorded: Sequence[str] = ()) -> None:
         """A history row was selected: show its lines. The table announces its selection
         again whenever its rows change; only a new selection changes the filter, so that
         `x` (all requests) stays until the user picks a row. `recorded`: the lines history
@@ -221,8 +242,7 @@ class LogPane(Vertical):
         if unknown:
             raise TypeError(f"unknown log filter {sorted(unknown)}")
         now.update(changes)
-        wanted = LineFilter(now["text"] or "", now["level"], now["request_id"],
-                            now["function"])
+        wanted = LineFilter(now["text"] or "", now["level"], now["request_id"], now["function"])
         if wanted.as_dict() == self.filter.as_dict():
             return
         self.filter = wanted

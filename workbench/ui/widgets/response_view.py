@@ -26,13 +26,19 @@ EMPTY = "Invoke (ctrl+r) to see a response here."
 # already sees in the header; the message reads better without it
 _REQUEST_PREFIX = re.compile(r"^RequestId: [0-9a-fA-F-]+ Error: ")
 AFTERMATH = {
-    "timeout": ("Timed out", "$status-timeout",
-                "The function ran past its timeout and its environment was stopped: the next "
-                "invoke starts cold. Its output up to then is in the logs; `timeout` in "
-                "workbench.toml gives it longer."),
-    "crash": ("Crashed", "$status-error",
-              "The runtime process exited during the invoke: the next invoke starts cold. "
-              "Its last output is in the logs."),
+    "timeout": (
+        "Timed out",
+        "$status-timeout",
+        "The function ran past its timeout and its environment was stopped: the next "
+        "invoke starts cold. Its output up to then is in the logs; `timeout` in "
+        "workbench.toml gives it longer.",
+    ),
+    "crash": (
+        "Crashed",
+        "$status-error",
+        "The runtime process exited during the invoke: the next invoke starts cold. "
+        "Its last output is in the logs.",
+    ),
 }
 
 
@@ -40,8 +46,9 @@ def json_content(data: bytes) -> Content:
     """A JSON payload pretty-printed and highlighted; anything else as plain text."""
     text = data.decode("utf-8", "replace")
     if len(data) > HIGHLIGHT_LIMIT:
-        return Content.assemble((f"({len(data):,} bytes: shown without highlighting)\n",
-                                 "$text-muted"), text)
+        return Content.assemble(
+            (f"({len(data):,} bytes: shown without highlighting)\n", "$text-muted"), text
+        )
     try:
         doc = json.loads(data)
     except ValueError:
@@ -60,8 +67,13 @@ def response_content(row: Row) -> Content:
     body = json_content(row.response)
     inner = embedded_body(doc)
     if inner is not None:  # an API Gateway style answer: its body is JSON in a string
-        body = Content("\n").join([body, Content.styled("body, parsed:", "$text-muted"),
-                                   highlight(inner, language="json")])
+        body = Content("\n").join(
+            [
+                body,
+                Content.styled("body, parsed:", "$text-muted"),
+                highlight(inner, language="json"),
+            ]
+        )
     return body
 
 
@@ -90,11 +102,16 @@ def error_content(doc: dict[str, Any], status: str) -> Content:
         parts += [frame_content(str(frame)) for frame in trace]
     if note:
         parts += [Content(""), Content.styled(note, "$text-muted")]
-    extra = {k: v for k, v in doc.items()
-             if k not in ("errorType", "errorMessage", "stackTrace", "requestId")}
+    extra = {
+        k: v
+        for k, v in doc.items()
+        if k not in ("errorType", "errorMessage", "stackTrace", "requestId")
+    }
     if extra:
-        parts += [Content(""), highlight(json.dumps(extra, indent=2, ensure_ascii=False),
-                                         language="json")]
+        parts += [
+            Content(""),
+            highlight(json.dumps(extra, indent=2, ensure_ascii=False), language="json"),
+        ]
     return Content("\n").join(parts)
 
 
@@ -102,21 +119,26 @@ def frame_content(frame: str) -> Content:
     """One stack frame. Python's are `  File "x.py", line 2, in f\\n    code\\n`: the location
     is muted so that the code stands out; other runtimes' frames are one line each."""
     lines = frame.rstrip("\n").split("\n")
-    out = [Content.styled(line, "$text-muted") if line.lstrip().startswith("File ")
-           else Content(line) for line in lines]
+    out = [
+        Content.styled(line, "$text-muted") if line.lstrip().startswith("File ") else Content(line)
+        for line in lines
+    ]
     return Content("\n").join(out)
 
 
 def verdict_content(verdict: PinnedCheckFinished) -> Content:
     """A pinned event's check after a reload: the verdict, and the diff when it differs."""
     colour = {"pass": "$status-ok", "new": "$text-muted"}.get(verdict.status, "$status-error")
-    head = Content.assemble(("Pinned check: ", "bold"),
-                            (verdict.status.upper(), f"bold {colour}"),
-                            (f"  {verdict.detail}", "$text-muted"))
+    head = Content.assemble(
+        ("Pinned check: ", "bold"),
+        (verdict.status.upper(), f"bold {colour}"),
+        (f"  {verdict.detail}", "$text-muted"),
+    )
     if not verdict.diff:
         return head
-    return Content("\n").join([head, highlight(verdict.diff.rstrip("\n"), language="diff"),
-                               Content("")])
+    return Content("\n").join(
+        [head, highlight(verdict.diff.rstrip("\n"), language="diff"), Content("")]
+    )
 
 
 def request_content(row: Row) -> Content:
@@ -195,10 +217,12 @@ class ResponseView(Vertical):
             if self.side == name:
                 return Content.styled(f" {title} ", "bold underline $accent")
             return Content.styled(f" {title} ", "$text-muted")
+
         parts = [tab("response", "Response"), Content(" "), tab("request", "Request")]
         row = self.row
         if row is not None:
             name = row.event_name or "unsaved event"
-            parts.append(Content.styled(f"   {name} · {row.request_id[:8]}   v switches",
-                                        "$text-muted"))
+            parts.append(
+                Content.styled(f"   {name} · {row.request_id[:8]}   v switches", "$text-muted")
+            )
         self.query_one("#payload-tabs", Static).update(Content.assemble(*parts))

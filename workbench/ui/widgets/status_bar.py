@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from textual.content import Content
 from textual.widget import Widget
 
-STATE_STYLE = {"ready": "$status-ok", "failed": "$status-error",
-               "init failed": "$status-error"}  # anything else is on its way: building...
+STATE_STYLE = {
+    "ready": "$status-ok",
+    "failed": "$status-error",
+    "init failed": "$status-error",
+}  # anything else is on its way: building...
 SEPARATOR = Content.styled("  │  ", "$text-muted")
 SHORT_SEPARATOR = Content.styled(" │ ", "$text-muted")
 
@@ -37,32 +40,55 @@ class StatusLine(Widget):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.status = Status()
 
-    def show(self, *, function: str, runtime: str, state: str, api_url: str | None,
-             last_reload_ms: float | None, count: int, functions: int) -> None:
-        self.status = Status(function, runtime, state, api_url, last_reload_ms, count,
-                             functions)
+    def show(
+        self,
+        *,
+        function: str,
+        runtime: str,
+        state: str,
+        api_url: str | None,
+        last_reload_ms: float | None,
+        count: int,
+        functions: int,
+    ) -> None:
+        self.status = Status(function, runtime, state, api_url, last_reload_ms, count, functions)
         self.refresh()
 
     def line(self, short: bool = False) -> Content:
         s = self.status
-        parts = [Content.assemble((s.function, "bold"), " ", (s.runtime, "$text-muted")),
-                 Content.styled(f"● {s.state}", STATE_STYLE.get(s.state, "$status-timeout"))]
+        parts = [
+            Content.assemble((s.function, "bold"), " ", (s.runtime, "$text-muted")),
+            Content.styled(f"● {s.state}", STATE_STYLE.get(s.state, "$status-timeout")),
+        ]
         if s.functions > 1:
-            parts.append(Content(f"{s.functions} functions" if short
-                                 else f"{s.functions} functions (ctrl+f switches)"))
+            parts.append(
+                Content(
+                    f"{s.functions} functions"
+                    if short
+                    else f"{s.functions} functions (ctrl+f switches)"
+                )
+            )
         api = s.api_url or "off"
         if short:
-            parts.append(Content.assemble(("API ", "$text-muted"),
-                                          api.removeprefix("http://")))
+            parts.append(Content.assemble(("API ", "$text-muted"), api.removeprefix("http://")))
         else:
             parts.append(Content.assemble(("Invoke API ", "$text-muted"), api))
         if s.last_reload_ms is None:
             parts.append(Content.styled("no reload yet", "$text-muted"))
         else:  # save-to-ready: from the save that triggered it to the new code answering
-            parts.append(Content.assemble(("reload " if short else "last reload ",
-                                           "$text-muted"), f"{s.last_reload_ms:.0f} ms"))
-        parts.append(Content(f"{s.count} invoke" + ("" if s.count == 1 else "s") if short
-                             else f"{s.count} invocation" + ("" if s.count == 1 else "s")))
+            parts.append(
+                Content.assemble(
+                    ("reload " if short else "last reload ", "$text-muted"),
+                    f"{s.last_reload_ms:.0f} ms",
+                )
+            )
+        parts.append(
+            Content(
+                f"{s.count} invoke" + ("" if s.count == 1 else "s")
+                if short
+                else f"{s.count} invocation" + ("" if s.count == 1 else "s")
+            )
+        )
         return (SHORT_SEPARATOR if short else SEPARATOR).join(parts)
 
     def render(self) -> Content:

@@ -60,36 +60,51 @@ class Breakdown(Widget):
     def render(self) -> Content:
         row = self.row
         if row is None:
-            return Content.from_markup("[$text-muted]No invocation selected.\n"
-                                       "Invoke (ctrl+r), or pick one in the history.[/]")
+            return Content.from_markup(
+                "[$text-muted]No invocation selected.\n"
+                "Invoke (ctrl+r), or pick one in the history.[/]"
+            )
         width = max(0, self.size.width - LABEL - VALUE - 1)
-        start = (Content.styled("cold start", "bold $cold-start") if row.cold
-                 else Content.styled("warm start", "bold"))
+        start = (
+            Content.styled("cold start", "bold $cold-start")
+            if row.cold
+            else Content.styled("warm start", "bold")
+        )
         lines = [Content.assemble(start, "  ", (row.request_id[:8], "$text-muted"))]
         init = row.init_ms or 0.0
         scale = max(float(row.billed_ms), init + row.duration_ms)
 
         def line(label: str, value: str, bar: tuple[int, int] | None, style: str) -> Content:
-            parts: list[str | Content | tuple[str, str]] = [
-                label.ljust(LABEL), value.rjust(VALUE)]
+            parts: list[str | Content | tuple[str, str]] = [label.ljust(LABEL), value.rjust(VALUE)]
             if bar is not None and width > 0:
                 a, b = bar
                 parts += [" " * (a + 1), ("█" * (b - a), style)]
             return Content.assemble(*parts)
 
         if row.init_ms is not None:
-            lines.append(line("Init", f"{ms(init)} ms", span_bar(0, init, scale, width),
-                              "$cold-start"))
+            lines.append(
+                line("Init", f"{ms(init)} ms", span_bar(0, init, scale, width), "$cold-start")
+            )
         else:
             lines.append(line("Init", "-", None, ""))
-        lines.append(line("Duration", f"{ms(row.duration_ms)} ms",
-                          span_bar(init, init + row.duration_ms, scale, width), "$primary"))
-        lines.append(line("Billed", f"{row.billed_ms} ms",
-                          span_bar(0, row.billed_ms, scale, width), "$secondary"))
-        used = (span_bar(0, row.max_memory_mb, row.memory_mb, width)
-                if row.memory_mb else None)
-        lines.append(line("Memory", f"{row.max_memory_mb}/{row.memory_mb} MB", used,
-                          "$status-ok"))
+        lines.append(
+            line(
+                "Duration",
+                f"{ms(row.duration_ms)} ms",
+                span_bar(init, init + row.duration_ms, scale, width),
+                "$primary",
+            )
+        )
+        lines.append(
+            line(
+                "Billed",
+                f"{row.billed_ms} ms",
+                span_bar(0, row.billed_ms, scale, width),
+                "$secondary",
+            )
+        )
+        used = span_bar(0, row.max_memory_mb, row.memory_mb, width) if row.memory_mb else None
+        lines.append(line("Memory", f"{row.max_memory_mb}/{row.memory_mb} MB", used, "$status-ok"))
         return Content("\n").join(lines)
 
 
@@ -115,14 +130,26 @@ class SessionFigures(Widget):
         count = plural(f.count, "invocation")
         if len(count) + len(" · 00 cold") + len("Session  ") > width:
             count = plural(f.count, "invoke")
-        head = Content.assemble(("Session", "bold"), "  ", count, " · ",
-                                (f"{f.cold_starts} cold", "$cold-start" if f.cold_starts
-                                 else ""))
+        head = Content.assemble(
+            ("Session", "bold"),
+            "  ",
+            count,
+            " · ",
+            (f"{f.cold_starts} cold", "$cold-start" if f.cold_starts else ""),
+        )
         lines = [head, *self.sparkline(width)]
         if f.count:
-            lines.append(Content.assemble(
-                ("p50 ", "$text-muted"), ms(f.p50_ms), (" p95 ", "$text-muted"), ms(f.p95_ms),
-                (" max ", "$text-muted"), ms(f.max_ms), " ms"))  # 29 cells: fits the column
+            lines.append(
+                Content.assemble(
+                    ("p50 ", "$text-muted"),
+                    ms(f.p50_ms),
+                    (" p95 ", "$text-muted"),
+                    ms(f.p95_ms),
+                    (" max ", "$text-muted"),
+                    ms(f.max_ms),
+                    " ms",
+                )
+            )  # 29 cells: fits the column
         else:
             lines.append(Content.styled("p50 - p95 - max -", "$text-muted"))
         return Content("\n").join(lines)

@@ -65,6 +65,7 @@ class Invocation:
 
 # --- JSON -------------------------------------------------------------------------------------
 
+
 class _Encoder(json.JSONEncoder):
     """json.dumps plus Decimal written as the exact number text, as the managed runtime does.
 
@@ -105,6 +106,7 @@ def _ensure_ascii() -> bool:
 
 # --- Runtime API client -----------------------------------------------------------------------
 
+
 class ProtocolError(OSError):
     """The Runtime API answered something that is not HTTP/1.1 as we speak it."""
 
@@ -123,7 +125,10 @@ class RuntimeAPI:
         self._buf = bytearray()
 
     def call(
-        self, method: str, path: str, body: Optional[bytes] = None,
+        self,
+        method: str,
+        path: str,
+        body: Optional[bytes] = None,
         headers: Optional[Dict[str, str]] = None,
     ) -> Tuple[int, Headers, bytes]:
         """Status, headers (lower-cased names) and body of one request."""
@@ -247,6 +252,7 @@ def _flush_output() -> None:
 
 # --- Context ----------------------------------------------------------------------------------
 
+
 class CognitoIdentity:
     __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
 
@@ -260,7 +266,11 @@ class CognitoIdentity:
 
 class Client:
     __slots__ = (  # noqa: RUF023 - the order Lambda's repr shows
-        "installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name",
+        "installation_id",
+        "app_title",
+        "app_version_name",
+        "app_version_code",
+        "app_package_name",
     )
 
     def __init__(self, doc: Dict[str, Any]) -> None:
@@ -310,7 +320,8 @@ class LambdaContext:
         # The W3C trace context rides in the client context but is not part of it for the function.
         w3c = client_context.pop("w3c", None) if isinstance(client_context, dict) else None
         self._w3c = {
-            k: v for k, v in (w3c if isinstance(w3c, dict) else {}).items()
+            k: v
+            for k, v in (w3c if isinstance(w3c, dict) else {}).items()
             if k in ("traceparent", "tracestate", "baggage") and isinstance(v, str)
         }
         self.client_context = None if client_context is None else ClientContext(client_context)
@@ -328,9 +339,16 @@ class LambdaContext:
 
     def __repr__(self) -> str:
         names = (
-            "aws_request_id", "log_group_name", "log_stream_name", "function_name",
-            "memory_limit_in_mb", "function_version", "invoked_function_arn", "client_context",
-            "identity", "tenant_id",
+            "aws_request_id",
+            "log_group_name",
+            "log_stream_name",
+            "function_name",
+            "memory_limit_in_mb",
+            "function_version",
+            "invoked_function_arn",
+            "client_context",
+            "identity",
+            "tenant_id",
         )
         return "LambdaContext([%s])" % ",".join("%s=%s" % (n, getattr(self, n)) for n in names)
 
@@ -349,6 +367,7 @@ def _json_header(headers: Headers, name: str, label: str) -> Any:
 
 # --- Logging ----------------------------------------------------------------------------------
 
+
 def _utc(seconds: Optional[float]) -> time.struct_time:
     return time.gmtime(seconds)
 
@@ -364,7 +383,10 @@ class _TextFormatter(logging.Formatter):
 
 # LogRecord attributes that are not "extra" fields of the caller.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {
-    "message", "asctime", "aws_request_id", "tenant_id",
+    "message",
+    "asctime",
+    "aws_request_id",
+    "tenant_id",
 }
 
 
@@ -388,7 +410,8 @@ class _JsonFormatter(logging.Formatter):
             "errorMessage": str(exc[1]) if exc else None,
             "requestId": getattr(record, "aws_request_id", None),
             "location": "%s:%s:%s" % (record.pathname, record.funcName, record.lineno)
-            if exc else None,
+            if exc
+            else None,
             "tenantId": getattr(record, "tenant_id", None),
         }
         for key, value in vars(record).items():
@@ -409,8 +432,16 @@ class _LambdaLogHandler(logging.Handler):
             self.handleError(record)
 
 
-_LOG_LEVELS = {"TRACE": 10, "DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30,
-               "ERROR": 40, "FATAL": 50, "CRITICAL": 50}
+_LOG_LEVELS = {
+    "TRACE": 10,
+    "DEBUG": 10,
+    "INFO": 20,
+    "WARN": 30,
+    "WARNING": 30,
+    "ERROR": 40,
+    "FATAL": 50,
+    "CRITICAL": 50,
+}
 
 
 def setup_logging(json_format: bool) -> None:
@@ -440,6 +471,7 @@ def error_lines(error: ErrorDoc) -> List[str]:
 
 # --- Errors -----------------------------------------------------------------------------------
 
+
 def error_doc(exc: Exception, request_id: str) -> Tuple[ErrorDoc, List[traceback.FrameSummary]]:
     """The error document the managed runtime posts, and the frames it was built from."""
     frames: List[traceback.FrameSummary] = []
@@ -453,8 +485,12 @@ def error_doc(exc: Exception, request_id: str) -> Tuple[ErrorDoc, List[traceback
         # Plain tuples, as the managed runtime formats them: no 3.11+ column carets.
         rows = [(f.filename, f.lineno or 0, f.name, f.line) for f in frames]
         message, error_type, trace = str(exc), type(exc).__name__, traceback.format_list(rows)
-    doc = {"errorMessage": message, "errorType": error_type, "requestId": request_id,
-           "stackTrace": trace}
+    doc = {
+        "errorMessage": message,
+        "errorType": error_type,
+        "requestId": request_id,
+        "stackTrace": trace,
+    }
     return doc, frames
 
 
@@ -462,14 +498,17 @@ def xray_cause(exc: Exception, error: ErrorDoc, frames: List[traceback.FrameSumm
     # The managed runtime files its own faults under one X-Ray type.
     error_type = "LambdaValidationError" if isinstance(exc, Fault) else error["errorType"]
     stack = [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames]
-    return json.dumps({
-        "working_directory": os.getcwd(),
-        "exceptions": [{"message": error["errorMessage"], "type": error_type, "stack": stack}],
-        "paths": sorted({f.filename for f in frames}),
-    })
+    return json.dumps(
+        {
+            "working_directory": os.getcwd(),
+            "exceptions": [{"message": error["errorMessage"], "type": error_type, "stack": stack}],
+            "paths": sorted({f.filename for f in frames}),
+        }
+    )
 
 
 # --- Handler loading --------------------------------------------------------------------------
+
 
 def load_handler(spec: str) -> Handler:
     try:
@@ -477,26 +516,32 @@ def load_handler(spec: str) -> Handler:
     except ValueError as exc:
         raise Fault("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (spec, exc)) from None
     if modname.split(".")[0] in sys.builtin_module_names:
-        raise Fault("Runtime.BuiltInModuleConflict",
-                    "Cannot use built-in module %s as a handler module" % modname)
+        raise Fault(
+            "Runtime.BuiltInModuleConflict",
+            "Cannot use built-in module %s as a handler module" % modname,
+        )
     try:
         module = importlib.import_module(modname.replace("/", "."))
     except ImportError as exc:
-        raise Fault("Runtime.ImportModuleError",
-                    "Unable to import module '%s': %s" % (modname, exc)) from None
+        raise Fault(
+            "Runtime.ImportModuleError", "Unable to import module '%s': %s" % (modname, exc)
+        ) from None
     except SyntaxError as exc:
         trace = ['  File "%s" Line %s\n    %s' % (exc.filename, exc.lineno, exc.text)]
-        raise Fault("Runtime.UserCodeSyntaxError",
-                    "Syntax error in module '%s': %s" % (modname, exc), trace) from None
+        raise Fault(
+            "Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (modname, exc), trace
+        ) from None
     try:
         handler: Handler = getattr(module, fname)
     except AttributeError:
-        raise Fault("Runtime.HandlerNotFound",
-                    "Handler '%s' missing on module '%s'" % (fname, modname)) from None
+        raise Fault(
+            "Runtime.HandlerNotFound", "Handler '%s' missing on module '%s'" % (fname, modname)
+        ) from None
     return handler
 
 
 # --- The runtime ------------------------------------------------------------------------------
+
 
 class Runtime:
     def __init__(self, api: RuntimeAPI, json_format: bool) -> None:
@@ -512,8 +557,11 @@ class Runtime:
             error, _ = error_doc(exc, "")
         logging.warning(UNHANDLED_INIT_WARNING)
         self.log_error(error)
-        self.api.post("/init/error", self.encoder.encode(error).encode(),
-                      {ERROR_TYPE_HEADER: error["errorType"]})
+        self.api.post(
+            "/init/error",
+            self.encoder.encode(error).encode(),
+            {ERROR_TYPE_HEADER: error["errorType"]},
+        )
         sys.exit(1)
 
     def serve(self, handler: Handler) -> NoReturn:
@@ -543,11 +591,13 @@ class Runtime:
         except Exception as exc:
             self.post_error(exc, request_id)
             return
-        self.api.post("/invocation/%s/response" % request_id, payload,
-                      {"Content-Type": content_type})
+        self.api.post(
+            "/invocation/%s/response" % request_id, payload, {"Content-Type": content_type}
+        )
 
-    def run_handler(self, handler: Handler, headers: Headers, body: bytes,
-                    request_id: str) -> Tuple[bytes, str]:
+    def run_handler(
+        self, handler: Handler, headers: Headers, body: bytes, request_id: str
+    ) -> Tuple[bytes, str]:
         context = LambdaContext(headers, request_id)
         event: Any = body  # a payload declared as non-JSON reaches the handler as bytes
         if _is_json(headers.get("content-type")):
@@ -571,8 +621,9 @@ class Runtime:
         cause = xray_cause(exc, error, frames)
         if len(cause) < XRAY_CAUSE_LIMIT:
             headers[XRAY_CAUSE_HEADER] = cause
-        self.api.post("/invocation/%s/error" % request_id, self.encoder.encode(error).encode(),
-                      headers)
+        self.api.post(
+            "/invocation/%s/error" % request_id, self.encoder.encode(error).encode(), headers
+        )
 
     def log_error(self, error: ErrorDoc) -> None:
         if self.json_format:
