@@ -59,7 +59,7 @@ def test_every_workbench_toml_key_reaches_the_function_config(in_configs: Path) 
         512,
         "arm64",
     )
-    assert (c.build, c.start, c.concurrency, c.events_dir, c.theme, c.runtime_client) == (
+    assert (c.build, c.start, c.concurrency, c.events_dir, r.theme, c.runtime_client) == (
         "make build",
         ("python", "-X", "dev", "app.py"),
         4,

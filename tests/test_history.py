@@ -33,6 +33,7 @@ from workbench.core.history.store import (
     HistoryError,
     HistoryStore,
     code_version,
+    record_json,
 )
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 
@@ -116,8 +117,9 @@ def test_store_round_trip_with_every_field(tmp_path: Path) -> None:
         assert (got.request_id, got.function, got.source) == (rec.request_id, "fn", "test")
         assert (got.event_name, got.code_version) == ("alice", "abc123")
         assert got.event == rec.request.payload and got.response == rec.result.payload
-        assert got.client_context == rec.request.client_context
-        assert got.trace_id == "Root=1-abc" and got.invocation_type == "RequestResponse"
+        # one shape in and out: the request and result come back whole
+        assert got.request == rec.request and got.result == rec.result
+        assert got.request.trace_id == "Root=1-abc"
         assert (got.status, got.cold, got.started_at) == ("ok", True, rec.started_at)
         assert (got.duration_ms, got.billed_ms, got.init_ms) == (1.5, 2, 80.25)
         assert (got.memory_mb, got.max_memory_mb) == (128, 40)
@@ -126,7 +128,7 @@ def test_store_round_trip_with_every_field(tmp_path: Path) -> None:
         newest = store.last(10)
         assert [e.function for e in newest] == ["other", "fn"]
         assert [e.id for e in store.last(10, "fn")] == [new_id]
-        doc = got.to_json()
+        doc = record_json(got)
         assert doc["event"] == {"n": 1} and "response" not in doc
         assert doc["response_base64"] == "/wAgbm90IGpzb24="
     ignore = tmp_path / STORE_DIR / ".gitignore"

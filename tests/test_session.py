@@ -52,11 +52,11 @@ def test_invokes_each_function_and_keeps_rows_figures_and_the_whole_log(
         finally:
             await session.close()
         assert not processes_with_env(marker), "close() stops every function process"
-        row = session.rows[first.request_id]
+        row = session.invocation(first.request_id)
         assert row.event_name == "greet" and row.cold and row.outcome == "ok"
-        assert session.rows[second.request_id].event_name is None
-        assert not session.rows[second.request_id].cold
-        assert session.rows[node.request_id].function == "beta"
+        assert session.invocation(second.request_id).event_name is None
+        assert not session.invocation(second.request_id).cold
+        assert session.invocation(node.request_id).function == "beta"
         figures = session.figures("alpha")
         assert figures.count == 2 and figures.cold_starts == 1
         assert figures.max_ms == max(first.duration_ms, second.duration_ms)
@@ -84,7 +84,7 @@ def test_refuses_what_lambda_refuses_before_running(two: list[Path]) -> None:
             with pytest.raises(ServiceError) as unknown:
                 session.invoke("nope", b"{}")
             assert unknown.value.code == "ResourceNotFoundException"
-            assert not session.rows
+            assert not session.invocations()
         finally:
             await session.close()
 
@@ -114,10 +114,10 @@ def test_serves_the_invoke_api_and_falls_back_to_a_free_port(two: list[Path]) ->
                 body = await asyncio.to_thread(call)
                 assert "Hello, api" in json.loads(body)["body"]
                 for _ in range(200):  # the record follows the answer within moments
-                    if session.rows:
+                    if session.invocations():
                         break
                     await asyncio.sleep(0.01)
-                assert [r.source for r in session.rows.values()] == ["invoke-api"]
+                assert [r.source for r in session.invocations()] == ["invoke-api"]
             finally:
                 await session.close()
 
@@ -154,14 +154,13 @@ def test_reloads_are_recorded_in_history_and_listed(two: list[Path]) -> None:
     async def main() -> None:
         session = Session(_configs(folder), watch=True, port=None)
         await session.start()
-        reloads = session.functions["alpha"]
         try:
             source.write_text(source.read_text().replace("Hello", "Howdy"))
-            while reloads.last_reload is None:
+            while session.status("alpha").last_reload is None:
                 await asyncio.sleep(0.02)
-            first = reloads.last_reload
+            first = session.status("alpha").last_reload
             source.write_text("def handler(event, context):\n    return (\n")
-            while reloads.last_reload is first:
+            while session.status("alpha").last_reload is first:
                 await asyncio.sleep(0.02)
         finally:
             await session.close()  # flushes history

@@ -405,7 +405,7 @@ def cmd_tui(argv: list[str]) -> int:
         resolvers=(readers := {fn.config.name: rereader(fn, args) for fn in resolved}),
         describers={name: r.describe for name, r in readers.items()},
     )
-    app = WorkbenchApp(session, theme=args.theme)
+    app = WorkbenchApp(session, theme=args.theme, project_theme=resolved[0].theme)
     return app.run() or EXIT_OK
 
 

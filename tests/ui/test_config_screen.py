@@ -58,10 +58,14 @@ def test_f3_shows_each_variable_and_where_it_came_from_and_follows_an_edit(tmp_p
         await wait_for(pilot, lambda: len(history.rows_shown) == 1)
         assert json.loads(history.rows_shown[0].response) == {"colour": "red", "size": "large"}
 
-        reloads = app.session.functions["paint"]
         (fn / "workbench.toml").write_text('[environment]\nCOLOUR = "blue"\n')
-        await wait_for(pilot, lambda: reloads.last_reload is not None, what="the reload")
-        assert reloads.last_reload is not None and reloads.last_reload.ok
+        await wait_for(
+            pilot, lambda: app.session.status("paint").last_reload is not None, what="the reload"
+        )
+        assert (
+            app.session.status("paint").last_reload is not None
+            and app.session.status("paint").last_reload.ok
+        )
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(history.rows_shown) == 2)
         assert json.loads(history.rows_shown[0].response)["colour"] == "blue"

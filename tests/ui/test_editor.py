@@ -65,7 +65,7 @@ def test_invalid_json_says_where_and_is_never_sent(hello: Path) -> None:
         await pilot.click("#invoke-button")
         for _ in range(10):  # give a wrongly sent invocation every chance to come back
             await pilot.pause(0.02)
-        assert not history.rows_shown and not app.session.rows
+        assert not history.rows_shown and not app.session.invocations()
         assert any("Not sent" in n and "line 3, column 1" in n for n in notices(app))
         assert editor.text_area.cursor_location == (2, 0)  # the cursor went to the problem
         # fixed, the same keys send it: the refusal above was the validation, nothing else

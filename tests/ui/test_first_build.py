@@ -19,7 +19,7 @@ def test_a_broken_first_build_then_a_fix(tmp_path: Path) -> None:
 
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         status = app.query_one("#status")
-        assert app.session.state["builds"] == "failed"
+        assert app.session.status("builds").state == "failed"
         await wait_for(pilot, lambda: "failed" in str(status.render()), what="failed status")
         await wait_for(
             pilot, lambda: any("first build failed" in n for n in notices(app)), what="the notice"
@@ -40,7 +40,7 @@ def test_a_broken_first_build_then_a_fix(tmp_path: Path) -> None:
 
         (fn / "build.sh").write_text("echo compiling\n")
         await wait_for(
-            pilot, lambda: app.session.state["builds"] == "ready", what="the fixed build"
+            pilot, lambda: app.session.status("builds").state == "ready", what="the fixed build"
         )
         await pilot.press("ctrl+r")
         history = app.query_one(InvocationHistory)

@@ -9,32 +9,30 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from tests.ui.conftest import make_app, run_app
-from workbench.core.session import Row
+from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
+from workbench.core.vocab import Source
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.widgets.history_table import ROWS_SHOWN, InvocationHistory
 
 NOW = time.time()
 
 
-def _row(i: int, source: str = "tui", event: str | None = "ev") -> Row:
-    return Row(
-        f"rid-{i:06d}",
-        "hello",
-        NOW - 10_000 + i,
-        event,
-        source,
-        "ok",
-        None,
-        False,
-        1.0,
-        1,
-        None,
-        128,
-        15,
-        b"{}",
-        b"{}",
-        False,
-        (),
+def _row(i: int, source: Source = "tui", event: str | None = "ev") -> InvocationRecord:
+    rid = f"rid-{i:06d}"
+    return InvocationRecord(
+        function="hello",
+        request_id=rid,
+        request=InvokeRequest(b"{}", source=source),
+        result=InvokeResult(rid, b"{}"),
+        status="ok",
+        cold=False,
+        started_at=NOW - 10_000 + i,
+        duration_ms=1.0,
+        billed_ms=1,
+        init_ms=None,
+        memory_mb=128,
+        max_memory_mb=15,
+        event_name=event,
     )
 
 

@@ -34,13 +34,13 @@ def test_a_save_that_changes_a_pinned_answer_is_flagged(hello: Path) -> None:
         app.notify = notify  # type: ignore[method-assign]
         session = app.session
         source.write_text(source.read_text().replace("# nothing", "# nothing") + "\n# touched\n")
-        await wait_for(pilot, lambda: len(session.verdicts) == 1, what="the first check")
-        (first,) = session.verdicts.values()
+        await wait_for(pilot, lambda: len(session.verdicts()) == 1, what="the first check")
+        (first,) = session.verdicts()
         assert first.status == "pass" and first.event_name == "hello"
 
         source.write_text(source.read_text().replace('f"Hello, {name}!"', 'f"Bye, {name}!"'))
-        await wait_for(pilot, lambda: len(session.verdicts) == 2, what="the second check")
-        second = list(session.verdicts.values())[-1]
+        await wait_for(pilot, lambda: len(session.verdicts()) == 2, what="the second check")
+        second = list(session.verdicts())[-1]
         assert second.status == "diff" and second.diff is not None
         assert "Bye, workbench!" in second.diff and "Hello, workbench!" in second.diff
         await wait_for(

@@ -35,10 +35,14 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
 
         await invoke(1)
         assert _message(app) == "Hello, workbench!"
-        reloads = session.functions["hello"]
         source.write_text(original.replace('f"Hello, {name}!"', 'f"Howdy, {name}!"'))
-        await wait_for(pilot, lambda: reloads.last_reload is not None, what="the reload")
-        assert reloads.last_reload is not None and reloads.last_reload.ok
+        await wait_for(
+            pilot, lambda: session.status("hello").last_reload is not None, what="the reload"
+        )
+        assert (
+            session.status("hello").last_reload is not None
+            and session.status("hello").last_reload.ok
+        )
         await wait_for(
             pilot,
             lambda: "last reload" in str(app.query_one("#status").render()),
@@ -48,11 +52,20 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
         assert _message(app) == "Howdy, workbench!"
         assert not history.rows_shown[0].cold, "the reload started the new code eagerly"
 
-        first = reloads.last_reload
+        first = session.status("hello").last_reload
         source.write_text("def handler(event, context):\n    return (\n")  # a syntax error
-        await wait_for(pilot, lambda: reloads.last_reload is not first, what="the failed reload")
-        assert reloads.last_reload is not None and not reloads.last_reload.ok
-        await wait_for(pilot, lambda: session.state["hello"] == "failed", what="failed state")
+        await wait_for(
+            pilot,
+            lambda: session.status("hello").last_reload is not first,
+            what="the failed reload",
+        )
+        assert (
+            session.status("hello").last_reload is not None
+            and not session.status("hello").last_reload.ok
+        )
+        await wait_for(
+            pilot, lambda: session.status("hello").state == "failed", what="failed state"
+        )
         await wait_for(
             pilot,
             lambda: "failed" in str(app.query_one("#status").render()),
@@ -70,12 +83,14 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
         await invoke(3)
         assert _message(app) == "Howdy, workbench!", "the last good version keeps serving"
 
-        second = reloads.last_reload
+        second = session.status("hello").last_reload
         source.write_text(original)
-        await wait_for(pilot, lambda: reloads.last_reload is not second, what="the recovery")
+        await wait_for(
+            pilot, lambda: session.status("hello").last_reload is not second, what="the recovery"
+        )
         await invoke(4)
         assert _message(app) == "Hello, workbench!"
-        assert session.state["hello"] == "ready"
+        assert session.status("hello").state == "ready"
 
     run_app(make_app(hello, watch=True), body)
 

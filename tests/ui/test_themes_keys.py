@@ -197,7 +197,7 @@ def test_a_remapped_key_works_and_the_old_one_no_longer_does(hello: Path) -> Non
         await wait_for(pilot, lambda: history.rows_shown, what="the f5 invocation")
         # one environment answers in order, so a ctrl+r invoke would have come first
         assert [json.loads(r.event)["name"] for r in history.rows_shown] == ["new key"]
-        assert app.session.tallies["hello"].count == 1
+        assert app.session.status("hello").invocations == 1
         assert ("invoke", "f5", "Invoke") in app.key_bindings()
         await pilot.press("f1")  # help moved to f9: f1 now does nothing
         await pilot.pause()

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from workbench.core.history.store import HistoryEntry, HistoryStore
+    from workbench.core.history.store import HistoryStore
+    from workbench.core.record import InvocationRecord
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -135,10 +136,10 @@ def _stores_under(top: Path, depth: int = 4) -> list[Path]:
     return found
 
 
-def _entries(folders: list[Path], last: int, function: str | None) -> list[HistoryEntry]:
+def _entries(folders: list[Path], last: int, function: str | None) -> list[InvocationRecord]:
     from workbench.core.history.store import HistoryStore
 
-    entries: list[HistoryEntry] = []
+    entries: list[InvocationRecord] = []
     for folder in folders:
         store: HistoryStore | None = HistoryStore.open_existing(folder)
         if store is None:
@@ -149,12 +150,14 @@ def _entries(folders: list[Path], last: int, function: str | None) -> list[Histo
     return entries[:last]
 
 
-def _print_json(entries: list[HistoryEntry]) -> None:
+def _print_json(entries: list[InvocationRecord]) -> None:
     import json
+
+    from workbench.core.history.store import record_json
 
     out = sys.stdout
     for entry in entries:
-        out.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
+        out.write(json.dumps(record_json(entry), ensure_ascii=False) + "\n")
     out.flush()
 
 
@@ -164,7 +167,7 @@ def _ms(value: float | None) -> str:
     return f"{value:.0f} ms" if value >= 10 else f"{value:.2f} ms"
 
 
-def _table(entries: list[HistoryEntry]) -> str:
+def _table(entries: list[InvocationRecord]) -> str:
     import time
 
     from workbench.core.checks.compare import render_table

@@ -254,7 +254,12 @@ def _history_cases(cfg: FunctionConfig, store: HistoryStore | None, n: int) -> l
     for e in entries:
         name = f"#{e.id} {e.event_name}" if e.event_name else f"#{e.id} {e.request_id[:8]}"
         cases.append(
-            Case(name, e.event_name, e.request("replay"), Baseline(e.response, history_label(e)))
+            Case(
+                name,
+                e.event_name,
+                e.replay_request(),
+                Baseline(e.response, history_label(e)),
+            )
         )
     return cases
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from workbench.core.vocab import CheckStatus, Phase, ShutdownReason, Stream
+
 if TYPE_CHECKING:
     from workbench.core.record import InvocationRecord
 
@@ -19,7 +21,7 @@ class LogLine:
 
     function: str
     text: str
-    stream: str  # "stdout", "stderr", "platform", or "build" (a builder's output)
+    stream: Stream
     request_id: str | None
     ts: float
     env: int = 0  # which execution environment printed it (0: none, e.g. a build)
@@ -28,7 +30,7 @@ class LogLine:
 @dataclass(frozen=True, slots=True)
 class EnvironmentStarting:
     function: str
-    phase: str  # "init" or "invoke" (a suppressed init inside an invoke)
+    phase: Phase
     env: int = 0  # the environment's id, as its LogLines carry it
 
 
@@ -43,14 +45,14 @@ class EnvironmentInitFailed:
     function: str
     error_type: str
     init_ms: float
-    phase: str
+    phase: Phase
     env: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentStopped:
     function: str
-    reason: str  # "spindown", "timeout", "failure"
+    reason: ShutdownReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,7 @@ class PinnedCheckFinished:
     event_name: str
     request_id: str  # "" when the event could not even be sent (unreadable, not JSON)
     ok: bool  # the response is what was expected (or there was nothing to compare with yet)
-    status: str  # "pass", "diff", "new" (nothing to compare with yet) or "error"
+    status: CheckStatus  # "new": nothing to compare with yet
     diff: str | None  # a unified diff of expected against actual, when they differ
     detail: str  # in words: what it was compared with, or the error
 

@@ -32,8 +32,8 @@ from workbench.core.engine.payloads import (
     validate_payload,
 )
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
+from workbench.core.vocab import INVOCATION_TYPES
 
-INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 LOG_TYPES = ("None", "Tail")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 FUNCTIONS = "/2015-03-31/functions"
@@ -182,7 +182,7 @@ class InvokeAPI:
         function = self._resolve(request, raw_name)
         headers = request.headers
         itype = headers.get("x-amz-invocation-type", "RequestResponse")
-        if itype not in INVOCATION_TYPES:
+        if itype not in INVOCATION_TYPES:  # narrows it to an InvocationType
             raise enum_error(itype, "invocationType", INVOCATION_TYPES)
         log_type = headers.get("x-amz-log-type", "None")
         if log_type not in LOG_TYPES:

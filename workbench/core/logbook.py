@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from workbench.core.bus import LogLine, ReloadFinished
+from workbench.core.vocab import Stream
 
 LOG_LIMIT = 1_000_000  # lines the session keeps; the UI shows a bounded window of them
 
@@ -17,8 +18,11 @@ LOG_LIMIT = 1_000_000  # lines the session keeps; the UI shows a bounded window 
 # A tuple of strings and a float is untracked by the garbage collector once it has been seen,
 # so a million kept lines cost the full collections nothing; a million LogLine objects made
 # each one walk them all (60-130 ms stalls in the middle of a flood).
-Entry = tuple[str, str, str, str | None, float, int]
-NOT_INIT_STREAMS = ("build", "workbench")  # lines that never belong to an environment's INIT
+Entry = tuple[str, str, Stream, str | None, float, int]
+NOT_INIT_STREAMS: tuple[Stream, ...] = (
+    "build",
+    "workbench",
+)  # lines that never belong to an environment's INIT
 SPANS_KEPT = 10_000  # requests whose place in the log is remembered
 
 

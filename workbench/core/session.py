@@ -13,7 +13,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from workbench.core.bus import (
@@ -37,11 +37,12 @@ from workbench.core.config.function import FunctionConfig
 from workbench.core.engine.function import InvocationHandle
 from workbench.core.engine.payloads import ServiceError, validate_payload
 from workbench.core.history.recorder import Recorder, Stores, attach
-from workbench.core.history.store import HistoryEntry, HistoryError
+from workbench.core.history.store import HistoryError
 from workbench.core.logbook import LogBook, reload_line
 from workbench.core.record import InvocationRecord, InvokeRequest
 from workbench.core.reload.builders import BuildResult
 from workbench.core.reload.reloader import Reloader
+from workbench.core.vocab import FunctionState, Source
 
 ROWS_KEPT = 2000  # invocations of this session kept in memory (all are in history)
 RECENT = 200  # durations kept per function for the timing figures
@@ -99,77 +100,15 @@ class Tally:
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
-    """One invocation as a front end shows it, from this session or read back from history."""
+class FunctionStatus:
+    """One function as a front end shows it, handed out by the Session so that the UI never
+    reads the Session's insides."""
 
-    request_id: str
-    function: str
-    started_at: float
-    event_name: str | None
-    source: str
-    status: str  # ok, error, timeout, crash
-    error_type: str | None
-    cold: bool
-    duration_ms: float
-    billed_ms: int
-    init_ms: float | None
-    memory_mb: int
-    max_memory_mb: int
-    event: bytes
-    response: bytes
-    function_error: bool
-    log_lines: tuple[str, ...]
-
-    @property
-    def outcome(self) -> str:
-        """ok, the error type, timeout or crash: what a history table's status column says."""
-        if self.status in ("timeout", "crash"):
-            return self.status
-        return "ok" if not self.function_error else (self.error_type or "error")
-
-    @classmethod
-    def of_record(cls, rec: InvocationRecord, event_name: str | None) -> Row:
-        return cls(
-            rec.request_id,
-            rec.function,
-            rec.started_at,
-            event_name,
-            rec.request.source,
-            rec.status,
-            rec.error_type,
-            rec.cold,
-            rec.duration_ms,
-            rec.billed_ms,
-            rec.init_ms,
-            rec.memory_mb,
-            rec.max_memory_mb,
-            rec.request.payload,
-            rec.result.payload,
-            rec.result.function_error,
-            tuple(rec.log_lines),
-        )
-
-    @classmethod
-    def of_entry(cls, e: HistoryEntry) -> Row:
-        return cls(
-            e.request_id,
-            e.function,
-            e.started_at,
-            e.event_name,
-            e.source,
-            e.status,
-            e.error_type,
-            e.cold,
-            e.duration_ms,
-            e.billed_ms,
-            e.init_ms,
-            e.memory_mb,
-            e.max_memory_mb,
-            e.event,
-            e.response,
-            e.function_error,
-            tuple(e.log_lines),
-        )
+    name: str
+    runtime: str
+    state: FunctionState
+    invocations: int  # in this session
+    last_reload: ReloadFinished | None  # the newest, whether it worked or not
 
 
 class Session:
@@ -198,11 +137,11 @@ class Session:
         self.watch = watch
         self.host, self.port, self.port_fallback = host, port, port_fallback
         self.log = LogBook()
-        self.tallies = {name: Tally() for name in self.configs}
-        self.state = dict.fromkeys(self.configs, "starting")  # building/ready/failed/...
+        self._tallies = {name: Tally() for name in self.configs}
+        self._state: dict[str, FunctionState] = dict.fromkeys(self.configs, "starting")
         resolvers = resolvers or {}
         self.describers = dict(describers or {})
-        self.functions = {
+        self._reloaders = {
             name: Reloader(c, self.bus, watch=watch, resolve=resolvers.get(name))
             for name, c in self.configs.items()
         }
@@ -212,11 +151,12 @@ class Session:
         self.recorder: Recorder | None = (
             attach(self.bus, self.stores) if self.stores is not None else None
         )
-        self.rows: dict[str, Row] = {}  # this session's invocations, by request id
-        self.verdicts: dict[str, PinnedCheckFinished] = {}  # pinned checks, by request id
+        # this session's invocations and pinned verdicts, by request id
+        self._invocations: dict[str, InvocationRecord] = {}
+        self._verdicts: dict[str, PinnedCheckFinished] = {}
         self._event_names: dict[str, str] = {}
         self.checks: PinnedChecks | None = (
-            PinnedChecks(self.bus, self.functions, recorder=self.recorder) if pinned else None
+            PinnedChecks(self.bus, self._reloaders, recorder=self.recorder) if pinned else None
         )
         self.api_url: str | None = None
         self._api: object | None = None
@@ -226,21 +166,48 @@ class Session:
     def names(self) -> list[str]:
         return list(self.configs)
 
+    # ---- what a front end reads ----
+
+    def status(self, name: str) -> FunctionStatus:
+        return FunctionStatus(
+            name,
+            self.configs[name].runtime,
+            self._state[name],
+            self._tallies[name].count,
+            self._reloaders[name].last_reload,
+        )
+
+    def invocation(self, request_id: str) -> InvocationRecord | None:
+        """One of this session's invocations (the newest ROWS_KEPT are kept)."""
+        return self._invocations.get(request_id)
+
+    def invocations(self, name: str | None = None) -> list[InvocationRecord]:
+        """This session's invocations, oldest first; of one function when `name` is given."""
+        return [r for r in self._invocations.values() if name is None or r.function == name]
+
+    def verdict(self, request_id: str) -> PinnedCheckFinished | None:
+        """The pinned check an invocation was, if it was one."""
+        return self._verdicts.get(request_id)
+
+    def verdicts(self) -> list[PinnedCheckFinished]:
+        """This session's pinned-check verdicts, oldest first."""
+        return list(self._verdicts.values())
+
     # ---- lifecycle ----
 
     async def start(self) -> dict[str, BuildResult]:
         """Build (when needed) and start watching every function, then serve the Invoke API.
         A function whose first build fails stays listed: a save that fixes it brings it up."""
         built: dict[str, BuildResult] = {}
-        for name, reloader in self.functions.items():
-            self.state[name] = "building" if reloader.builder.needed else "starting"
+        for name, reloader in self._reloaders.items():
+            self._state[name] = "building" if reloader.builder.needed else "starting"
             built[name] = result = await reloader.start()
-            self.state[name] = "ready" if result.ok else "failed"
+            self._state[name] = "ready" if result.ok else "failed"
         if self.port is not None:
             from workbench.core.invoke_api import InvokeAPI
 
             api = InvokeAPI(
-                self.functions,
+                self._reloaders,
                 host=self.host,
                 port=self.port,
                 region=next(iter(self.configs.values())).region,
@@ -265,7 +232,7 @@ class Session:
             await self.checks.close()
         for task in list(self._background):
             task.cancel()
-        await asyncio.gather(*(f.close() for f in self.functions.values()), return_exceptions=True)
+        await asyncio.gather(*(f.close() for f in self._reloaders.values()), return_exceptions=True)
         if self.recorder is not None:
             self.recorder.detach()
         if self.stores is not None:
@@ -275,7 +242,7 @@ class Session:
     # ---- acting ----
 
     def invoke(
-        self, name: str, payload: bytes, event_name: str | None = None, source: str = "tui"
+        self, name: str, payload: bytes, event_name: str | None = None, source: Source = "tui"
     ) -> InvocationHandle:
         """Start an invocation; raises ServiceError for what Lambda itself would refuse (a bad
         payload, a function with no build yet), before anything runs."""
@@ -307,9 +274,9 @@ class Session:
         return describe_function(cfg, str(cfg.code_dir), {}, {}, ())
 
     def figures(self, name: str) -> Figures:
-        return self.tallies[name].figures()
+        return self._tallies[name].figures()
 
-    def past(self, name: str, n: int = 500) -> list[HistoryEntry]:
+    def past(self, name: str, n: int = 500) -> list[InvocationRecord]:
         """The function's recorded invocations, newest first (earlier sessions included)."""
         if self.stores is None:
             return []
@@ -325,7 +292,7 @@ class Session:
 
     def _function(self, name: str) -> Reloader:
         try:
-            return self.functions[name]
+            return self._reloaders[name]
         except KeyError:
             raise ServiceError(
                 404, "ResourceNotFoundException", f"Function not found: {name}"
@@ -346,33 +313,34 @@ class Session:
         elif isinstance(event, InvocationFinished):
             rec = event.record
             self.log.request_finished(rec.request_id)
-            tally = self.tallies.get(event.function)
+            tally = self._tallies.get(event.function)
             if tally is not None:
                 tally.add(rec)
             name = self._event_names.pop(rec.request_id, None)
             if name is None and self.recorder is not None:  # pinned checks name theirs there
                 name = self.recorder.event_name(rec.request_id)
-            keep_newest(self.rows, rec.request_id, Row.of_record(rec, name))
+            named = replace(rec, event_name=name) if name is not None else rec
+            keep_newest(self._invocations, rec.request_id, named)
         elif isinstance(event, ChangeDetected):
-            self.state[event.function] = "reloading"
+            self._state[event.function] = "reloading"
         elif isinstance(event, BuildStarted):
-            self.state[event.function] = "building"
+            self._state[event.function] = "building"
         elif isinstance(event, BuildFinished) and not event.ok and not event.cancelled:
-            self.state[event.function] = "failed"
+            self._state[event.function] = "failed"
         elif isinstance(event, ReloadFinished):
             # a failed reload leaves the last good version serving, but the user must see it
-            self.state[event.function] = "ready" if event.ok else "failed"
+            self._state[event.function] = "ready" if event.ok else "failed"
             self.bus.emit(
                 LogLine(event.function, reload_line(event), "workbench", None, time.time())
             )  # the log says what changed, and how fast
             if event.ok:  # a config edit may have changed the function's settings
-                self.configs[event.function] = self.functions[event.function].cfg
+                self.configs[event.function] = self._reloaders[event.function].cfg
                 if self.stores is not None:
                     self.stores.update(self.configs[event.function])
         elif isinstance(event, PinnedCheckFinished) and event.request_id:
-            keep_newest(self.verdicts, event.request_id, event)
+            keep_newest(self._verdicts, event.request_id, event)
         elif isinstance(event, EnvironmentReady):
-            self.state[event.function] = "ready"
+            self._state[event.function] = "ready"
         elif isinstance(event, EnvironmentInitFailed):
-            self.state[event.function] = "init failed"
+            self._state[event.function] = "init failed"
             self.log.init_failed(event.function, event.env)

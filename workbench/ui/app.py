@@ -25,8 +25,10 @@ from workbench.core.bus import (
 )
 from workbench.core.config.function import FunctionConfig
 from workbench.core.engine.payloads import ServiceError
+from workbench.core.record import InvocationRecord
 from workbench.core.saved_events import store as saved
-from workbench.core.session import Row, Session
+from workbench.core.session import Session
+from workbench.core.vocab import Source
 from workbench.ui.bridge import Bridge
 from workbench.ui.messages import (
     CoreEvents,
@@ -91,15 +93,18 @@ class WorkbenchApp(App[int]):
         *,
         prefs: Prefs | None = None,
         theme: str | None = None,
+        project_theme: str | None = None,
         start_session: bool = True,
     ) -> None:
         super().__init__()
         self.session = session
         self.prefs = prefs if prefs is not None else Prefs.load()
-        self.requested_theme = theme
+        self.requested_theme = theme  # --theme: for this run only
+        self.project_theme = project_theme  # workbench.toml's
+        self._theme_chosen = False  # set once the starting theme is on: later changes are kept
         self.start_session = start_session
         self.active = session.names[0]
-        self.rows: dict[str, Row] = {}
+        self.rows: dict[str, InvocationRecord] = {}
         self.row_shares = list(ROW_SHARES)  # the grid's rows, as alt+up/down leave them
         self.drafts: dict[str, Draft] = {}  # the editor of each function not shown now
         self.mine: set[str] = set()  # invocations this UI asked for: selected when they end
@@ -151,8 +156,9 @@ class WorkbenchApp(App[int]):
         themes, self.theme_problems = load_themes()
         for theme in themes:
             self.register_theme(theme)
-        wanted = self.requested_theme or self.prefs.theme or self.cfg.theme or DEFAULT_THEME
+        wanted = self.requested_theme or self.prefs.theme or self.project_theme or DEFAULT_THEME
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        self._theme_chosen = True
         if wanted != self.theme:  # a typo in --theme, tui.toml or workbench.toml
             self.theme_problems.append(
                 f"no theme {wanted!r}: showing {DEFAULT_THEME} (ctrl+t lists the themes there are)"
@@ -190,22 +196,22 @@ class WorkbenchApp(App[int]):
         self._refresh_status()
 
     def watch_theme(self, theme: str) -> None:
-        if self.is_mounted and theme != self.prefs.theme:
+        if self._theme_chosen and theme != self.prefs.theme:
             self.prefs.theme = theme
             try:
                 self.prefs.save()
             except OSError as exc:
                 self.notify(f"could not remember the theme: {exc}", severity="warning")
-        if self.is_mounted:  # highlighted payloads take their colours from the theme
+        if self._theme_chosen:  # highlighted payloads take their colours from the theme
             self._show_selected()
 
     # ---- what the core says ----
 
     def on_core_events(self, message: CoreEvents) -> None:
-        finished: list[Row] = []
+        finished: list[InvocationRecord] = []
         for event in message.events:
             if isinstance(event, InvocationFinished):
-                row = self.session.rows.get(event.record.request_id)
+                row = self.session.invocation(event.record.request_id)
                 if row is not None:
                     self.rows[row.request_id] = row
                     if row.function == self.active:
@@ -271,23 +277,17 @@ class WorkbenchApp(App[int]):
             self.notify(f"{where}: {event.status}", title="Pinned event", timeout=3)
 
     def _refresh_status(self) -> None:
-        reloaders = self.session.functions[self.active]
-        last = reloaders.last_reload
         self.query_one(StatusLine).show(
-            function=self.active,
-            runtime=self.cfg.runtime,
-            state=self.session.state[self.active],
+            self.session.status(self.active),
             api_url=self.session.api_url,
-            last_reload_ms=last.save_to_ready_ms if last is not None and last.ok else None,
-            count=self.session.tallies[self.active].count,
             functions=len(self.session.names),
         )
 
     # ---- history, response, timing ----
 
     def _load_history(self) -> None:
-        past = [Row.of_entry(e) for e in self.session.past(self.active)]
-        mine = [r for r in self.session.rows.values() if r.function == self.active]
+        past = self.session.past(self.active)
+        mine = self.session.invocations(self.active)
         rows = {r.request_id: r for r in [*past, *mine]}
         self.rows.update(rows)
         ordered = sorted(rows.values(), key=lambda r: r.started_at, reverse=True)
@@ -300,16 +300,14 @@ class WorkbenchApp(App[int]):
 
     def _show(self, request_id: str) -> None:
         row = self.rows.get(request_id)
-        self.query_one(ResponseView).show_row(row, self.session.verdicts.get(request_id))
+        self.query_one(ResponseView).show_row(row, self.session.verdict(request_id))
         self.query_one(TimingPanel).show_row(row)
         self.query_one(LogPane).select_request(request_id, row.log_lines if row else ())
 
     def _show_selected(self) -> None:
         rid = self.query_one(InvocationHistory).selected_id
         if rid is not None:
-            self.query_one(ResponseView).show_row(
-                self.rows.get(rid), self.session.verdicts.get(rid)
-            )
+            self.query_one(ResponseView).show_row(self.rows.get(rid), self.session.verdict(rid))
 
     # ---- invoking ----
 
@@ -319,7 +317,7 @@ class WorkbenchApp(App[int]):
     def on_invoke_requested(self, message: InvokeRequested) -> None:
         self._invoke(message.payload, message.event_name, "tui")
 
-    def _invoke(self, payload: bytes, event_name: str | None, source: str) -> None:
+    def _invoke(self, payload: bytes, event_name: str | None, source: Source) -> None:
         try:
             handle = self.session.invoke(self.active, payload, event_name, source)
         except ServiceError as exc:
@@ -385,7 +383,7 @@ class WorkbenchApp(App[int]):
             self.notify(f"Only one function in this session: {self.active}")
             return
         choices = [
-            (n, f"{n}  {self.session.configs[n].runtime}  {self.session.state[n]}") for n in names
+            (n, f"{n}  {s.runtime}  {s.state}") for n in names for s in [self.session.status(n)]
         ]
         self.push_screen(Picker("Switch to function", choices), self._switch)
 

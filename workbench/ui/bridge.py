@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from typing import Any
 
 from textual.app import App
 
@@ -29,7 +30,7 @@ FREEZE_AFTER_S = 1.0  # by then the first frame is painted and the session start
 
 
 class Bridge:
-    def __init__(self, app: App[object], bus: Bus, frame_s: float = FRAME_S) -> None:
+    def __init__(self, app: App[Any], bus: Bus, frame_s: float = FRAME_S) -> None:
         self.app = app
         self.frame_s = frame_s
         self._pending: list[Event] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
@@ -100,7 +101,7 @@ def load_theme(path: Path) -> Theme:
             f"{path}: unknown variable {unknown[0]!r} (known: {', '.join(THEME_VARIABLES)})"
         )
     colours = {k: _colour(path, k, doc[k]) for k in _COLOURS if k in doc}
-    extra = {}
+    extra: dict[str, Any] = {}  # Theme's numeric fields, each checked above
     for key in _NUMBERS:
         if key in doc:
             if not isinstance(doc[key], int | float) or isinstance(doc[key], bool):
@@ -111,7 +112,7 @@ def load_theme(path: Path) -> Theme:
         dark=bool(doc.get("dark", True)),
         **colours,  # type: ignore[arg-type]
         **extra,
-    )  # type: ignore[arg-type]
+    )
     own = {k: _colour(path, f"variables.{k}", v) for k, v in variables.items()}
     theme.variables = {**theme_variable_defaults(theme), **own}
     return theme

@@ -13,12 +13,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from workbench.core.checks.compare import response_diff
 from workbench.core.config.function import FunctionConfig
 from workbench.core.config.settings import display_path
-from workbench.core.history.store import HistoryEntry, HistoryStore, decode_json
+from workbench.core.history.store import HistoryStore, decode_json
 from workbench.core.record import InvocationRecord
+from workbench.core.vocab import CheckStatus
 
 NOTHING_YET = "nothing to compare with yet: no expected response and no earlier run"
 
@@ -35,7 +37,7 @@ class Baseline:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    status: str  # "ok" or "error" without a check; with one "pass", "diff", "new" or "error"
+    status: CheckStatus | Literal["ok"]  # "ok" and "error" without a check
     diff: str | None = None
     detail: str = ""
 
@@ -59,7 +61,7 @@ def expected_in_meta(cfg: FunctionConfig, name: str) -> Baseline | None:
     return Baseline(body, f'"expected" in {display_path(meta)}')
 
 
-def history_label(entry: HistoryEntry) -> str:
+def history_label(entry: InvocationRecord) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.started_at))
     return f"history #{entry.id} of {when} (request {entry.request_id[:8]})"
 

@@ -22,12 +22,13 @@ from workbench.core.engine.payloads import ServiceError, validate_payload
 from workbench.core.history.store import HistoryError, HistoryStore
 from workbench.core.record import InvokeRequest
 from workbench.core.saved_events.store import EventError, events_folder, list_pinned, saved_path
+from workbench.core.vocab import Source
 
 if TYPE_CHECKING:
     from workbench.core.engine.function import Invocable
     from workbench.core.history.recorder import Recorder
 
-SOURCE = "pinned"  # how these invocations are recorded in history
+SOURCE: Source = "pinned"  # how these invocations are recorded in history
 
 
 class PinnedChecks:
@@ -102,6 +103,7 @@ class PinnedChecks:
             self.recorder.name_event(handle.request_id, name)
         record = await handle.record
         verdict = judge(record, baseline)
+        assert verdict.status != "ok"  # judged with a check: it passes, differs or is new
         await self._mark(cfg.name, record.request_id, verdict.status)
         return PinnedCheckFinished(
             cfg.name,

@@ -28,7 +28,7 @@ SHOWN = (
     ("watch.exclude", "watch_exclude"),
     ("concurrency", "concurrency"),
     ("events_dir", "events_dir"),
-    ("theme", "theme"),
+    ("theme", None),  # the UI's, from workbench.toml; not part of the function's config
     ("history_max_records", "history_max_records"),
     ("history_max_mb", "history_max_mb"),
 )
@@ -54,10 +54,11 @@ def describe_function(
     sources: Mapping[str, str],
     env_sources: Mapping[str, str],
     warnings: Sequence[str],
+    theme: str | None = None,
 ) -> str:
     lines = [f"{config.name} ({origin})"]
     for setting, attr in SHOWN:
-        value = shown_value(getattr(config, attr))
+        value = shown_value(getattr(config, attr) if attr is not None else theme)
         lines.append(f"  {setting} = {value} ({sources.get(setting, 'default')})")
     lines.append("  environment:" if config.env else "  environment: (none)")
     lines += [f"    {k} = {v} ({env_sources.get(k, '?')})" for k, v in sorted(config.env.items())]

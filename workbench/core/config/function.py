@@ -56,7 +56,6 @@ class FunctionConfig:
     watch_exclude: tuple[str, ...] = ()
     concurrency: int = 1  # execution environments kept side by side
     events_dir: str = "events"  # saved events, relative to code_dir
-    theme: str | None = None
     history_max_records: int = DEFAULT_HISTORY_RECORDS  # the history keeps the newest this many
     history_max_mb: int = DEFAULT_HISTORY_MB  # ... and about this many MB of them
     # Files whose edit changes this configuration (settings, env files, template), existing or

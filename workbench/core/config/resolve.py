@@ -52,7 +52,6 @@ FIELDS = {
     "watch.exclude": "watch_exclude",
     "concurrency": "concurrency",
     "events_dir": "events_dir",
-    "theme": "theme",
     "builder": "builder",
     "history_max_records": "history_max_records",
     "history_max_mb": "history_max_mb",
@@ -81,11 +80,13 @@ class ResolvedFunction:
     warnings: tuple[str, ...] = ()
     target: Path | None = None  # what it was resolved from: its folder, or its template
     logical_id: str | None = None  # its id in the template, when it comes from one
+    # the folder's TUI theme (workbench.toml): a preference of the UI's, not the function's
+    theme: str | None = None
 
     def describe(self) -> str:
         """Plain text for `workbench doctor`: each setting, its value and its source."""
         return describe_function(
-            self.config, self.origin, self.sources, self.env_sources, self.warnings
+            self.config, self.origin, self.sources, self.env_sources, self.warnings, self.theme
         )
 
 
@@ -213,6 +214,8 @@ def _resolve(
         builder=_str(chosen.get("builder")),
     )
     _fill_from_detection(base, sam, chosen, sources)
+    theme = _str(settings.values.get("theme"))
+    sources["theme"] = settings.where("theme") if theme is not None else DEFAULT
     values, env_sources = _environment(target.code_dir, settings, sam, env_files, env)
     # Any: each value was checked by its KEYS validator (or came from detection) on the way in.
     changes: dict[str, Any] = {FIELDS[k]: v for k, v in chosen.items()}
@@ -231,6 +234,7 @@ def _resolve(
         tuple(warnings + ([missing] if missing else [])),
         sam.template if sam else target.code_dir,
         sam.logical_id if sam else None,
+        theme,
     )
 
 

@@ -30,6 +30,7 @@ from workbench.core.config.function import FunctionConfig
 from workbench.core.engine import procs
 from workbench.core.engine.runtime_api import RuntimeAPI
 from workbench.core.runtimes import Launch
+from workbench.core.vocab import InitStatus, Phase, ShutdownReason, Stream
 
 # Keys the service sets itself; a function's configuration may not set them (spec 4).
 RESERVED_KEYS = frozenset(
@@ -177,7 +178,7 @@ class LogCollector:
 class InitOutcome:
     ok: bool
     init_ms: float
-    status: str = "success"  # success, error, timeout
+    status: InitStatus = "success"
     error_type: str | None = None
     error_body: bytes = b""
 
@@ -248,7 +249,7 @@ class Environment:
 
     # ---- output ----
 
-    def line(self, text: str, stream: str) -> None:
+    def line(self, text: str, stream: Stream) -> None:
         if self.collector is not None:
             self.collector.add(text)
         self.bus.emit(LogLine(self.cfg.name, text, stream, self.request_id, time.time(), self.id))
@@ -271,7 +272,9 @@ class Environment:
 
     # ---- lifecycle ----
 
-    async def init(self, phase: str, limit_s: float, request_id: str | None = None) -> InitOutcome:
+    async def init(
+        self, phase: Phase, limit_s: float, request_id: str | None = None
+    ) -> InitOutcome:
         """Spawn the runtime and wait until it asks for its first event, posts an init error,
         exits, or runs out of time."""
         loop = asyncio.get_running_loop()
@@ -347,7 +350,7 @@ class Environment:
 
     def _init_failed(
         self,
-        phase: str,
+        phase: Phase,
         t0: float,
         error_type: str,
         doc: dict[str, str] | None,
@@ -392,7 +395,7 @@ class Environment:
             self.peak_mb = max(self.peak_mb, procs.to_mb(main_kb + self._others_kb))
         return self.peak_mb
 
-    async def stop(self, reason: str = "spindown") -> None:
+    async def stop(self, reason: ShutdownReason = "spindown") -> None:
         """Kill the whole tree (no extensions: SIGKILL at once, as the service does), reap it,
         and close the listener."""
         if self.stopped:

@@ -28,6 +28,7 @@ from workbench.core.engine.invocation import (
 )
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 from workbench.core.runtimes import launch_for
+from workbench.core.vocab import Status
 
 __all__ = [
     "Function",
@@ -319,7 +320,7 @@ class Function:
         self.bus.emit(InvocationStarted(self.cfg.name, rid, True, env.id))
         env.platform(P.start_line(rid))
         env.platform(P.end_line(rid))
-        status = "timeout" if outcome.status == "timeout" else "error"
+        status: Status = "timeout" if outcome.status == "timeout" else "error"
         duration = outcome.init_ms
         billed = P.billed_ms(duration, None)
         env.platform(

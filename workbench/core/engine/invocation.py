@@ -23,6 +23,7 @@ from workbench.core.config.function import FunctionConfig
 from workbench.core.engine.environment import Environment, LogCollector
 from workbench.core.engine.runtime_api import PendingInvoke
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
+from workbench.core.vocab import Status
 
 AnswerListener = Callable[["asyncio.Future[InvokeResult]"], None]
 
@@ -116,7 +117,7 @@ class Owner(Protocol):
 @dataclass(slots=True)
 class Ending:
     result: InvokeResult
-    status: str  # ok, error, timeout, crash
+    status: Status
     duration_ms: float
     reset: bool
 
@@ -216,7 +217,7 @@ class Run:
         """The environment stays busy until the runtime asks for the next event."""
         if self.over or self.result is None:
             return
-        status = "error" if self.result.function_error else "ok"
+        status: Status = "error" if self.result.function_error else "ok"
         self._end(Ending(self.result, status, (at - self.t0) * 1000, False))
 
     def exited(self) -> None:
@@ -224,7 +225,7 @@ class Run:
             return
         env, ms = self.env, (time.monotonic() - self.t0) * 1000
         if self.result is not None:  # answered, then gone before asking for more
-            status = "error" if self.result.function_error else "ok"
+            status: Status = "error" if self.result.function_error else "ok"
             self._end(Ending(self.result, status, ms, True))
             return
         rid = self.handle.request_id
@@ -316,7 +317,7 @@ def make_record(
     req: InvokeRequest,
     rid: str,
     result: InvokeResult,
-    status: str,
+    status: Status,
     cold: bool,
     started_at: float,
     duration_ms: float,

@@ -14,7 +14,9 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-LineSink = Callable[[str, str], None]  # (text, stream)
+from workbench.core.vocab import Stream
+
+LineSink = Callable[[str, Stream], None]  # (text, stream)
 READ_CHUNK = 256 * 1024
 MAX_LINE = 256 * 1024  # a longer line is cut into pieces instead of growing without bound
 
@@ -22,7 +24,7 @@ MAX_LINE = 256 * 1024  # a longer line is cut into pieces instead of growing wit
 class OutputPipe:
     """One pipe (stdout or stderr) of the function, split into lines."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, name: str, sink: LineSink) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, name: Stream, sink: LineSink) -> None:
         self.name = name
         self._loop = loop
         self._sink = sink

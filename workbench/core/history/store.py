@@ -41,11 +41,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from workbench.core.bus import ReloadFinished
 from workbench.core.config.function import DEFAULT_HISTORY_MB, DEFAULT_HISTORY_RECORDS
-from workbench.core.record import InvocationRecord, InvokeRequest
+from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
+from workbench.core.vocab import InvocationType, Source, Status
 
 log = logging.getLogger(__name__)
 
@@ -151,89 +152,6 @@ class HistoryError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One recorded invocation, as read back from the store."""
-
-    id: int
-    request_id: str
-    function: str
-    source: str
-    event_name: str | None
-    code_version: str | None
-    started_at: float
-    status: str
-    cold: bool
-    duration_ms: float
-    billed_ms: int
-    init_ms: float | None
-    memory_mb: int
-    max_memory_mb: int
-    invocation_type: str
-    client_context: str | None
-    trace_id: str | None
-    tenant_id: str | None
-    event_content_type: str
-    event: bytes
-    response: bytes
-    content_type: str
-    function_error: bool
-    error_type: str | None
-    log: str
-    log_truncated: bool
-    check_result: str | None  # set by `replay --check`: "pass", "diff", "new" or "error"
-
-    @property
-    def log_lines(self) -> list[str]:
-        return self.log.split("\n")[:-1] if self.log else []
-
-    def request(self, source: str = "replay") -> InvokeRequest:
-        """The same event again, as a synchronous invoke (a replay wants the response)."""
-        return InvokeRequest(
-            self.event,
-            client_context=self.client_context,
-            tenant_id=self.tenant_id,
-            content_type=self.event_content_type,
-            source=source,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: event and response as JSON values when they are JSON, else in
-        base64 under `event_base64` / `response_base64`."""
-        doc: dict[str, Any] = {
-            "id": self.id,
-            "request_id": self.request_id,
-            "function": self.function,
-            "source": self.source,
-            "event_name": self.event_name,
-            "code_version": self.code_version,
-            "started_at": self.started_at,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started_at)),
-            "status": self.status,
-            "cold": self.cold,
-            "duration_ms": self.duration_ms,
-            "billed_ms": self.billed_ms,
-            "init_ms": self.init_ms,
-            "memory_mb": self.memory_mb,
-            "max_memory_mb": self.max_memory_mb,
-            "invocation_type": self.invocation_type,
-            "client_context": self.client_context,
-            "trace_id": self.trace_id,
-            "tenant_id": self.tenant_id,
-        }
-        _put_body(doc, "event", self.event)
-        _put_body(doc, "response", self.response)
-        doc.update(
-            content_type=self.content_type,
-            function_error=self.function_error,
-            error_type=self.error_type,
-            log_lines=self.log_lines,
-            log_truncated=self.log_truncated,
-            check_result=self.check_result,
-        )
-        return doc
-
-
-@dataclass(frozen=True, slots=True)
 class ReloadEntry:
     """One live reload, as read back from the store."""
 
@@ -262,6 +180,44 @@ class ReloadEntry:
             "error": self.error,
             "code_version": self.code_version,
         }
+
+
+def record_json(rec: InvocationRecord) -> dict[str, Any]:
+    """One recorded invocation as a JSON-ready dict (`history --json`): event and response as
+    JSON values when they are JSON, else in base64 under `event_base64` / `response_base64`."""
+    req, res = rec.request, rec.result
+    doc: dict[str, Any] = {
+        "id": rec.id,
+        "request_id": rec.request_id,
+        "function": rec.function,
+        "source": req.source,
+        "event_name": rec.event_name,
+        "code_version": rec.code_version,
+        "started_at": rec.started_at,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(rec.started_at)),
+        "status": rec.status,
+        "cold": rec.cold,
+        "duration_ms": rec.duration_ms,
+        "billed_ms": rec.billed_ms,
+        "init_ms": rec.init_ms,
+        "memory_mb": rec.memory_mb,
+        "max_memory_mb": rec.max_memory_mb,
+        "invocation_type": req.invocation_type,
+        "client_context": req.client_context,
+        "trace_id": req.trace_id,
+        "tenant_id": req.tenant_id,
+    }
+    _put_body(doc, "event", req.payload)
+    _put_body(doc, "response", res.payload)
+    doc.update(
+        content_type=res.content_type,
+        function_error=res.function_error,
+        error_type=rec.error_type,
+        log_lines=rec.log_lines,
+        log_truncated=rec.log_truncated,
+        check_result=rec.check_result,
+    )
+    return doc
 
 
 def _put_body(doc: dict[str, Any], key: str, body: bytes) -> None:
@@ -540,18 +496,18 @@ class HistoryStore:
 
     # ---- reading ----
 
-    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[HistoryEntry]:
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[InvocationRecord]:
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
         return [_entry(r) for r in rows]
 
-    def last(self, n: int, function: str | None = None) -> list[HistoryEntry]:
+    def last(self, n: int, function: str | None = None) -> list[InvocationRecord]:
         """The newest `n` records (of `function`, when given), newest first."""
         if function is None:
             return self._rows(f"{_SELECT} ORDER BY id DESC LIMIT ?", (n,))
         return self._rows(f"{_SELECT} WHERE function = ? ORDER BY id DESC LIMIT ?", (function, n))
 
-    def get(self, key: int | str) -> HistoryEntry | None:
+    def get(self, key: int | str) -> InvocationRecord | None:
         """By id (an int, or a string of digits), by request id, or by a request id prefix
         that only one record has."""
         if isinstance(key, int) or key.isdigit():
@@ -570,7 +526,7 @@ class HistoryStore:
         )
         return found[0] if len(found) == 1 else None
 
-    def last_for_event(self, function: str, event_name: str) -> HistoryEntry | None:
+    def last_for_event(self, function: str, event_name: str) -> InvocationRecord | None:
         """The newest successful record of `function` run with the saved event `event_name`,
         leaving out the ones a `replay --check` found different: a regression must not become
         the next run's baseline by being checked once."""
@@ -649,34 +605,36 @@ class HistoryStore:
         return sorted(str(r[0]) for r in rows)
 
 
-def _entry(r: Sequence[Any]) -> HistoryEntry:
-    return HistoryEntry(
-        id=r[0],
-        request_id=r[1],
+def _entry(r: Sequence[Any]) -> InvocationRecord:
+    log_text: str = r[24] or ""
+    request = InvokeRequest(
+        bytes(r[19]),
+        invocation_type=cast(InvocationType, r[14]),
+        client_context=r[15],
+        trace_id=r[16],
+        tenant_id=r[17],
+        content_type=r[18],
+        source=cast(Source, r[3]),
+    )
+    result = InvokeResult(r[1], bytes(r[20]), r[21], bool(r[22]))
+    return InvocationRecord(
         function=r[2],
-        source=r[3],
-        event_name=r[4],
-        code_version=r[5],
-        started_at=r[6],
-        status=r[7],
+        request_id=r[1],
+        request=request,
+        result=result,
+        status=cast(Status, r[7]),
         cold=bool(r[8]),
+        started_at=r[6],
         duration_ms=r[9],
         billed_ms=r[10],
         init_ms=r[11],
         memory_mb=r[12],
         max_memory_mb=r[13],
-        invocation_type=r[14],
-        client_context=r[15],
-        trace_id=r[16],
-        tenant_id=r[17],
-        event_content_type=r[18],
-        event=bytes(r[19]),
-        response=bytes(r[20]),
-        content_type=r[21],
-        function_error=bool(r[22]),
-        error_type=r[23],
-        log=r[24],
+        log_lines=log_text.split("\n")[:-1],
         log_truncated=bool(r[25]),
+        event_name=r[4],
+        id=r[0],
+        code_version=r[5],
         check_result=r[26],
     )
 
@@ -739,6 +697,7 @@ def _row(
 ) -> tuple[Any, ...]:
     req, res = rec.request, rec.result
     log_text = rec.log_text()
+    event_name = event_name if event_name is not None else rec.event_name
     size = len(req.payload) + len(res.payload) + len(log_text)
     return (
         rec.request_id,

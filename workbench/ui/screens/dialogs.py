@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -154,7 +154,7 @@ class Picker(ModalScreen[str | None]):
         Binding("up", "move(-1)", show=False),
     ]
 
-    def __init__(self, title: str, choices: list[tuple[str | None, str]]) -> None:
+    def __init__(self, title: str, choices: Sequence[tuple[str | None, str]]) -> None:
         """`choices`: (id, label) pairs, in order."""
         super().__init__()
         self.title_text = title

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import DataTable
 
-from workbench.core.session import Row
+from workbench.core.record import InvocationRecord
 from workbench.ui.messages import (
     EditEventRequested,
     InvocationSelected,
@@ -52,17 +52,17 @@ class When(str):
 
     order: tuple[float, str]
 
-    def __new__(cls, row: Row) -> When:
+    def __new__(cls, row: InvocationRecord) -> When:
         cell = super().__new__(cls, time.strftime("%H:%M:%S", time.localtime(row.started_at)))
         cell.order = order(row)
         return cell
 
 
-def order(row: Row) -> tuple[float, str]:
+def order(row: InvocationRecord) -> tuple[float, str]:
     return (row.started_at, row.request_id)
 
 
-def cells(row: Row) -> tuple[Cell, ...]:
+def cells(row: InvocationRecord) -> tuple[Cell, ...]:
     colour = OUTCOME_COLOUR.get(row.outcome, "$status-error")
     start = Content.from_markup("[$cold-start]cold[/]") if row.cold else Content("warm")
     return (
@@ -87,13 +87,13 @@ class InvocationHistory(DataTable[Cell]):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
-        self.rows_shown: list[Row] = []  # newest first
+        self.rows_shown: list[InvocationRecord] = []  # newest first
 
     def on_mount(self) -> None:
         for key, title, width in COLUMNS:
             self.add_column(title, key=key, width=width)
 
-    def set_rows(self, rows: list[Row]) -> None:
+    def set_rows(self, rows: list[InvocationRecord]) -> None:
         """Show these (newest first), keeping the cursor on the row it was on."""
         selected = self.selected_id
         self.rows_shown = sorted(rows, key=order, reverse=True)[:ROWS_SHOWN]
@@ -103,7 +103,7 @@ class InvocationHistory(DataTable[Cell]):
         if selected is not None and selected in {r.request_id for r in self.rows_shown}:
             self.move_cursor(row=self.get_row_index(selected), animate=False)
 
-    def add_invocations(self, new: list[Row]) -> None:
+    def add_invocations(self, new: list[InvocationRecord]) -> None:
         """New invocations go in by their start time (newest on top), the oldest beyond
         ROWS_SHOWN go out, and the cursor stays on the invocation it was on. Row by row, not
         by rebuilding: a rebuild of 500 rows took ~30 ms, a stall on every invoke. (Not

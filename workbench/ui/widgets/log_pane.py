@@ -27,6 +27,7 @@ from textual.widgets import Input, Log, Select, Static
 
 from workbench.core.logbook import Entry, LogBook
 from workbench.core.logfilter import LEVELS, SLICE, LineFilter, Segment, scan, work_of
+from workbench.core.vocab import Stream
 
 MAX_LINES = 5000  # what the widget holds; the book holds the rest
 GUTTER = {"stdout": " ", "stderr": "▌", "platform": "·", "build": "⚙", "workbench": "↻"}
@@ -60,8 +61,8 @@ PLATFORM_PREFIXES = (
 def recorded_line(text: str) -> str:
     """A line read back from history, which keeps text only: platform lines are known by
     their shape; the function's own output is shown as plain output."""
-    stream = "platform" if text.startswith(PLATFORM_PREFIXES) else "stdout"
-    return format_line(("", text, stream, None, 0.0))
+    stream: Stream = "platform" if text.startswith(PLATFORM_PREFIXES) else "stdout"
+    return format_line(("", text, stream, None, 0.0, 0))
 
 
 class GutterHighlighter(Highlighter):

@@ -18,7 +18,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from workbench.core.bus import PinnedCheckFinished
-from workbench.core.session import Row
+from workbench.core.record import InvocationRecord
 
 HIGHLIGHT_LIMIT = 256 * 1024  # bigger payloads are shown plain: highlighting them costs seconds
 EMPTY = "Invoke (ctrl+r) to see a response here."
@@ -56,7 +56,7 @@ def json_content(data: bytes) -> Content:
     return highlight(json.dumps(doc, indent=2, ensure_ascii=False), language="json")
 
 
-def response_content(row: Row) -> Content:
+def response_content(row: InvocationRecord) -> Content:
     try:
         doc: Any = json.loads(row.response) if len(row.response) <= HIGHLIGHT_LIMIT else None
     except ValueError:
@@ -141,7 +141,7 @@ def verdict_content(verdict: PinnedCheckFinished) -> Content:
     )
 
 
-def request_content(row: Row) -> Content:
+def request_content(row: InvocationRecord) -> Content:
     if not row.event.strip():
         return Content.styled("(empty: the function received {})", "$text-muted")
     return json_content(row.event)
@@ -165,7 +165,7 @@ class ResponseView(Vertical):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.row: Row | None = None
+        self.row: InvocationRecord | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="payload-tabs")
@@ -176,7 +176,9 @@ class ResponseView(Vertical):
     def on_mount(self) -> None:
         self._show_tabs()
 
-    def show_row(self, row: Row | None, verdict: PinnedCheckFinished | None = None) -> None:
+    def show_row(
+        self, row: InvocationRecord | None, verdict: PinnedCheckFinished | None = None
+    ) -> None:
         """Show an invocation; `verdict`: its pinned check, when it was one (diff first)."""
         self.row = row
         response = self.query_one("#response-body", Static)

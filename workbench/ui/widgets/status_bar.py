@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from textual.content import Content
 from textual.widget import Widget
 
+from workbench.core.session import FunctionStatus
+
 STATE_STYLE = {
     "ready": "$status-ok",
     "failed": "$status-error",
@@ -40,18 +42,12 @@ class StatusLine(Widget):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.status = Status()
 
-    def show(
-        self,
-        *,
-        function: str,
-        runtime: str,
-        state: str,
-        api_url: str | None,
-        last_reload_ms: float | None,
-        count: int,
-        functions: int,
-    ) -> None:
-        self.status = Status(function, runtime, state, api_url, last_reload_ms, count, functions)
+    def show(self, fn: FunctionStatus, *, api_url: str | None, functions: int) -> None:
+        last = fn.last_reload
+        reload_ms = last.save_to_ready_ms if last is not None and last.ok else None
+        self.status = Status(
+            fn.name, fn.runtime, fn.state, api_url, reload_ms, fn.invocations, functions
+        )
         self.refresh()
 
     def line(self, short: bool = False) -> Content:

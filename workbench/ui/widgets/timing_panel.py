@@ -12,7 +12,8 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
 
-from workbench.core.session import Figures, Row
+from workbench.core.record import InvocationRecord
+from workbench.core.session import Figures
 
 BARS = "▁▂▃▄▅▆▇█"
 LABEL = 9  # "Duration " and the like
@@ -51,9 +52,9 @@ class Breakdown(Widget):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.row: Row | None = None
+        self.row: InvocationRecord | None = None
 
-    def show(self, row: Row | None) -> None:
+    def show(self, row: InvocationRecord | None) -> None:
         self.row = row
         self.refresh(layout=True)
 
@@ -183,7 +184,7 @@ class TimingPanel(VerticalScroll):
         yield Breakdown(id="timing-selected")
         yield SessionFigures(id="timing-session")
 
-    def show_row(self, row: Row | None) -> None:
+    def show_row(self, row: InvocationRecord | None) -> None:
         self.query_one(Breakdown).show(row)
 
     def show_figures(self, figures: Figures) -> None:

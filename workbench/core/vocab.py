@@ -1,0 +1,43 @@
+"""The core's closed sets of names, in one place.
+
+Each is a `Literal`, so mypy refuses a name outside the set wherever one is passed (a log line's
+stream spelt "workbench" went unnoticed while these were bare strings), and each has a tuple of
+its members for code that must list them at run time (filters, validation, help texts).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# Where a log line came from: the function's own pipes, the platform's START / END / REPORT
+# lines, a builder's output, or workbench itself speaking in the log (a reload's summary).
+Stream = Literal["stdout", "stderr", "platform", "build", "workbench"]
+STREAMS: tuple[Stream, ...] = get_args(Stream)
+
+# How one invocation ended, as history and REPORT lines tell it.
+Status = Literal["ok", "error", "timeout", "crash"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+
+# When an environment initialises: at start ("init"), or again inside the first invoke after an
+# init failure ("invoke", Lambda's suppressed init).
+Phase = Literal["init", "invoke"]
+
+# How an environment's init ended (INIT_REPORT's status).
+InitStatus = Literal["success", "error", "timeout"]
+
+# Why an environment was shut down.
+ShutdownReason = Literal["spindown", "timeout", "failure"]
+
+# What a function is doing now, as the status line and the function picker show it.
+FunctionState = Literal["starting", "building", "reloading", "ready", "failed", "init failed"]
+
+# A replay's or a pinned event's verdict against its expected response.
+CheckStatus = Literal["pass", "diff", "new", "error"]
+
+# The Invoke API's invocation types.
+InvocationType = Literal["RequestResponse", "Event", "DryRun"]
+INVOCATION_TYPES: tuple[InvocationType, ...] = get_args(InvocationType)
+
+# Who asked for an invocation: shown in history when the event has no saved name.
+Source = Literal["cli", "tui", "replay", "invoke-api", "pinned"]
+SOURCES: tuple[Source, ...] = get_args(Source)
