@@ -50,9 +50,10 @@ def make_app(
     theme: str | None = None,
     prefs: Prefs | None = None,
 ) -> WorkbenchApp:
-    configs = [fn.config for fn in resolve_functions(list(targets))]
-    session = Session(configs, watch=watch, port=port)
-    return WorkbenchApp(session, theme=theme, prefs=prefs)
+    resolved = resolve_functions(list(targets))
+    session = Session([fn.config for fn in resolved], watch=watch, port=port)
+    # as the TUI command does: the first function's folder may name a theme
+    return WorkbenchApp(session, theme=theme, prefs=prefs, project_theme=resolved[0].theme)
 
 
 def run_app(

@@ -89,7 +89,7 @@ def _reload_line(event: object, quiet: bool) -> str | None:
     if isinstance(event, BuildFinished) and quiet and not event.ok and not event.cancelled:
         return f"workbench: build of {event.function} failed:\n{event.output_tail}"
     if isinstance(event, WorkerFailed):
-        return f"workbench: {event.function}: {event.worker} stopped: {event.error}"
+        return f"workbench: {event.summary()}"
     return None
 
 
@@ -181,7 +181,7 @@ async def _serve(
         if failed:
             print(f"workbench: cannot serve: {', '.join(failed)} did not build", file=sys.stderr)
             return EXIT_USAGE
-        return await _serve_api(functions, configs, host, port, watch)
+        return await _serve_api(functions, configs, host, port, watch, bus)
     finally:
         if checks is not None:
             await checks.close()
@@ -207,13 +207,14 @@ async def _serve_api(
     host: str,
     port: int,
     watch: bool,
+    bus: Bus,
 ) -> int:
     import asyncio
     import signal
 
     from workbench.core.invoke_api import InvokeAPI
 
-    api = InvokeAPI(functions, host=host, port=port, region=configs[0].region)
+    api = InvokeAPI(functions, host=host, port=port, region=configs[0].region, bus=bus)
     await api.start()
     print(f"workbench: serving the Lambda Invoke API on {api.url}", file=sys.stderr)
     for c in configs:

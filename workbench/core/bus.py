@@ -119,11 +119,22 @@ class PinnedCheckFinished:
 
 @dataclass(frozen=True, slots=True)
 class WorkerFailed:
-    """A background loop (watcher, reload) failed unexpectedly: shown, never swallowed."""
+    """Something of workbench's own failed unexpectedly: a background loop (watcher, reload),
+    a bus subscriber, a server's route. Shown (the TUI's notice and log, serve's stderr),
+    never swallowed."""
 
-    function: str
+    function: str  # "" when it belongs to no one function (the Invoke API, a subscriber)
     worker: str
     error: str
+    stopped: bool = True  # the loop is gone; False: one call failed and it goes on
+
+    def summary(self) -> str:
+        who = f"{self.function}: " if self.function else ""
+        return f"{who}{self.worker} {'stopped' if self.stopped else 'failed'}: {self.error}"
+
+
+def failure_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 Event = (
@@ -145,12 +156,14 @@ Subscriber = Callable[[Event], None]
 
 
 class Bus:
-    """Synchronous fan-out. A subscriber that raises is logged and kept: one bad listener must
-    not stop an invocation from finishing."""
+    """Synchronous fan-out. A subscriber that raises is kept, and its failure is said on the
+    bus as a WorkerFailed (so the TUI and serve show it): one bad listener must not stop an
+    invocation from finishing, nor fail unseen."""
 
     def __init__(self) -> None:
         # a tuple, replaced on (rare) changes: emit runs for every log line and must not copy
         self._subscribers: tuple[Subscriber, ...] = ()
+        self._reporting = False  # a failure while saying a failure is only logged
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         self._subscribers = (*self._subscribers, fn)
@@ -166,5 +179,17 @@ class Bus:
         for fn in self._subscribers:
             try:
                 fn(event)
-            except Exception:  # isolate listeners from the engine
-                log.exception("bus subscriber %r failed on %r", fn, event)
+            except Exception as exc:  # isolate listeners from the engine
+                self._subscriber_failed(fn, event, exc)
+
+    def _subscriber_failed(self, fn: Subscriber, event: Event, exc: Exception) -> None:
+        log.exception("bus subscriber %r failed on %r", fn, event)
+        if self._reporting:
+            return
+        self._reporting = True
+        try:
+            name = getattr(fn, "__qualname__", repr(fn))
+            where = f"{type(event).__name__} to {name}"
+            self.emit(WorkerFailed("", f"a listener ({where})", failure_text(exc), False))
+        finally:
+            self._reporting = False

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workbench.core import protocol as P
+from workbench.core.bus import Bus, WorkerFailed, failure_text
 from workbench.core.engine import http11
 from workbench.core.engine.function import Invocable, log_result_header
 from workbench.core.engine.payloads import (
@@ -67,14 +68,17 @@ class InvokeAPI:
         port: int = 9001,
         region: str = P.DEFAULT_REGION,
         account: str = P.DEFAULT_ACCOUNT,
+        bus: Bus | None = None,
     ) -> None:
+        """`bus`: where a route that fails unexpectedly is said (its caller gets a 500)."""
         self.functions = functions
+        self.bus = bus
         self.host = host
         self.port = port
         self.region = region
         self.account = account
         # payloads over the sync limit are counted, not kept: the error names their size
-        self._server = http11.Server(self._route, max_body=P.SYNC_PAYLOAD_LIMIT)
+        self._server = http11.Server(self._route, P.SYNC_PAYLOAD_LIMIT, self._route_failed)
         self._routes: list[Route] = [
             ("POST", re.compile(rf"^{FUNCTIONS}{NAME}/invocations$"), self._invoke),
             (
@@ -119,6 +123,11 @@ class InvokeAPI:
                 404, "UnknownOperationException", f"Unknown operation {request.method} {path}"
             )
         )
+
+    def _route_failed(self, request: http11.Request, exc: Exception) -> None:
+        if self.bus is not None:
+            worker = f"Invoke API ({request.method} {request.path})"
+            self.bus.emit(WorkerFailed("", worker, failure_text(exc), stopped=False))
 
     def _guard(self, request: http11.Request) -> http11.Response | None:
         """A web page can reach a loopback port; refuse anything a browser marks as foreign.

@@ -72,7 +72,7 @@ class LineFilter:
             return None
 
         def keep(e: Entry) -> bool:
-            if fn is not None and e[0] != fn:
+            if fn is not None and e[0] and e[0] != fn:  # "": workbench's own, for all
                 return False
             if needle and needle not in e[1].lower():
                 return False

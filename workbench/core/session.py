@@ -30,6 +30,7 @@ from workbench.core.bus import (
     LogLine,
     PinnedCheckFinished,
     ReloadFinished,
+    WorkerFailed,
 )
 from workbench.core.checks.pinned import PinnedChecks
 from workbench.core.config.describe import describe_function
@@ -211,6 +212,7 @@ class Session:
                 host=self.host,
                 port=self.port,
                 region=next(iter(self.configs.values())).region,
+                bus=self.bus,
             )
             try:
                 await api.start()
@@ -339,6 +341,9 @@ class Session:
                     self.stores.update(self.configs[event.function])
         elif isinstance(event, PinnedCheckFinished) and event.request_id:
             keep_newest(self._verdicts, event.request_id, event)
+        elif isinstance(event, WorkerFailed):  # into the log too, where it stays
+            line = f"[ERROR] workbench: {event.summary()}"
+            self.bus.emit(LogLine(event.function, line, "workbench", None, time.time()))
         elif isinstance(event, EnvironmentReady):
             self._state[event.function] = "ready"
         elif isinstance(event, EnvironmentInitFailed):

@@ -38,6 +38,20 @@ CheckStatus = Literal["pass", "diff", "new", "error"]
 InvocationType = Literal["RequestResponse", "Event", "DryRun"]
 INVOCATION_TYPES: tuple[InvocationType, ...] = get_args(InvocationType)
 
+# A function's kind of runtime, which decides how it starts and where its handler lives.
+Family = Literal["python", "node", "provided"]
+
+# Which Python runtime client runs the handler.
+RuntimeClient = Literal["builtin", "awslambdaric"]
+RUNTIME_CLIENTS: tuple[RuntimeClient, ...] = get_args(RuntimeClient)
+
+# How a function is built before it starts: "none" never builds (even with go.mod or
+# tsconfig.json); "command" runs the `build` setting.
+BuilderKind = Literal["none", "go", "rust", "command"]
+BUILDER_KINDS: tuple[BuilderKind, ...] = get_args(BuilderKind)
+
+Architecture = Literal["x86_64", "arm64"]
+
 # Who asked for an invocation: shown in history when the event has no saved name.
 Source = Literal["cli", "tui", "replay", "invoke-api", "pinned"]
 SOURCES: tuple[Source, ...] = get_args(Source)

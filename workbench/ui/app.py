@@ -248,7 +248,7 @@ class WorkbenchApp(App[int]):
             self._announce_check(event)
         elif isinstance(event, WorkerFailed):
             self.notify(
-                f"{event.function}: {event.worker} stopped: {event.error}",
+                event.summary(),
                 severity="error",
                 timeout=15,
             )

@@ -15,14 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from workbench.core import protocol as P
+from workbench.core.vocab import Architecture, BuilderKind, Family, RuntimeClient
 
 PYTHON_MODULE_GUESSES = ("lambda_function", "app", "handler", "main", "index", "function")
 PYTHON_FUNC_GUESSES = ("lambda_handler", "handler", "main")
 NODE_EXTS = (".js", ".mjs", ".cjs")
 PROVIDED = ("provided", "provided.al2", "provided.al2023")
-RUNTIME_CLIENTS = ("builtin", "awslambdaric")
-# "none": never build (even with go.mod or tsconfig.json); "command": run the `build` setting.
-BUILDER_KINDS = ("none", "go", "rust", "command")
 DEFAULT_HISTORY_RECORDS = 5000
 DEFAULT_HISTORY_MB = 512
 
@@ -42,13 +40,13 @@ class FunctionConfig:
     env: dict[str, str] = field(default_factory=dict)
     region: str = P.DEFAULT_REGION
     account: str = P.DEFAULT_ACCOUNT
-    architecture: str = "x86_64"
-    runtime_client: str = "builtin"
+    architecture: Architecture = "x86_64"
+    runtime_client: RuntimeClient = "builtin"
     notes: tuple[str, ...] = ()  # what detection found and assumed, for `doctor` and the UI
     # Appended by the configuration layer (workbench.toml, SAM); defaults keep older callers valid.
     # "go" / "rust": compiled into .workbench/build/bootstrap first; "none" / "command": chosen
     # in settings (no build at all / the `build` command); None: whatever the folder implies
-    builder: str | None = None
+    builder: BuilderKind | None = None
     build: str | None = None  # a shell command run in code_dir before the function starts
     start: tuple[str, ...] | None = None  # replaces how the runtime starts, when set
     layers: tuple[Path, ...] = ()  # local layer folders, in the order Lambda would stack them
@@ -67,7 +65,7 @@ class FunctionConfig:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.name}"
 
     @property
-    def family(self) -> str:
+    def family(self) -> Family:
         if self.runtime.startswith("python"):
             return "python"
         if self.runtime.startswith("nodejs"):
@@ -125,7 +123,7 @@ def _other_handlers_note(folder: Path, chosen: str) -> str | None:
     )
 
 
-BUILDERS = {
+BUILDERS: dict[BuilderKind, tuple[str, str]] = {
     "go": (
         "go.mod",
         "Go module: built with `go build -tags lambda.norpc` into .workbench/build/bootstrap",
@@ -137,7 +135,7 @@ BUILDERS = {
 }
 
 
-def _builder(folder: Path) -> str | None:
+def _builder(folder: Path) -> BuilderKind | None:
     """Compiled custom runtimes: a bootstrap already in the folder wins over building one."""
     if (folder / "bootstrap").is_file():
         return None
@@ -154,7 +152,7 @@ def _node_handler(folder: Path) -> tuple[str, str] | None:
     return None
 
 
-def _compiled(folder: Path, chosen: str | None) -> str | None:
+def _compiled(folder: Path, chosen: BuilderKind | None) -> BuilderKind | None:
     """The compiled kind (go, rust): the `builder` setting's, else what the folder shows."""
     if chosen in BUILDERS:
         return chosen
@@ -162,7 +160,10 @@ def _compiled(folder: Path, chosen: str | None) -> str | None:
 
 
 def detect(
-    folder: Path, runtime: str | None = None, handler: str | None = None, builder: str | None = None
+    folder: Path,
+    runtime: str | None = None,
+    handler: str | None = None,
+    builder: BuilderKind | None = None,
 ) -> FunctionConfig:
     """Decide the runtime and handler from the folder, unless the caller already knows
     (`builder`: the setting, one of BUILDER_KINDS, when there is one)."""

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from workbench.core import protocol as P
 from workbench.core.config.describe import check_handler_file, describe_function
@@ -33,6 +33,7 @@ from workbench.core.config.sam import (
     read_template,
 )
 from workbench.core.config.settings import KEYS, Invalid, Settings, display_path, load_settings
+from workbench.core.vocab import BuilderKind
 
 # Our setting name -> FunctionConfig field. Settings name things as workbench.toml does.
 FIELDS = {
@@ -211,7 +212,8 @@ def _resolve(
         target.code_dir,
         runtime=_str(chosen.get("runtime")),
         handler=_str(chosen.get("handler")),
-        builder=_str(chosen.get("builder")),
+        # the setting's validator let through only one of BUILDER_KINDS
+        builder=cast(BuilderKind | None, chosen.get("builder")),
     )
     _fill_from_detection(base, sam, chosen, sources)
     theme = _str(settings.values.get("theme"))

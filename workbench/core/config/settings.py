@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from workbench.core.config.function import BUILDER_KINDS, RUNTIME_CLIENTS, ConfigError
+from workbench.core.config.function import ConfigError
+from workbench.core.vocab import BUILDER_KINDS, RUNTIME_CLIENTS
 
 RUNTIMES = (
     "python3.9",

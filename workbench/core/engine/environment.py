@@ -25,9 +25,11 @@ from workbench.core.bus import (
     EnvironmentStarting,
     EnvironmentStopped,
     LogLine,
+    WorkerFailed,
+    failure_text,
 )
 from workbench.core.config.function import FunctionConfig
-from workbench.core.engine import procs
+from workbench.core.engine import http11, procs
 from workbench.core.engine.runtime_api import RuntimeAPI
 from workbench.core.runtimes import Launch
 from workbench.core.vocab import InitStatus, Phase, ShutdownReason, Stream
@@ -247,6 +249,10 @@ class Environment:
         else:
             self.on_deadline()
 
+    def _route_failed(self, req: http11.Request, exc: Exception) -> None:
+        worker = f"Runtime API ({req.method} {req.path})"
+        self.bus.emit(WorkerFailed(self.cfg.name, worker, failure_text(exc), stopped=False))
+
     # ---- output ----
 
     def line(self, text: str, stream: Stream) -> None:
@@ -278,7 +284,7 @@ class Environment:
         """Spawn the runtime and wait until it asks for its first event, posts an init error,
         exits, or runs out of time."""
         loop = asyncio.get_running_loop()
-        self.api = RuntimeAPI()
+        self.api = RuntimeAPI(on_error=self._route_failed)
         await self.api.start()
         self.bus.emit(EnvironmentStarting(self.cfg.name, phase, self.id))
         self.platform(

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
+
+log = logging.getLogger(__name__)
 
 MAX_HEAD = 64 * 1024
 REASONS = {
@@ -321,8 +324,9 @@ class _Connection(asyncio.Protocol):
     def _answer(self, req: Request) -> None:
         try:
             out = self.server.handler(req)
-        except Exception:
+        except Exception as exc:
             out = INTERNAL_ERROR
+            self.server.handler_failed(req, exc)
         if type(out) is Response:
             self._send(out, req)
         else:
@@ -398,11 +402,25 @@ def _content_length(headers: dict[str, str]) -> int:
 class Server:
     """Owns the listening socket and every live connection; stop() drops both at once."""
 
-    def __init__(self, handler: Handler, max_body: int) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        max_body: int,
+        on_error: Callable[[Request, Exception], None] | None = None,
+    ) -> None:
         self.handler = handler
         self.max_body = max_body
+        self.on_error = on_error  # told of a handler that raised (the client gets a 500)
         self.connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
+
+    def handler_failed(self, req: Request, exc: Exception) -> None:
+        log.error("%s %s failed", req.method, req.path, exc_info=exc)
+        if self.on_error is not None:
+            try:
+                self.on_error(req, exc)
+            except Exception:
+                log.exception("reporting a failed request failed")
 
     async def start(self, host: str, port: int = 0) -> int:
         loop = asyncio.get_running_loop()

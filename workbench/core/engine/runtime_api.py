@@ -16,6 +16,7 @@ import enum
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,7 +75,11 @@ ACCEPTED = _reply(202, P.STATUS_OK).freeze()
 
 
 class RuntimeAPI:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        on_error: Callable[[http11.Request, Exception], None] | None = None,
+    ) -> None:
         self.host = host
         self.port = 0
         self.state = State.STARTED
@@ -86,7 +91,7 @@ class RuntimeAPI:
         self.first_next: asyncio.Future[float] = loop.create_future()
         self.init_failed: asyncio.Future[InitError] = loop.create_future()
         # keep the whole oversized body's size, not its bytes (the caller is told the size)
-        self._server = http11.Server(self._route, max_body=P.RESPONSE_LIMIT)
+        self._server = http11.Server(self._route, P.RESPONSE_LIMIT, on_error)
 
     @property
     def address(self) -> str:
