@@ -22,6 +22,7 @@ PYTHON_FUNC_GUESSES = ("lambda_handler", "handler", "main")
 NODE_EXTS = (".js", ".mjs", ".cjs")
 PROVIDED = ("provided", "provided.al2", "provided.al2023")
 DEFAULT_HISTORY_RECORDS = 5000
+BUILD_DIR = Path(".workbench") / "build"  # a builder's output, relative to code_dir
 DEFAULT_HISTORY_MB = 512
 
 
@@ -59,6 +60,10 @@ class FunctionConfig:
     # Files whose edit changes this configuration (settings, env files, template), existing or
     # not: live reload reads the configuration again when one of them is saved.
     config_files: tuple[Path, ...] = ()
+
+    def built_bootstrap(self) -> Path:
+        """Where a builder puts the function's executable (go, rust): the runtime starts it."""
+        return self.code_dir / BUILD_DIR / "bootstrap"
 
     @property
     def arn(self) -> str:

@@ -349,12 +349,8 @@ def _environment(
 
 
 def _check_env_names(sources: Mapping[str, str]) -> None:
-    from workbench.core.engine.environment import (
-        RESERVED_KEYS,  # loads the engine: only when needed
-    )
-
     for key, where in sources.items():
-        if key in RESERVED_KEYS:
+        if key in P.RESERVED_KEYS:
             raise ConfigError(
                 f"Lambda reserves the environment variable {key} and does not let "
                 f"a function set it; it is set in {where}"

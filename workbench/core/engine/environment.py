@@ -34,29 +34,6 @@ from workbench.core.engine.runtime_api import RuntimeAPI
 from workbench.core.runtimes import Launch
 from workbench.core.vocab import InitStatus, Phase, ShutdownReason, Stream
 
-# Keys the service sets itself; a function's configuration may not set them (spec 4).
-RESERVED_KEYS = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
 # Host values that carry over: the local toolchain lives on the host's PATH, and the host's
 # credentials stand in for the execution role.
 PASSTHROUGH = (
@@ -71,7 +48,7 @@ DENSE_AGAIN_S = 0.25  # the sampling interval grows back to its sparse 0.25 s in
 
 
 def reserved_keys_in(env: dict[str, str]) -> list[str]:
-    return sorted(k for k in env if k in RESERVED_KEYS)
+    return sorted(k for k in env if k in P.RESERVED_KEYS)
 
 
 def log_stream_name() -> str:
@@ -84,7 +61,7 @@ def lambda_env(
 ) -> dict[str, str]:
     env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
     env.update(
-        {k: v for k, v in cfg.env.items() if not k.startswith("_") and k not in RESERVED_KEYS}
+        {k: v for k, v in cfg.env.items() if not k.startswith("_") and k not in P.RESERVED_KEYS}
     )
     env.setdefault("TZ", ":UTC")
     env.setdefault("LANG", "en_US.UTF-8")

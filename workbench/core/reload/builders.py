@@ -20,16 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.bus import BuildFinished, BuildStarted, Bus, LogLine
-from workbench.core.config.function import FunctionConfig
+from workbench.core.config.function import BUILD_DIR, FunctionConfig
 from workbench.core.engine import procs
 
-BUILD_DIR = Path(".workbench") / "build"
 TAIL_LINES = 40
 GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-def built_bootstrap(cfg: FunctionConfig) -> Path:
-    return cfg.code_dir / BUILD_DIR / "bootstrap"
 
 
 class BuildError(Exception):
@@ -134,7 +129,7 @@ class Builder:
         return folder / "bootstrap.new"
 
     def _put_in_place(self, staged: Path) -> Path:
-        final = built_bootstrap(self.cfg)
+        final = self.cfg.built_bootstrap()
         os.replace(staged, final)  # atomic: a running process keeps its own inode
         return final
 

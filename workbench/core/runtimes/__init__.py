@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.config.function import ConfigError, FunctionConfig
-from workbench.core.reload.builders import built_bootstrap
 
 HERE = Path(__file__).resolve().parent
 PYTHON_BOOTSTRAP = HERE / "pyric" / "bootstrap.py"
@@ -53,7 +52,7 @@ def launch_for(cfg: FunctionConfig) -> Launch:
     if cfg.builder in ("go", "rust") and not cfg.build:
         # built by workbench before any environment starts (builders.py); a `build` command
         # from config replaces the compile step and leaves its own bootstrap in the folder
-        bootstrap = built_bootstrap(cfg)
+        bootstrap = cfg.built_bootstrap()
     return Launch([str(bootstrap)], cfg.code_dir, None, _version_tag(cfg.runtime))
 
 
