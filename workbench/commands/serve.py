@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from workbench.cli import (
@@ -20,6 +19,8 @@ from workbench.cli import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from workbench.core.bus import Bus, PinnedCheckFinished
     from workbench.core.config.function import FunctionConfig
     from workbench.core.engine.function import Invocable
@@ -126,7 +127,7 @@ async def _serve(
     port: int,
     quiet: bool,
     watch: bool = False,
-    rereaders: dict[str, Callable[[], FunctionConfig]] | None = None,
+    rereaders: Mapping[str, Callable[[], FunctionConfig]] | None = None,
 ) -> int:
     import asyncio
 
