@@ -8,76 +8,25 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.commands import ExitCode
+from workbench.commands._common import (
+    build_once,
+    cancel_on_termination,
+    check_runnable,
+    function_flags,
+    parse_port,
+    print_logs,
+    rereader,
+    resolve_config,
+    runnable,
+    say,
+    targets_argument,
+)
+
 if TYPE_CHECKING:
     from types import ModuleType
 
     from workbench.core.config.function import FunctionConfig
-    from workbench.core.config.resolve import ResolvedFunction
-
-EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _function_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group(
-        "function settings (override workbench.toml, the template and what the folder says)"
-    )
-    g.add_argument("--handler", help="handler, e.g. app.handler or index.handler")
-    g.add_argument("--runtime", help="python3.12, nodejs20.x, provided.al2023, ...")
-    g.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="timeout (default 3, as in Lambda)"
-    )
-    g.add_argument("--memory", type=int, metavar="MB", help="memory size in MB (default 128)")
-    g.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="environment variable for the function (repeatable; wins over all)",
-    )
-    g.add_argument(
-        "--env-file",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="a .env file of variables (repeatable; .env in the folder is read too)",
-    )
-    g.add_argument(
-        "--runtime-client",
-        choices=("builtin", "awslambdaric"),
-        help="Python runtime client: workbench's own (default) or awslambdaric",
-    )
-    g.add_argument("--region", help="AWS region the function believes it is in (us-east-1)")
-    t = p.add_argument_group("SAM / CloudFormation templates")
-    t.add_argument(
-        "--function",
-        metavar="LOGICAL_ID",
-        help="which function of a template (default: all; invoke needs one)",
-    )
-    t.add_argument(
-        "--parameter-overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="template parameter value (repeatable)",
-    )
-
-
-def targets_argument(p: argparse.ArgumentParser) -> None:
-    """One or more TARGETs (TUI, serve, doctor): function folders and/or SAM templates."""
-    p.add_argument(
-        "dirs", type=Path, nargs="+", metavar="TARGET", help="function folders and/or SAM templates"
-    )
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0 picks a free one)")
-    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-e", "--event", metavar="FILE", help="event JSON file, or - for stdin (default: {})"
     )
     inv.add_argument("-q", "--quiet", action="store_true", help="do not print logs")
-    _function_flags(inv)
+    function_flags(inv)
 
     for module in _extra_commands().values():
         module.add_parser(sub)
@@ -120,101 +69,6 @@ def _extra_commands() -> dict[str, ModuleType]:
     from workbench.commands import discover
 
     return discover()
-
-
-def key_values(items: list[str], flag: str, error: type[Exception] | None = None) -> dict[str, str]:
-    """`KEY=VALUE` flags (--env, --param, ...) as a dict; a malformed one raises `error`
-    (ConfigError by default) naming the flag."""
-    if error is None:
-        from workbench.core.config.function import ConfigError
-
-        error = ConfigError
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise error(f"{flag} {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    return {
-        "handler": args.handler,
-        "runtime": args.runtime,
-        "timeout": args.timeout,
-        "memory": args.memory,
-        "region": args.region,
-        "runtime_client": args.runtime_client,
-    }
-
-
-def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunction]:
-    """Flags, workbench.toml, templates and the folder, layered (see core/config/resolve.py)."""
-    from workbench.core.config.resolve import resolve_functions
-
-    resolved = resolve_functions(
-        targets,
-        function=args.function,
-        overrides=_overrides(args),
-        parameter_overrides=key_values(args.parameter_overrides, "--parameter-overrides"),
-        env_files=args.env_file,
-        env=key_values(args.env, "--env"),
-    )
-    for fn in resolved:
-        for warning in fn.warnings:
-            print(f"workbench: warning: {warning}", file=sys.stderr)
-    return resolved
-
-
-class Rereader:
-    """Reads a function's configuration again, with the same flags (live reload of a config
-    edit), and remembers the last reading, sources included, for the TUI to show."""
-
-    def __init__(self, fn: ResolvedFunction, args: argparse.Namespace) -> None:
-        self.fn = self.latest = fn
-        self.overrides = _overrides(args)
-        self.params = key_values(args.parameter_overrides, "--parameter-overrides")
-        self.env = key_values(args.env, "--env")
-        self.env_files = args.env_file
-
-    def __call__(self) -> FunctionConfig:
-        from workbench.core.config.resolve import resolve_again
-
-        self.latest = resolve_again(
-            self.fn,
-            overrides=self.overrides,
-            parameter_overrides=self.params,
-            env_files=self.env_files,
-            env=self.env,
-        )
-        return self.latest.config
-
-    def describe(self) -> str:
-        return self.latest.describe()
-
-
-def rereader(fn: ResolvedFunction, args: argparse.Namespace) -> Rereader:
-    return Rereader(fn, args)
-
-
-def resolve_config(target: Path, args: argparse.Namespace) -> FunctionConfig:
-    from workbench.core.config.function import ConfigError
-
-    resolved = resolve([target], args)
-    if len(resolved) != 1:
-        names = ", ".join(fn.config.name for fn in resolved)
-        raise ConfigError(
-            f"{target} holds {len(resolved)} functions ({names}); pick one with --function"
-        )
-    return resolved[0].config
-
-
-def _check_runnable(cfg: FunctionConfig) -> None:
-    """Refuse early, in words, what cannot start; the runtime launcher knows what each needs."""
-    from workbench.core.runtimes import launch_for
-
-    launch_for(cfg)
 
 
 def _read_event(source: str | None) -> bytes:
@@ -228,13 +82,6 @@ def _read_event(source: str | None) -> bytes:
     return path.read_bytes()
 
 
-def _print_logs(event: object) -> None:
-    from workbench.core.bus import LogLine
-
-    if isinstance(event, LogLine):
-        sys.stderr.write(event.text + "\n")
-
-
 def cmd_invoke(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -243,60 +90,24 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
     try:
         cfg = resolve_config(args.dir, args)
-        _check_runnable(cfg)
+        check_runnable(cfg)
         payload = validate_payload(_read_event(args.event))
     except (ConfigError, FileNotFoundError) as exc:
-        print(f"workbench: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        say(str(exc))
+        return ExitCode.USAGE
     except ServiceError as exc:
-        print(f"workbench: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE
+        say(f"{exc.code}: {exc.message}")
+        return ExitCode.USAGE
     from workbench.core.reload.builders import builder_for
 
     try:
-        if builder_for(cfg).needed and not asyncio.run(_build_once(cfg, quiet=args.quiet)):
-            return EXIT_USAGE
+        if builder_for(cfg).needed and not asyncio.run(build_once(cfg, quiet=args.quiet)):
+            return ExitCode.USAGE
         event_name = Path(args.event).stem if args.event not in (None, "-") else None
         return asyncio.run(_invoke_once(cfg, payload, quiet=args.quiet, event_name=event_name))
     except KeyboardInterrupt:
-        print("workbench: interrupted; the function was stopped.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-async def _build_once(cfg: FunctionConfig, quiet: bool) -> bool:
-    """Build a function that builds (go.mod, Cargo.toml, `build` in config) before it runs:
-    output on stderr as it comes (the tail only, on failure, when quiet)."""
-    from workbench.core.bus import Bus
-    from workbench.core.reload.builders import builder_for
-
-    bus = Bus()
-    if not quiet:
-        bus.subscribe(_print_logs)
-    builder = builder_for(cfg, bus)
-    if not builder.needed:
-        return True
-    result = await builder.build()
-    if not result.ok:
-        if quiet:
-            sys.stderr.write(result.output_tail + "\n")
-        print(
-            f"workbench: {cfg.name}: the build failed ({builder.kind}); see its output above",
-            file=sys.stderr,
-        )
-    return result.ok
-
-
-def _cancel_on_termination() -> None:
-    """SIGTERM and SIGHUP cancel the main task like Ctrl+C does, so cleanup always runs: the
-    function lives in its own session and would not get the signal itself."""
-    import asyncio
-    import signal
-
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, task.cancel)
+        say("interrupted; the function was stopped.")
+        return ExitCode.INTERRUPTED
 
 
 async def _invoke_once(
@@ -311,19 +122,19 @@ async def _invoke_once(
 
     bus = Bus()
     if not quiet:
-        bus.subscribe(_print_logs)
+        bus.subscribe(print_logs)
     stores = open_stores_for([cfg])
     recorder = attach(bus, stores)
     function = Function(cfg, bus)
-    _cancel_on_termination()
+    cancel_on_termination()
     try:
         handle = function.start_invoke(InvokeRequest(payload, source="cli"))
         if event_name:
             recorder.name_event(handle.request_id, event_name)
         record = await handle.record
     except asyncio.CancelledError:
-        print("workbench: terminated; the function was stopped.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        say("terminated; the function was stopped.")
+        return ExitCode.INTERRUPTED
     finally:
         await function.close()
         recorder.detach()
@@ -333,22 +144,7 @@ async def _invoke_once(
     if not record.result.payload.endswith(b"\n"):
         out.write(b"\n")
     out.flush()
-    return EXIT_FUNCTION_ERROR if record.result.function_error else EXIT_OK
-
-
-def _runnable(args: argparse.Namespace) -> list[ResolvedFunction] | None:
-    """The functions the targets name, each checked to be startable; None (and the reason on
-    stderr) when one is not."""
-    from workbench.core.config.function import ConfigError
-
-    try:
-        resolved = resolve(args.dirs, args)
-        for fn in resolved:
-            _check_runnable(fn.config)
-    except ConfigError as exc:
-        print(f"workbench: {exc}", file=sys.stderr)
-        return None
-    return resolved
+    return ExitCode.FAILED if record.result.function_error else ExitCode.OK
 
 
 def tui_parser() -> argparse.ArgumentParser:
@@ -365,7 +161,7 @@ def tui_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--port",
-        type=_port,
+        type=parse_port,
         default=None,
         help="also serve the Invoke API here (default 9001, or a free port when "
         "9001 is taken; 0 picks a free one)",
@@ -375,23 +171,19 @@ def tui_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-api", dest="api", action="store_false", help="do not serve the Invoke API")
     p.add_argument("--theme", help="theme for this run (ctrl+t switches and remembers one)")
-    _function_flags(p)
+    function_flags(p)
     return p
 
 
 def cmd_tui(argv: list[str]) -> int:
     args = tui_parser().parse_args(argv)
-    resolved = _runnable(args)
+    resolved = runnable(args)
     if resolved is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     configs = [fn.config for fn in resolved]
     if not sys.stdout.isatty():
-        print(
-            "workbench: the TUI needs a terminal; for scripts use `workbench invoke` or "
-            "`workbench serve`",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        say("the TUI needs a terminal; for scripts use `workbench invoke` or `workbench serve`")
+        return ExitCode.USAGE
     from workbench.core.session import Session
     from workbench.ui.app import WorkbenchApp
 
@@ -406,7 +198,7 @@ def cmd_tui(argv: list[str]) -> int:
         describers={name: r.describe for name, r in readers.items()},
     )
     app = WorkbenchApp(session, theme=args.theme)
-    return app.run() or EXIT_OK
+    return app.run() or ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"`workbench {close[0]}`?",
                     file=sys.stderr,
                 )
-                return EXIT_USAGE
+                return ExitCode.USAGE
         return cmd_tui(argv)
     args = parser.parse_args(argv)
     if args.command == "invoke":
@@ -433,4 +225,4 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in extra:
         return int(extra[args.command].run(args))
     parser.print_help()
-    return EXIT_USAGE
+    return ExitCode.USAGE
