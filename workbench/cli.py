@@ -1,4 +1,5 @@
-"""The `workbench` command. Imports stay inside the commands so that `workbench invoke` starts
+"""The `workbench` command: the TUI, and the dispatch to the command modules in
+workbench/commands/. Imports stay inside the commands so that `workbench invoke` starts
 quickly and the headless commands never load the UI."""
 
 from __future__ import annotations
@@ -8,16 +9,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.commands import ExitCode
+from workbench.commands import ExitCode, discover
 from workbench.commands._common import (
-    build_once,
-    cancel_on_termination,
-    check_runnable,
     function_flags,
     parse_port,
-    print_logs,
     rereader,
-    resolve_config,
     runnable,
     say,
     targets_argument,
@@ -26,10 +22,11 @@ from workbench.commands._common import (
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from workbench.core.config.function import FunctionConfig
+# The command most people start with leads `workbench --help`; the others follow by name.
+FIRST = "invoke"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: dict[str, ModuleType] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
         usage="workbench TARGET [TARGET ...] [options]   (the TUI)\n       workbench COMMAND ...",
@@ -41,110 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="workbench")
-
-    inv = sub.add_parser(
-        "invoke",
-        help="invoke a function once and print its response",
-        description="Invoke once: the response on stdout, logs on stderr. "
-        "Exit 0 on success, 1 on a function error, 2 on bad input.",
-    )
-    inv.add_argument(
-        "dir",
-        type=Path,
-        metavar="TARGET",
-        help="the function's folder, a SAM template, or a folder holding one",
-    )
-    inv.add_argument(
-        "-e", "--event", metavar="FILE", help="event JSON file, or - for stdin (default: {})"
-    )
-    inv.add_argument("-q", "--quiet", action="store_true", help="do not print logs")
-    function_flags(inv)
-
-    for module in _extra_commands().values():
-        module.add_parser(sub)
+    commands = discover() if commands is None else commands
+    for name in sorted(commands, key=lambda n: n != FIRST):  # stable: the rest keep their order
+        commands[name].add_parser(sub)
     return parser
-
-
-def _extra_commands() -> dict[str, ModuleType]:
-    from workbench.commands import discover
-
-    return discover()
-
-
-def _read_event(source: str | None) -> bytes:
-    if source is None:
-        return b"{}"
-    if source == "-":
-        return sys.stdin.buffer.read()
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"event file not found: {source}")
-    return path.read_bytes()
-
-
-def cmd_invoke(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from workbench.core.config.function import ConfigError
-    from workbench.core.engine.payloads import ServiceError, validate_payload
-
-    try:
-        cfg = resolve_config(args.dir, args)
-        check_runnable(cfg)
-        payload = validate_payload(_read_event(args.event))
-    except (ConfigError, FileNotFoundError) as exc:
-        say(str(exc))
-        return ExitCode.USAGE
-    except ServiceError as exc:
-        say(f"{exc.code}: {exc.message}")
-        return ExitCode.USAGE
-    from workbench.core.reload.builders import builder_for
-
-    try:
-        if builder_for(cfg).needed and not asyncio.run(build_once(cfg, quiet=args.quiet)):
-            return ExitCode.USAGE
-        event_name = Path(args.event).stem if args.event not in (None, "-") else None
-        return asyncio.run(_invoke_once(cfg, payload, quiet=args.quiet, event_name=event_name))
-    except KeyboardInterrupt:
-        say("interrupted; the function was stopped.")
-        return ExitCode.INTERRUPTED
-
-
-async def _invoke_once(
-    cfg: FunctionConfig, payload: bytes, quiet: bool, event_name: str | None = None
-) -> int:
-    import asyncio
-
-    from workbench.core.bus import Bus
-    from workbench.core.engine.function import Function
-    from workbench.core.history.recorder import attach, open_stores_for
-    from workbench.core.record import InvokeRequest
-
-    bus = Bus()
-    if not quiet:
-        bus.subscribe(print_logs)
-    stores = open_stores_for([cfg])
-    recorder = attach(bus, stores)
-    function = Function(cfg, bus)
-    cancel_on_termination()
-    try:
-        handle = function.start_invoke(InvokeRequest(payload, source="cli"))
-        if event_name:
-            recorder.name_event(handle.request_id, event_name)
-        record = await handle.record
-    except asyncio.CancelledError:
-        say("terminated; the function was stopped.")
-        return ExitCode.INTERRUPTED
-    finally:
-        await function.close()
-        recorder.detach()
-        stores.close()
-    out = sys.stdout.buffer
-    out.write(record.result.payload)
-    if not record.result.payload.endswith(b"\n"):
-        out.write(b"\n")
-    out.flush()
-    return ExitCode.FAILED if record.result.function_error else ExitCode.OK
 
 
 def tui_parser() -> argparse.ArgumentParser:
@@ -203,9 +100,8 @@ def cmd_tui(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    extra = _extra_commands()
-    known = ("invoke", "-h", "--help", "--version", *extra)
+    commands = discover()
+    known = ("-h", "--help", "--version", *commands)
     if argv and argv[0] not in known:
         if not Path(argv[0]).exists() and not argv[0].startswith("-"):
             import difflib
@@ -219,10 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return ExitCode.USAGE
         return cmd_tui(argv)
+    parser = build_parser(commands)
     args = parser.parse_args(argv)
-    if args.command == "invoke":
-        return cmd_invoke(args)
-    if args.command in extra:
-        return int(extra[args.command].run(args))
+    if args.command in commands:
+        return int(commands[args.command].run(args))
     parser.print_help()
     return ExitCode.USAGE
