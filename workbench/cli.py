@@ -1,6 +1,7 @@
-"""The `workbench` command: the TUI, and the dispatch to the command modules in
-workbench/commands/. Imports stay inside the commands so that `workbench invoke` starts
-quickly and the headless commands never load the UI."""
+"""The `workbench` command: it parses the command line and hands it to a command module in
+workbench/commands/ (`workbench TARGET...`, with no command named, goes to commands/_tui.py).
+What the commands do and share lives there; each imports what it needs inside its run(), so
+that `workbench invoke` starts quickly and the headless commands never load the UI."""
 
 from __future__ import annotations
 
@@ -10,14 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.commands import ExitCode, discover
-from workbench.commands._common import (
-    function_flags,
-    parse_port,
-    rereader,
-    runnable,
-    say,
-    targets_argument,
-)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -44,60 +37,6 @@ def build_parser(commands: dict[str, ModuleType] | None = None) -> argparse.Argu
     return parser
 
 
-def tui_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="workbench",
-        usage="workbench TARGET [TARGET ...] [options]",
-        description="Open the workbench TUI on one or more functions (folders or SAM "
-        "templates). Other commands: workbench {invoke,serve,replay,events,history,"
-        "doctor} --help.",
-    )
-    targets_argument(p)
-    p.add_argument(
-        "--no-watch", dest="watch", action="store_false", help="do not reload when files change"
-    )
-    p.add_argument(
-        "--port",
-        type=parse_port,
-        default=None,
-        help="also serve the Invoke API here (default 9001, or a free port when "
-        "9001 is taken; 0 picks a free one)",
-    )
-    p.add_argument(
-        "--host", default="127.0.0.1", help="address of the Invoke API (default 127.0.0.1)"
-    )
-    p.add_argument("--no-api", dest="api", action="store_false", help="do not serve the Invoke API")
-    p.add_argument("--theme", help="theme for this run (ctrl+t switches and remembers one)")
-    function_flags(p)
-    return p
-
-
-def cmd_tui(argv: list[str]) -> int:
-    args = tui_parser().parse_args(argv)
-    resolved = runnable(args)
-    if resolved is None:
-        return ExitCode.USAGE
-    configs = [fn.config for fn in resolved]
-    if not sys.stdout.isatty():
-        say("the TUI needs a terminal; for scripts use `workbench invoke` or `workbench serve`")
-        return ExitCode.USAGE
-    from workbench.core.session import Session
-    from workbench.ui.app import WorkbenchApp
-
-    port = None if not args.api else args.port
-    session = Session(
-        configs,
-        watch=args.watch,
-        host=args.host,
-        port=(9001 if port is None else port) if args.api else None,
-        port_fallback=args.api and port is None,
-        resolvers=(readers := {fn.config.name: rereader(fn, args) for fn in resolved}),
-        describers={name: r.describe for name, r in readers.items()},
-    )
-    app = WorkbenchApp(session, theme=args.theme)
-    return app.run() or ExitCode.OK
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = discover()
@@ -114,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return ExitCode.USAGE
-        return cmd_tui(argv)
+        from workbench.commands import _tui
+
+        return int(_tui.run(_tui.build_parser().parse_args(argv)))
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     if args.command in commands:

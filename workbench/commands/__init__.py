@@ -3,7 +3,8 @@
     def add_parser(sub: argparse._SubParsersAction) -> None   # registers `workbench NAME`
     def run(args: argparse.Namespace) -> int                  # runs it, returns an ExitCode
 
-Modules whose name starts with `_` are not commands: `_common` holds what the commands share.
+Modules whose name starts with `_` are not commands: `_common` holds what the commands share,
+`_tui` is what `workbench TARGET...` runs when no command is named.
 
 Modules import only argparse/pathlib at the top: everything else inside run(), so that
 `workbench --help` and `workbench invoke` stay fast.
