@@ -9,7 +9,8 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from tests.ui.conftest import run_app, wait_for
-from workbench.cli import rereader, resolve, tui_parser
+from workbench.commands._common import rereader, resolve
+from workbench.commands._tui import build_parser as tui_parser
 from workbench.core.session import Session
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.prefs import Prefs

@@ -4,14 +4,13 @@ the toolchains it needs, with versions."""
 from __future__ import annotations
 
 import argparse
-import sys
 
-from workbench.cli import (
-    EXIT_OK,
-    EXIT_USAGE,
-    _check_runnable,
-    _function_flags,
+from workbench.commands import ExitCode
+from workbench.commands._common import (
+    check_runnable,
+    function_flags,
     resolve,
+    say,
     targets_argument,
 )
 
@@ -24,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "from, then the toolchains it needs, with versions.",
     )
     targets_argument(doc)
-    _function_flags(doc)
+    function_flags(doc)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,8 +64,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     try:
         resolved = resolve(args.dirs, args)
     except ConfigError as exc:
-        print(f"workbench: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        say(str(exc))
+        return ExitCode.USAGE
     needed: set[str] = set()
     problems = 0
     for fn in resolved:
@@ -79,7 +78,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             )
         )
         try:
-            _check_runnable(cfg)
+            check_runnable(cfg)
         except ConfigError as exc:
             problems += 1
             print(f"  cannot start: {exc}")
@@ -88,4 +87,4 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     lines = _toolchains(needed)
     print("\n".join(lines))
     missing = [line for line in lines if "not found (needed" in line]
-    return EXIT_USAGE if problems or missing else EXIT_OK
+    return ExitCode.USAGE if problems or missing else ExitCode.OK

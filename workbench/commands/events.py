@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from workbench.commands import ExitCode
+from workbench.commands._common import key_values, say
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -112,7 +113,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
-    from workbench.cli import key_values
     from workbench.core.saved_events.store import EventError
 
     return key_values(items, "--param", EventError)
@@ -166,7 +166,7 @@ def _list(args: argparse.Namespace) -> int:
         "`workbench events show NAME` for parameters.",
         file=sys.stderr,
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -191,7 +191,7 @@ def _show(args: argparse.Namespace) -> int:
         print(f"\ncomputed on every use: {', '.join(sample.derived)}")
     print()
     sys.stdout.write(_dump(event))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -199,8 +199,8 @@ def _new(args: argparse.Namespace) -> int:
 
     event = render_sample(_sample_name(args), _pairs(args.param))
     if _output(event, args.output):
-        print(f"workbench: wrote {args.output}", file=sys.stderr)
-    return EXIT_OK
+        say(f"wrote {args.output}")
+    return ExitCode.OK
 
 
 def _output(doc: object, path: Path | None) -> bool:
@@ -245,8 +245,8 @@ def _save(args: argparse.Namespace) -> int:
     path = save_event(
         folder, args.name, event, {**old, **meta} if meta else None, overwrite=args.force
     )
-    print(f"workbench: saved {path}", file=sys.stderr)
-    return EXIT_OK
+    say(f"saved {path}")
+    return ExitCode.OK
 
 
 def _saved(args: argparse.Namespace) -> int:
@@ -255,14 +255,14 @@ def _saved(args: argparse.Namespace) -> int:
     folder = _events_dir(args.dir)
     names = list_saved(folder)
     if not names:
-        print(f"workbench: no saved events in {folder}", file=sys.stderr)
-        return EXIT_OK
+        say(f"no saved events in {folder}")
+        return ExitCode.OK
     width = max(len(n) for n in names)
     for name in names:
         meta = load_meta(folder, name)
         mark = "[pinned] " if meta.get("pinned") is True else ""
         print(f"{name:<{width}}  {mark}{meta.get('description', '')}".rstrip())
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _pin(args: argparse.Namespace) -> int:
@@ -277,8 +277,8 @@ def _pin(args: argparse.Namespace) -> int:
         if pinned
         else "unpinned"
     )
-    print(f"workbench: {name} {what}", file=sys.stderr)
-    return EXIT_OK
+    say(f"{name} {what}")
+    return ExitCode.OK
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -288,11 +288,8 @@ def _import(args: argparse.Namespace) -> int:
     statuses = import_into_folder(folder, _read(args.file), replace=args.replace)
     for name, status in statuses:
         print(f"  {name}: {status}", file=sys.stderr)
-    print(
-        f"workbench: {len(statuses)} event{'s' if len(statuses) != 1 else ''} in {folder}",
-        file=sys.stderr,
-    )
-    return EXIT_OK
+    say(f"{len(statuses)} event{'s' if len(statuses) != 1 else ''} in {folder}")
+    return ExitCode.OK
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -305,16 +302,15 @@ def _export(args: argparse.Namespace) -> int:
 
     document = export_folder(_events_dir(args.dir))
     if not _output(document, args.output):
-        return EXIT_OK
+        return ExitCode.OK
     count = len(document["components"]["examples"])
-    print(
-        f"workbench: wrote {count} event{'s' if count != 1 else ''} to {args.output}; to share "
+    say(
+        f"wrote {count} event{'s' if count != 1 else ''} to {args.output}; to share "
         f"them in the console:\n  aws schemas update-schema --registry-name {REGISTRY} "
         f"--schema-name {schema_name(args.function or 'FUNCTION')} --type {SCHEMA_TYPE} "
-        f"--content file://{args.output}\n  (create-schema the first time)",
-        file=sys.stderr,
+        f"--content file://{args.output}\n  (create-schema the first time)"
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 ACTIONS = {
@@ -336,12 +332,12 @@ def run(args: argparse.Namespace) -> int:
 
     action = ACTIONS.get(args.events_command or "")
     if action is None:
-        print("workbench: events needs an action: " + ", ".join(ACTIONS), file=sys.stderr)
-        return EXIT_USAGE
+        say("events needs an action: " + ", ".join(ACTIONS))
+        return ExitCode.USAGE
     try:
         return action(args)
     except (EventError, ConfigError) as exc:
-        print(f"workbench: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        say(str(exc))
+        return ExitCode.USAGE
     except BrokenPipeError:
-        return EXIT_OK
+        return ExitCode.OK

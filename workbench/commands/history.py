@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.commands import ExitCode
+from workbench.commands._common import say
+
 if TYPE_CHECKING:
     from workbench.core.history.store import HistoryStore
     from workbench.core.record import InvocationRecord
@@ -54,19 +57,19 @@ def run(args: argparse.Namespace) -> int:
     from workbench.core.history.store import HistoryError
 
     if args.last < 1:
-        print("workbench: --last must be at least 1", file=sys.stderr)
-        return 2
+        say("--last must be at least 1")
+        return ExitCode.USAGE
     try:
         folders = _folders(args.dir)
         if args.reloads:
             return _show_reloads(folders, args)
         entries = _entries(folders, args.last, args.function)
     except (ConfigError, HistoryError) as exc:
-        print(f"workbench: {exc}", file=sys.stderr)
-        return 2
+        say(str(exc))
+        return ExitCode.USAGE
     if args.json:
         _print_json(entries)
-        return 0
+        return ExitCode.OK
     if not entries:
         what = f" of {args.function}" if args.function else ""
         where = ", ".join(str(f) for f in folders) or str(args.dir)
@@ -74,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
             f"No invocations{what} recorded yet in {where}. Invoke the function "
             "(workbench invoke, serve, replay or the TUI) and they will show here."
         )
-        return 0
+        return ExitCode.OK
     print(_table(entries))
-    return 0
+    return ExitCode.OK
 
 
 def _folders(target: Path) -> list[Path]:
@@ -227,13 +230,13 @@ def _show_reloads(folders: list[Path], args: argparse.Namespace) -> int:
     if args.json:
         for r in found:
             sys.stdout.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
-        return 0
+        return ExitCode.OK
     if not found:
         print(
             "No reloads recorded yet: `workbench serve DIR --watch` or the TUI reload the "
             "function when its files are saved."
         )
-        return 0
+        return ExitCode.OK
     rows = []
     for r in found:
         changed = ", ".join(r.changed_paths[:3]) + (" ..." if len(r.changed_paths) > 3 else "")
@@ -256,4 +259,4 @@ def _show_reloads(folders: list[Path], args: argparse.Namespace) -> int:
             [4, 5, 6],
         )
     )
-    return 0
+    return ExitCode.OK

@@ -10,6 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.commands import ExitCode
+from workbench.commands._common import (
+    cancel_on_termination,
+    check_runnable,
+    function_flags,
+    print_logs,
+    resolve_config,
+    say,
+)
+
 if TYPE_CHECKING:
     from workbench.core.checks.judge import Baseline
     from workbench.core.config.function import FunctionConfig
@@ -17,16 +27,12 @@ if TYPE_CHECKING:
     from workbench.core.history.store import HistoryStore
     from workbench.core.record import InvocationRecord, InvokeRequest
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
 
 class UsageError(Exception):
     pass
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from workbench.cli import _function_flags
-
     p = sub.add_parser(
         "replay",
         help="run saved events or past invocations again and check the responses",
@@ -63,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML results to FILE")
     p.add_argument("--json", action="store_true", help="print the results as one JSON document")
     p.add_argument("--logs", action="store_true", help="print the function's logs on stderr")
-    _function_flags(p)
+    function_flags(p)
     _allow_events_after_options(p)
 
 
@@ -112,23 +118,22 @@ class Run:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from workbench.cli import _check_runnable, resolve_config
     from workbench.core.config.function import ConfigError
     from workbench.core.history.recorder import open_stores_for
     from workbench.core.history.store import HistoryError
 
     if args.from_history is not None and args.events:
-        print("workbench: give EVENT names or --from-history N, not both", file=sys.stderr)
-        return EXIT_USAGE
+        say("give EVENT names or --from-history N, not both")
+        return ExitCode.USAGE
     if args.from_history is not None and args.from_history < 1:
-        print("workbench: --from-history must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+        say("--from-history must be at least 1")
+        return ExitCode.USAGE
     try:
         cfg = resolve_config(args.dir, args)
-        _check_runnable(cfg)
+        check_runnable(cfg)
     except ConfigError as exc:
-        print(f"workbench: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        say(str(exc))
+        return ExitCode.USAGE
     stores = open_stores_for([cfg])
     try:
         try:
@@ -136,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         except HistoryError as exc:
             if args.from_history is not None:
                 raise UsageError(str(exc)) from None
-            print(f"workbench: warning: {exc}; replaying without history", file=sys.stderr)
+            say(f"warning: {exc}; replaying without history")
             store = None
         if args.from_history is not None:
             cases = _history_cases(cfg, store, args.from_history)
@@ -145,30 +150,30 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = asyncio.run(_replay(cfg, cases, stores, args.logs))
         except KeyboardInterrupt:
-            print("workbench: interrupted; the function was stopped.", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            say("interrupted; the function was stopped.")
+            return ExitCode.INTERRUPTED
         if result is None:
-            print("workbench: terminated; the function was stopped.", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            say("terminated; the function was stopped.")
+            return ExitCode.INTERRUPTED
         _judge(result, args.check)
         if args.check and store is not None:
             _mark(store, result)
     except UsageError as exc:
-        print(f"workbench: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        say(str(exc))
+        return ExitCode.USAGE
     finally:
         stores.close()
     if args.junit is not None:
         try:
             _write_junit(result, args.junit)
         except OSError as exc:
-            print(f"workbench: cannot write {args.junit}: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            say(f"cannot write {args.junit}: {exc}")
+            return ExitCode.USAGE
     if args.json:
         _print_json(result, args.check)
     else:
         _print_report(result, args.check)
-    return EXIT_FAILED if result.failed else EXIT_OK
+    return ExitCode.FAILED if result.failed else ExitCode.OK
 
 
 # ---- what to run ----
@@ -271,17 +276,16 @@ async def _replay(cfg: FunctionConfig, cases: list[Case], stores: Stores, logs: 
     import asyncio
     import time
 
-    from workbench.cli import _cancel_on_termination, _print_logs
     from workbench.core.bus import Bus
     from workbench.core.engine.function import Function
     from workbench.core.history.recorder import attach
 
     bus = Bus()
     if logs:
-        bus.subscribe(_print_logs)
+        bus.subscribe(print_logs)
     recorder = attach(bus, stores)
     function = Function(cfg, bus)
-    _cancel_on_termination()
+    cancel_on_termination()
     result = Run(cfg)
     t0 = time.monotonic()
     try:
@@ -317,9 +321,7 @@ def _mark(store: HistoryStore, result: Run) -> None:
         for o in result.outcomes:
             store.mark_checked(o.record.request_id, o.verdict)
     except sqlite3.Error as exc:
-        print(
-            f"workbench: warning: cannot note the check results in history: {exc}", file=sys.stderr
-        )
+        say(f"warning: cannot note the check results in history: {exc}")
 
 
 def _ms(value: float | None) -> str:

@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from workbench.cli import (
-    EXIT_OK,
-    EXIT_USAGE,
-    _build_once,
-    _function_flags,
-    _port,
-    _runnable,
+from workbench.commands import ExitCode
+from workbench.commands._common import (
+    build_once,
+    function_flags,
+    parse_port,
     rereader,
+    runnable,
+    say,
     targets_argument,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from workbench.core.bus import Bus, PinnedCheckFinished
     from workbench.core.config.function import FunctionConfig
     from workbench.core.engine.function import Invocable
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     targets_argument(srv)
     srv.add_argument(
-        "--port", type=_port, default=9001, help="port (default 9001; 0 picks a free one)"
+        "--port", type=parse_port, default=9001, help="port (default 9001; 0 picks a free one)"
     )
     srv.add_argument(
         "--host",
@@ -49,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="live reload: rebuild and restart a function when its files are saved "
         "(SIGUSR1 forces a cold start, SIGUSR2 a reload without a change)",
     )
-    _function_flags(srv)
+    function_flags(srv)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,9 +103,9 @@ def _pinned_line(event: PinnedCheckFinished) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    resolved = _runnable(args)
+    resolved = runnable(args)
     if resolved is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     configs = [fn.config for fn in resolved]
     rereaders = {fn.config.name: rereader(fn, args) for fn in resolved} if args.watch else {}
     try:
@@ -112,12 +113,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        print(
-            f"workbench: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    return EXIT_OK
+        say(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}")
+        return ExitCode.USAGE
+    return ExitCode.OK
 
 
 async def _serve(
@@ -126,7 +124,7 @@ async def _serve(
     port: int,
     quiet: bool,
     watch: bool = False,
-    rereaders: dict[str, Callable[[], FunctionConfig]] | None = None,
+    rereaders: Mapping[str, Callable[[], FunctionConfig]] | None = None,
 ) -> int:
     import asyncio
 
@@ -172,15 +170,15 @@ async def _serve(
             try:
                 built = [await r.start() for r in reloaders]
             except OSError as exc:  # e.g. the system's limit on watched folders
-                print(f"workbench: cannot watch for changes: {exc}", file=sys.stderr)
-                return EXIT_USAGE
+                say(f"cannot watch for changes: {exc}")
+                return ExitCode.USAGE
             failed = [c.name for c, b in zip(configs, built, strict=True) if not b.ok]
         else:
-            failed = [c.name for c in configs if not await _build_once(c, quiet)]
+            failed = [c.name for c in configs if not await build_once(c, quiet)]
             functions.update((c.name, _served(c, bus)) for c in configs)
         if failed:
-            print(f"workbench: cannot serve: {', '.join(failed)} did not build", file=sys.stderr)
-            return EXIT_USAGE
+            say(f"cannot serve: {', '.join(failed)} did not build")
+            return ExitCode.USAGE
         return await _serve_api(functions, configs, host, port, watch, bus)
     finally:
         if checks is not None:
@@ -216,7 +214,7 @@ async def _serve_api(
 
     api = InvokeAPI(functions, host=host, port=port, region=configs[0].region, bus=bus)
     await api.start()
-    print(f"workbench: serving the Lambda Invoke API on {api.url}", file=sys.stderr)
+    say(f"serving the Lambda Invoke API on {api.url}")
     for c in configs:
         print(f"  {c.name}: {c.runtime} {c.handler} ({c.code_dir})", file=sys.stderr)
     if watch:
@@ -246,4 +244,4 @@ async def _serve_api(
         await stop.wait()
     finally:
         await api.stop()
-    return EXIT_OK
+    return ExitCode.OK

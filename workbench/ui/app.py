@@ -30,6 +30,7 @@ from workbench.core.saved_events import store as saved
 from workbench.core.session import Session
 from workbench.core.vocab import Source
 from workbench.ui.bridge import Bridge
+from workbench.ui.exit_guard import ExitGuard
 from workbench.ui.messages import (
     CoreEvents,
     EditEventRequested,
@@ -110,6 +111,7 @@ class WorkbenchApp(App[int]):
         self.mine: set[str] = set()  # invocations this UI asked for: selected when they end
         self.bridge: Bridge | None = None
         self.closed = False
+        self.exit_guard = ExitGuard()
         self.theme_problems: list[str] = []
 
     # ---- building the screen ----
@@ -178,7 +180,7 @@ class WorkbenchApp(App[int]):
         self._refresh_status()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
+            loop.add_signal_handler(sig, lambda: self.call_later(self._quit_on_signal))
         if self.start_session:
             self.run_session()
 
@@ -580,6 +582,15 @@ class WorkbenchApp(App[int]):
 
     async def action_quit(self) -> None:
         await self.shutdown()
+        self.exit(0)
+
+    async def _quit_on_signal(self) -> None:
+        """SIGTERM, or SIGHUP when the terminal closed: quit as ctrl+q does. Textual's own
+        teardown then writes to the terminal, and with the terminal gone that write can block
+        for good (seen under load). By then every function is stopped and history is on disk,
+        so the guard ends the process if the teardown has not within EXIT_GRACE_S."""
+        await self.shutdown()
+        self.exit_guard.arm()
         self.exit(0)
 
     async def shutdown(self) -> None:

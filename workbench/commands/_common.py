@@ -1,0 +1,248 @@
+"""What the commands (and the TUI launch) share: the function-settings flags, TARGET arguments,
+resolving and checking functions, building once, and how messages reach the user.
+
+Only argparse, pathlib and sys at the top, like the commands themselves: the core is imported
+inside each helper, when a command actually runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.core.config.function import FunctionConfig
+    from workbench.core.config.resolve import ResolvedFunction
+
+
+def say(message: str) -> None:
+    """A message for the user on stderr (stdout is kept for the command's output), prefixed as
+    all of workbench's own messages are."""
+    print(f"workbench: {message}", file=sys.stderr)
+
+
+# ---- arguments ----
+
+
+def function_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "function settings (override workbench.toml, the template and what the folder says)"
+    )
+    g.add_argument("--handler", help="handler, e.g. app.handler or index.handler")
+    g.add_argument("--runtime", help="python3.12, nodejs20.x, provided.al2023, ...")
+    g.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="timeout (default 3, as in Lambda)"
+    )
+    g.add_argument("--memory", type=int, metavar="MB", help="memory size in MB (default 128)")
+    g.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the function (repeatable; wins over all)",
+    )
+    g.add_argument(
+        "--env-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a .env file of variables (repeatable; .env in the folder is read too)",
+    )
+    g.add_argument(
+        "--runtime-client",
+        choices=("builtin", "awslambdaric"),
+        help="Python runtime client: workbench's own (default) or awslambdaric",
+    )
+    g.add_argument("--region", help="AWS region the function believes it is in (us-east-1)")
+    t = p.add_argument_group("SAM / CloudFormation templates")
+    t.add_argument(
+        "--function",
+        metavar="LOGICAL_ID",
+        help="which function of a template (default: all; invoke needs one)",
+    )
+    t.add_argument(
+        "--parameter-overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter value (repeatable)",
+    )
+
+
+def targets_argument(p: argparse.ArgumentParser) -> None:
+    """One or more TARGETs (TUI, serve, doctor): function folders and/or SAM templates."""
+    p.add_argument(
+        "dirs", type=Path, nargs="+", metavar="TARGET", help="function folders and/or SAM templates"
+    )
+
+
+def parse_port(text: str) -> int:
+    """argparse type of --port: a bad one is a usage error in argparse's own words."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0 picks a free one)")
+    return number
+
+
+def key_values(items: list[str], flag: str, error: type[Exception] | None = None) -> dict[str, str]:
+    """`KEY=VALUE` flags (--env, --param, ...) as a dict; a malformed one raises `error`
+    (ConfigError by default) naming the flag."""
+    if error is None:
+        from workbench.core.config.function import ConfigError
+
+        error = ConfigError
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise error(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+# ---- resolving and checking functions ----
+
+
+def overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The function settings given as flags (None where a flag was not given)."""
+    return {
+        "handler": args.handler,
+        "runtime": args.runtime,
+        "timeout": args.timeout,
+        "memory": args.memory,
+        "region": args.region,
+        "runtime_client": args.runtime_client,
+    }
+
+
+def resolve(targets: list[Path], args: argparse.Namespace) -> list[ResolvedFunction]:
+    """Flags, workbench.toml, templates and the folder, layered (see core/config/resolve.py)."""
+    from workbench.core.config.resolve import resolve_functions
+
+    resolved = resolve_functions(
+        targets,
+        function=args.function,
+        overrides=overrides(args),
+        parameter_overrides=key_values(args.parameter_overrides, "--parameter-overrides"),
+        env_files=args.env_file,
+        env=key_values(args.env, "--env"),
+    )
+    for fn in resolved:
+        for warning in fn.warnings:
+            say(f"warning: {warning}")
+    return resolved
+
+
+class Rereader:
+    """Reads a function's configuration again, with the same flags (live reload of a config
+    edit), and remembers the last reading, sources included, for the TUI to show."""
+
+    def __init__(self, fn: ResolvedFunction, args: argparse.Namespace) -> None:
+        self.fn = self.latest = fn
+        self.overrides = overrides(args)
+        self.params = key_values(args.parameter_overrides, "--parameter-overrides")
+        self.env = key_values(args.env, "--env")
+        self.env_files = args.env_file
+
+    def __call__(self) -> FunctionConfig:
+        from workbench.core.config.resolve import resolve_again
+
+        self.latest = resolve_again(
+            self.fn,
+            overrides=self.overrides,
+            parameter_overrides=self.params,
+            env_files=self.env_files,
+            env=self.env,
+        )
+        return self.latest.config
+
+    def describe(self) -> str:
+        return self.latest.describe()
+
+
+def rereader(fn: ResolvedFunction, args: argparse.Namespace) -> Rereader:
+    return Rereader(fn, args)
+
+
+def resolve_config(target: Path, args: argparse.Namespace) -> FunctionConfig:
+    """The one function a TARGET names (invoke, replay): several is a ConfigError."""
+    from workbench.core.config.function import ConfigError
+
+    resolved = resolve([target], args)
+    if len(resolved) != 1:
+        names = ", ".join(fn.config.name for fn in resolved)
+        raise ConfigError(
+            f"{target} holds {len(resolved)} functions ({names}); pick one with --function"
+        )
+    return resolved[0].config
+
+
+def check_runnable(cfg: FunctionConfig) -> None:
+    """Refuse early, in words, what cannot start; the runtime launcher knows what each needs."""
+    from workbench.core.runtimes import launch_for
+
+    launch_for(cfg)
+
+
+def runnable(args: argparse.Namespace) -> list[ResolvedFunction] | None:
+    """The functions the targets name, each checked to be startable; None (and the reason on
+    stderr) when one is not."""
+    from workbench.core.config.function import ConfigError
+
+    try:
+        resolved = resolve(args.dirs, args)
+        for fn in resolved:
+            check_runnable(fn.config)
+    except ConfigError as exc:
+        say(str(exc))
+        return None
+    return resolved
+
+
+# ---- running functions headless ----
+
+
+def print_logs(event: object) -> None:
+    """Bus subscriber: the function's log lines on stderr, as they come."""
+    from workbench.core.bus import LogLine
+
+    if isinstance(event, LogLine):
+        sys.stderr.write(event.text + "\n")
+
+
+async def build_once(cfg: FunctionConfig, quiet: bool) -> bool:
+    """Build a function that builds (go.mod, Cargo.toml, `build` in config) before it runs:
+    output on stderr as it comes (the tail only, on failure, when quiet)."""
+    from workbench.core.bus import Bus
+    from workbench.core.reload.builders import builder_for
+
+    bus = Bus()
+    if not quiet:
+        bus.subscribe(print_logs)
+    builder = builder_for(cfg, bus)
+    if not builder.needed:
+        return True
+    result = await builder.build()
+    if not result.ok:
+        if quiet:
+            sys.stderr.write(result.output_tail + "\n")
+        say(f"{cfg.name}: the build failed ({builder.kind}); see its output above")
+    return result.ok
+
+
+def cancel_on_termination() -> None:
+    """SIGTERM and SIGHUP cancel the main task like Ctrl+C does, so cleanup always runs: the
+    function lives in its own session and would not get the signal itself."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, task.cancel)
