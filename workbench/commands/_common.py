@@ -215,23 +215,36 @@ def print_logs(event: object) -> None:
         sys.stderr.write(event.text + "\n")
 
 
+def needs_build(cfg: FunctionConfig) -> bool:
+    """Whether build_once has anything to do: a compile step, or requirements not yet
+    installed. Checked first, so a function that needs neither never starts an event loop."""
+    from workbench.core.bus import Bus
+    from workbench.core.reload.builders import builder_for
+    from workbench.core.reload.dependencies import dependencies_for
+
+    deps = dependencies_for(cfg, Bus())
+    return builder_for(cfg).needed or (deps is not None and deps.needed)
+
+
 async def build_once(cfg: FunctionConfig, quiet: bool) -> bool:
     """Build a function that builds (go.mod, Cargo.toml, `build` in config) before it runs:
     output on stderr as it comes (the tail only, on failure, when quiet)."""
     from workbench.core.bus import Bus
     from workbench.core.reload.builders import builder_for
+    from workbench.core.reload.dependencies import dependencies_for, install_then_build
 
     bus = Bus()
     if not quiet:
         bus.subscribe(print_logs)
     builder = builder_for(cfg, bus)
-    if not builder.needed:
+    deps = dependencies_for(cfg, bus)
+    if not builder.needed and (deps is None or not deps.needed):
         return True
-    result = await builder.build()
+    result = await install_then_build(cfg, bus, builder, deps)
     if not result.ok:
         if quiet:
             sys.stderr.write(result.output_tail + "\n")
-        say(f"{cfg.name}: the build failed ({builder.kind}); see its output above")
+        say(f"{cfg.name}: the build failed; see its output above")
     return result.ok
 
 

@@ -14,6 +14,7 @@ from workbench.commands._common import (
     cancel_on_termination,
     check_runnable,
     function_flags,
+    needs_build,
     print_logs,
     resolve_config,
     say,
@@ -59,10 +60,8 @@ def run(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         say(f"{exc.code}: {exc.message}")
         return ExitCode.USAGE
-    from workbench.core.reload.builders import builder_for
-
     try:
-        if builder_for(cfg).needed and not asyncio.run(build_once(cfg, quiet=args.quiet)):
+        if needs_build(cfg) and not asyncio.run(build_once(cfg, quiet=args.quiet)):
             return ExitCode.USAGE
         event_name = Path(args.event).stem if args.event not in (None, "-") else None
         return asyncio.run(_invoke_once(cfg, payload, quiet=args.quiet, event_name=event_name))
@@ -116,4 +115,10 @@ async def _invoke_once(
     if not record.result.payload.endswith(b"\n"):
         out.write(b"\n")
     out.flush()
+    if record.result.function_error:
+        from workbench.core.config.describe import missing_module_hint
+
+        hint = missing_module_hint(cfg, record.result.payload)
+        if hint is not None:
+            say(hint)
     return ExitCode.FAILED if record.result.function_error else ExitCode.OK

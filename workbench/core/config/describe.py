@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -101,4 +103,32 @@ def check_handler_file(config: FunctionConfig, source: str) -> str | None:
         f"{config.name}: handler {config.handler} ({source}) needs "
         f"{display_path(files[0])}, which does not exist; the first invoke will fail with "
         "Runtime.ImportModuleError"
+    )
+
+
+_MISSING_MODULE = re.compile(r"No module named '([^']+)'")
+
+
+def missing_module_hint(config: FunctionConfig, error_body: bytes) -> str | None:
+    """For a Runtime.ImportModuleError over a module the function's folder does not hold:
+    where its dependencies go (the error itself stays the service's)."""
+    try:
+        doc = json.loads(error_body)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("errorType") != "Runtime.ImportModuleError":
+        return None
+    found = _MISSING_MODULE.search(str(doc.get("errorMessage", "")))
+    if found is None or config.family != "python":
+        return None
+    top = found.group(1).split(".")[0]
+    folder = display_path(config.code_dir)
+    if (config.code_dir / "requirements.txt").is_file():
+        return (
+            f"hint: {top} is not installed for {config.name}: add it to "
+            f"{folder}/requirements.txt (workbench installs that file for the function)"
+        )
+    return (
+        f"hint: {top} is not installed for {config.name}: list it in a requirements.txt in "
+        f"{folder}, and workbench installs it for the function's runtime as `sam build` does"
     )

@@ -23,7 +23,17 @@ NODE_EXTS = (".js", ".mjs", ".cjs")
 PROVIDED = ("provided", "provided.al2", "provided.al2023")
 DEFAULT_HISTORY_RECORDS = 5000
 BUILD_DIR = Path(".workbench") / "build"  # a builder's output, relative to code_dir
+# installed dependencies (reload/dependencies.py): one folder per set, DEPS_CURRENT names
+# the one in use
+DEPS_DIR = Path(".workbench") / "deps"
+DEPS_CURRENT = "current"
 DEFAULT_HISTORY_MB = 512
+
+
+def venv_site_packages(code_dir: Path) -> Path | None:
+    """The site-packages of a `.venv` in the function's folder, when there is one."""
+    found = sorted((code_dir / ".venv" / "lib").glob("python3*/site-packages"))
+    return found[-1] if found else None
 
 
 class ConfigError(Exception):
@@ -64,6 +74,22 @@ class FunctionConfig:
     def built_bootstrap(self) -> Path:
         """Where a builder puts the function's executable (go, rust): the runtime starts it."""
         return self.code_dir / BUILD_DIR / "bootstrap"
+
+    def dependencies_dir(self) -> Path | None:
+        """Where the function imports its own dependencies from, when it has any: a `.venv`
+        in its folder, else the set workbench installed from its requirements."""
+        if self.family != "python":
+            return None
+        venv = venv_site_packages(self.code_dir)
+        if venv is not None:
+            return venv
+        root = self.code_dir / DEPS_DIR
+        try:
+            key = (root / DEPS_CURRENT).read_text().strip()
+        except OSError:
+            return None
+        folder = root / key
+        return folder if key and folder.is_dir() else None
 
     @property
     def arn(self) -> str:

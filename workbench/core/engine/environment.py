@@ -88,6 +88,9 @@ def lambda_env(
     if launch.execution_env:
         env["AWS_EXECUTION_ENV"] = launch.execution_env
     _add_layers(env, cfg)
+    deps = cfg.dependencies_dir()
+    if deps is not None:  # beside the code, as `sam build` puts them: before any layer
+        _extend(env, "PYTHONPATH", [str(deps.resolve())], first=True)
     return env
 
 

@@ -35,6 +35,7 @@ from workbench.core.engine.payloads import ServiceError
 from workbench.core.engine.pool import FunctionPool
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 from workbench.core.reload.builders import Builder, BuildResult, builder_for
+from workbench.core.reload.dependencies import dependencies_for, install_then_build
 from workbench.core.reload.watcher import BUILD_OUTPUTS, Watcher, WatchFilter
 
 SETTLE_S = 0.05  # before a build: the rest of a burst of saves joins the same build
@@ -106,7 +107,7 @@ class Reloader:
                 self._filter(self._cfg, self.builder), self._cfg.layers, files=files
             )
             await self._watcher.start()  # before the build: a save made during it still counts
-        self.last_build = await self.builder.build()
+        self.last_build = await install_then_build(self._cfg, self.bus, self.builder)
         if self.last_build.ok:
             self._current = version_for(self._cfg, self.bus)
         if self._watcher is not None:
@@ -244,11 +245,13 @@ class Reloader:
                 return
             if cfg != self._cfg:
                 builder = builder_for(cfg, self.bus)
-        if builder.needed and self.settle_s > 0:
+        deps = dependencies_for(cfg, self.bus)
+        installing = deps is not None and deps.needed
+        if (builder.needed or installing) and self.settle_s > 0:
             await asyncio.sleep(self.settle_s)
         build_ms: float | None = None
-        if builder.needed:
-            self.last_build = result = await builder.build()
+        if builder.needed or installing:
+            self.last_build = result = await install_then_build(cfg, self.bus, builder, deps)
             build_ms = result.duration_ms
             if not result.ok:
                 self._finish(build_ms, None, _build_error(result))
