@@ -128,3 +128,47 @@ async def test_an_edited_requirement_reinstalls_and_a_bad_one_keeps_the_last_goo
         assert await answer(reloader) == {"greet": "2.0"}  # the last good set still serves
     finally:
         await reloader.close()
+
+
+def node_function(tmp_path: Path, version: str) -> Path:
+    folder = tmp_path / "node-needs-greet"
+    package = folder / "pkgs" / "greet"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text('{"name": "greet", "version": "1.0.0"}')
+    (package / "index.js").write_text(f"module.exports = {{ VERSION: {version!r} }};\n")
+    (folder / "package.json").write_text(
+        '{"name": "fn", "version": "1.0.0", "dependencies": {"greet": "file:./pkgs/greet"}}'
+    )
+    (folder / "index.js").write_text(
+        'const greet = require("greet");\nexports.handler = async () => ({ greet: greet.VERSION });\n'
+    )
+    return folder
+
+
+def test_a_node_package_gets_npm_install_when_it_has_no_node_modules(tmp_path: Path) -> None:
+    folder = node_function(tmp_path, "n1")
+    first = cli(folder, event=b"{}")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"greet": "n1"}
+    assert "running npm install for node-needs-greet" in first.stderr
+    assert (folder / "node_modules").exists() and (folder / "package-lock.json").is_file()
+    again = cli(folder, event=b"{}")
+    assert again.returncode == 0 and "running npm" not in again.stderr
+    # with the lock file npm wrote, a changed package.json means `npm ci`
+    (folder / "package.json").write_text(
+        '{"name": "fn", "version": "1.0.1", "dependencies": {"greet": "file:./pkgs/greet"}}'
+    )
+    changed = cli(folder, event=b"{}")
+    assert changed.returncode == 0, changed.stderr
+    assert "running npm ci for node-needs-greet" in changed.stderr
+
+
+def test_a_node_modules_of_the_developers_own_is_left_alone(tmp_path: Path) -> None:
+    folder = node_function(tmp_path, "n1")
+    own = folder / "node_modules" / "greet"
+    own.mkdir(parents=True)
+    (own / "index.js").write_text("module.exports = { VERSION: 'hand-made' };\n")
+    done = cli(folder, event=b"{}")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"greet": "hand-made"}
+    assert "running npm" not in done.stderr

@@ -1,4 +1,4 @@
-"""A Python function's own dependencies, installed as `sam build` installs them, kept warm.
+"""A function's own dependencies, installed as `sam build` installs them, and kept warm.
 
 Lambda runs a function with its dependencies beside its code (`sam build` pip-installs
 requirements.txt into the artefact). Locally they go into the code folder's
@@ -11,6 +11,9 @@ What counts as the function's requirements, first found wins: a `.venv` in the f
 developer manages it: its site-packages is used as it is, nothing is installed); a
 `requirements.txt`; the `[project] dependencies` of a `pyproject.toml`.
 
+A Node function whose package.json has dependencies gets `npm ci` (or `npm install` without a
+lock file) in its folder when it has no node_modules yet, as `sam build` runs it.
+
 pip itself does the installing, with the interpreter the function runs on, so that wheels
 match its version; aws-lambda-builders (what SAM uses) would add a dependency tree of its own
 to do the same pip call.
@@ -19,6 +22,7 @@ to do the same pip call.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tomllib
@@ -62,7 +66,7 @@ def requirements_of(code_dir: Path) -> Requirements | None:
     return None
 
 
-class DependencyBuilder(Builder):
+class PythonDependencyBuilder(Builder):
     """The install step of one function for the interpreter it runs on: a build whose output
     is a folder of packages rather than a bootstrap."""
 
@@ -150,21 +154,79 @@ def _mtime(path: str) -> int:
         return 0
 
 
-def dependencies_for(cfg: FunctionConfig, bus: Bus) -> DependencyBuilder | None:
-    """The install step when the function is Python and has requirements to install for the
-    interpreter its runtime starts (not when a `start` command of its own runs it)."""
+class NodeDependencyBuilder(Builder):
+    """`npm ci` (with a lock file) or `npm install` in the folder of a Node function whose
+    package.json has dependencies and no node_modules yet, as `sam build` runs it. A
+    node_modules that workbench did not install is the developer's, and left alone; one that
+    it did is installed again when package.json or the lock file changes."""
+
+    kind = "dependencies"
+    has_artefact = False
+
+    def __init__(self, cfg: FunctionConfig, npm: str, bus: Bus) -> None:
+        super().__init__(cfg, bus)
+        self.npm = npm
+        self.marker = cfg.code_dir / DEPS_DIR / "node_modules.key"
+
+    def key(self) -> str:
+        digest = hashlib.sha256()
+        for name in ("package.json", "package-lock.json"):
+            try:
+                digest.update((self.cfg.code_dir / name).read_bytes())
+            except OSError:
+                digest.update(b"\0")
+        return digest.hexdigest()[:16]
+
+    @property
+    def needed(self) -> bool:  # type: ignore[override]  # a fact of the folder, not the kind
+        if not (self.cfg.code_dir / "node_modules").exists():
+            return True
+        try:
+            return self.marker.read_text().strip() != self.key()
+        except OSError:
+            return False  # the developer's own node_modules
+
+    async def command(self) -> tuple[list[str], dict[str, str]]:
+        lock = (self.cfg.code_dir / "package-lock.json").is_file()
+        verb = "ci" if lock else "install"
+        self.line(f"running npm {verb} for {self.cfg.name}")
+        return [self.npm, verb, "--no-audit", "--no-fund"], dict(os.environ)
+
+    async def install(self) -> Path | None:
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.write_text(self.key() + "\n")  # after npm: `install` may write the lock
+        return None
+
+
+def _node_dependencies(code_dir: Path) -> bool:
+    try:
+        doc = json.loads((code_dir / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and bool(doc.get("dependencies"))
+
+
+def dependencies_for(cfg: FunctionConfig, bus: Bus) -> Builder | None:
+    """The install step, when the function has dependencies to install: Python requirements
+    for the interpreter its runtime starts, or a Node package's (not when a `start` command of
+    its own runs the function)."""
     from workbench.core.runtimes import launch_for
 
-    if cfg.family != "python" or cfg.start or requirements_of(cfg.code_dir) is None:
+    if cfg.start:
         return None
-    return DependencyBuilder(cfg, launch_for(cfg).argv[0], bus)
+    if cfg.family == "python" and requirements_of(cfg.code_dir) is not None:
+        return PythonDependencyBuilder(cfg, launch_for(cfg).argv[0], bus)
+    if cfg.family == "node" and _node_dependencies(cfg.code_dir):
+        npm = shutil.which("npm")
+        return NodeDependencyBuilder(cfg, npm, bus) if npm is not None else None
+    return None
 
 
 async def install_then_build(
     cfg: FunctionConfig,
     bus: Bus,
     builder: Builder,
-    deps: DependencyBuilder | None = None,
+    deps: Builder | None = None,
 ) -> BuildResult:
     """Dependencies first (when their requirements changed), then the function's own build;
     the first failure ends it. The time is both together: what a save waits for."""
