@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import FIXTURES
 from workbench.core.bus import Bus, LogLine
 from workbench.core.config.function import detect
 from workbench.core.engine.function import Function
 from workbench.core.record import InvocationRecord, InvokeRequest
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "functions"
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 NUM = r"\d+\.\d\d"
@@ -61,7 +60,7 @@ def cli(
     )
 
 
-def run(coro_fn: Callable[[], Awaitable[Any]], limit: float = 30) -> Any:
+def run(coro_fn: Callable[[], Awaitable[Any]], limit: float = 100) -> Any:
     """Run one async test body; a hang fails the test instead of blocking the suite."""
 
     async def bounded() -> Any:
