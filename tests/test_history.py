@@ -258,6 +258,7 @@ def test_attach_records_every_invocation_once_flushed(tmp_path: Path) -> None:
     asyncio.run(body())
 
 
+@pytest.mark.integration  # a burst of invokes, a kill -9, and a look at every record
 def test_kill_9_during_a_burst_loses_no_finished_record(tmp_path: Path) -> None:
     folder = copy_fixture(tmp_path)
     marker = f"HIST_BURST_MARK={uuid.uuid4().hex}"

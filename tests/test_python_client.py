@@ -16,6 +16,9 @@ import pytest
 from tests.conftest import FIXTURES, lambda_client, run_workbench
 from workbench.core.runtimes import PYTHON_BOOTSTRAP
 
+# a real runtime process per case, side by side with awslambdaric's
+pytestmark = pytest.mark.integration
+
 TS_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 PLATFORM = (
     "INIT_START ",
@@ -499,6 +502,3 @@ def test_same_output_as_awslambdaric(
         invoke(fixture, handler, event, *flags, "--runtime-client", "awslambdaric")
     )
     assert ours == reference
-
-
-pytestmark = pytest.mark.timeout(120)

@@ -16,6 +16,9 @@ import pytest
 
 from tests.conftest import FIXTURES, lambda_client, run_workbench
 
+# awslambdaric and the AWS CLI: real reference clients, many processes each
+pytestmark = pytest.mark.integration
+
 RIC = str(FIXTURES / "api-ric")
 
 
@@ -152,6 +155,3 @@ def test_aws_cli_unknown_function(serve, tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "ResourceNotFoundException" in done.stderr.decode()
     assert "Function not found" in done.stderr.decode()
-
-
-pytestmark = pytest.mark.timeout(120)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, FIXTURES, lambda_client, processes_with_env
+from tests.conftest import EXAMPLES, FIXTURES, builds_go, lambda_client, processes_with_env
 from workbench.core.bus import (
     BuildFinished,
     BuildStarted,
@@ -281,6 +281,7 @@ async def test_force_cold_starts_cold_on_the_same_code(tmp_path: Path) -> None:
         assert version_of(cold) == "v1" and cold.init_ms is not None
 
 
+@pytest.mark.integration  # fifty runtimes started and stopped
 @in_loop
 async def test_fifty_reloads_leave_no_process_behind(tmp_path: Path) -> None:
     marker = f"WB_RELOAD_MARK={uuid.uuid4().hex}"
@@ -305,6 +306,7 @@ async def test_fifty_reloads_leave_no_process_behind(tmp_path: Path) -> None:
 # ---- Go: built into .workbench/build/bootstrap, the last good build keeps serving ----
 
 
+@builds_go
 @in_loop
 async def test_go_compile_error_keeps_the_last_good_build_then_recovers(tmp_path: Path) -> None:
     cfg = go_fn(tmp_path)
@@ -333,6 +335,7 @@ async def test_go_compile_error_keeps_the_last_good_build_then_recovers(tmp_path
         assert version_of(record) == "v3" and record.cold is False
 
 
+@builds_go
 @in_loop
 async def test_a_burst_of_twenty_saves_gives_one_rebuild(tmp_path: Path) -> None:
     cfg = go_fn(tmp_path)
@@ -350,6 +353,7 @@ async def test_a_burst_of_twenty_saves_gives_one_rebuild(tmp_path: Path) -> None
         assert len(events.of(ChangeDetected, n)) >= 1
 
 
+@builds_go
 @in_loop
 async def test_a_first_build_that_fails_serves_nothing_until_a_save_fixes_it(
     tmp_path: Path,
@@ -392,6 +396,8 @@ async def test_a_build_command_from_config_streams_its_output_and_reloads(tmp_pa
         assert len(events.of(BuildStarted, n)) == 1 and len(events.of(ReloadFinished, n)) == 1
 
 
+@pytest.mark.integration  # cargo
+@pytest.mark.timeout(600)  # a cold cargo build on a loaded machine
 @in_loop
 async def test_rust_builds_with_cargo_and_reloads(tmp_path: Path) -> None:
     if shutil.which("cargo") is None:
