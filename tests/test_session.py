@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import socket
+import time
 import urllib.request
 from pathlib import Path
 
@@ -109,13 +110,12 @@ def test_serves_the_invoke_api_and_falls_back_to_a_free_port(two: list[Path]) ->
 
                 def call() -> bytes:
                     with urllib.request.urlopen(url, data=b'{"name": "api"}') as r:
-                        return r.read()
+                        return bytes(r.read())
 
                 body = await asyncio.to_thread(call)
                 assert "Hello, api" in json.loads(body)["body"]
-                for _ in range(200):  # the record follows the answer within moments
-                    if session.rows:
-                        break
+                deadline = time.monotonic() + 60  # the record follows the answer
+                while not session.rows and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
                 assert [r.source for r in session.rows.values()] == ["invoke-api"]
             finally:
