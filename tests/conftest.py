@@ -27,9 +27,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_FIXTURES = ROOT / "tests" / "fixtures" / "functions"
@@ -184,7 +187,7 @@ def workbench_cmd(*args: str) -> list[str]:
 
 
 def run_workbench(
-    *args: str, stdin: bytes | None = None, timeout: float = 60, env: dict[str, str] | None = None
+    *args: str, stdin: bytes | None = None, timeout: float = 100, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         workbench_cmd(*args), input=stdin, capture_output=True, timeout=timeout, env=env
@@ -205,7 +208,7 @@ class Server:
         self._ready = threading.Event()
         self.url = ""
         threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(30) or not self.url:
+        if not self._ready.wait(90) or not self.url:
             self.stop()
             raise RuntimeError("serve did not start:\n" + "\n".join(self.lines))
 
@@ -224,7 +227,7 @@ class Server:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
-    def wait_for_line(self, pattern: str, timeout: float = 20) -> str:
+    def wait_for_line(self, pattern: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in list(self.lines):
@@ -237,15 +240,19 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(10)
+                self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         return self.proc.returncode
 
 
+StartServer = Callable[..., Server]
+"""The `serve` fixture: starts `workbench serve ARGS...`, stopped when the test ends."""
+
+
 @pytest.fixture
-def serve() -> Iterator[type[Server]]:
+def serve() -> Iterator[StartServer]:
     started: list[Server] = []
 
     def start(*args: str) -> Server:
@@ -253,12 +260,12 @@ def serve() -> Iterator[type[Server]]:
         started.append(server)
         return server
 
-    yield start  # type: ignore[misc]
+    yield start
     for server in started:
         server.stop()
 
 
-def lambda_client(url: str):  # type: ignore[no-untyped-def]
+def lambda_client(url: str) -> LambdaClient:
     import boto3
     from botocore.config import Config
 
@@ -268,7 +275,7 @@ def lambda_client(url: str):  # type: ignore[no-untyped-def]
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 0}, read_timeout=30, connect_timeout=5),
+        config=Config(retries={"max_attempts": 0}, read_timeout=120, connect_timeout=30),
     )
 
 

@@ -44,7 +44,7 @@ def cli(
     folder: Path,
     *args: str,
     event: bytes | None = None,
-    timeout: float = 30,
+    timeout: float = 100,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`workbench invoke FOLDER ...` as a user runs it; the event goes in on stdin."""
@@ -64,7 +64,7 @@ def run(coro_fn: Callable[[], Awaitable[Any]], limit: float = 100) -> Any:
     """Run one async test body; a hang fails the test instead of blocking the suite."""
 
     async def bounded() -> Any:
-        return await asyncio.wait_for(coro_fn(), limit)  # type: ignore[arg-type]
+        return await asyncio.wait_for(coro_fn(), limit)
 
     return asyncio.run(bounded())
 

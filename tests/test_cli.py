@@ -137,7 +137,7 @@ def _hanging_invoke(folder: Path, mark: str) -> subprocess.Popen[bytes]:
 
 
 def _none_left(mark: str) -> bool:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while processes_with_env(f"WB_MARK={mark}") and time.monotonic() < deadline:
         time.sleep(0.05)
     return processes_with_env(f"WB_MARK={mark}") == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, builds_go, lambda_client, run_workbench
+from tests.conftest import FIXTURES, StartServer, builds_go, lambda_client, run_workbench
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: '2010-09-09'
@@ -64,7 +64,7 @@ def app(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_two_function_template_served_to_boto3(serve, app: Path) -> None:
+def test_two_function_template_served_to_boto3(serve: StartServer, app: Path) -> None:
     server = serve(str(app), "--port", "0", "--parameter-overrides", "Stage=prod")
     client = lambda_client(server.url)
     names = sorted(f["FunctionName"] for f in client.list_functions()["Functions"])

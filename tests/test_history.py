@@ -294,14 +294,14 @@ def test_kill_9_during_a_burst_loses_no_finished_record(tmp_path: Path) -> None:
         assert proc.returncode == -signal.SIGKILL
         assert len(lines) >= 5
         printed_total += lines
-        stored = {r[0] for r in db_rows(folder, "SELECT request_id FROM invocations")}
+        stored = {str(r[0]) for r in db_rows(folder, "SELECT request_id FROM invocations")}
         missing = [rid for rid in printed_total if rid not in stored]
         assert not missing, f"round {_round}: {len(missing)} finished invocations were lost"
         # at most the one in flight when the kill came may be stored without being printed
         assert len(stored) - len(printed_total) in (0, 1)
         printed_total = sorted(stored)
         assert db_rows(folder, "PRAGMA integrity_check") == [("ok",)]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while processes_with_env(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with_env(marker) == []  # the runtimes died with the workbench
@@ -513,9 +513,9 @@ def test_junit_and_json_results(tmp_path: Path) -> None:
     (folder / "events" / "boom.json").unlink()
     done = replay(folder, "--check", "--junit", str(junit))
     assert done.returncode == 0
-    suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "0", "0")
+    again = ET.parse(junit).getroot().find("testsuite")
+    assert again is not None
+    assert (again.get("tests"), again.get("failures"), again.get("errors")) == ("2", "0", "0")
 
 
 def test_a_burst_of_invocations_is_recorded_whole_and_in_order(tmp_path: Path) -> None:

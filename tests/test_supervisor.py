@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -383,7 +384,7 @@ def test_flood_of_output_is_bounded() -> None:
     run(body_)
 
 
-def test_init_failure_still_reports_the_memory_it_used(tmp_path) -> None:
+def test_init_failure_still_reports_the_memory_it_used(tmp_path: Path) -> None:
     import re
 
     from tests.conftest import run_workbench
@@ -398,5 +399,7 @@ def test_init_failure_still_reports_the_memory_it_used(tmp_path) -> None:
     report = next(
         line for line in done.stderr.decode().splitlines() if line.startswith("REPORT RequestId:")
     )
-    used = int(re.search(r"Max Memory Used: (\d+) MB", report).group(1))
+    found = re.search(r"Max Memory Used: (\d+) MB", report)
+    assert found, report
+    used = int(found.group(1))
     assert used >= 48, report
