@@ -90,8 +90,6 @@ _BEFORE = _listing(GUARDED)
 
 # ---- layers --------------------------------------------------------------------------------
 
-LAYERS = ("quick", "integration", "ui", "e2e")
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test gets exactly one layer: tests/ui is `ui`, tests/e2e is `e2e`; a test or
@@ -109,10 +107,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # ---- Go ------------------------------------------------------------------------------------
 
-TestFn = TypeVar("TestFn", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def builds_go(test: TestFn) -> TestFn:
+def builds_go(test: F) -> F:
     """For a test that compiles Go: the integration layer, the warm cache, and room for the
     run's first build of Go's standard library on a loaded machine."""
     for mark in (
