@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import FIXTURES
 from workbench.core.bus import Bus, LogLine
 from workbench.core.config.function import detect
 from workbench.core.engine.function import Function
 from workbench.core.record import InvocationRecord, InvokeRequest
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "functions"
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 NUM = r"\d+\.\d\d"
@@ -45,7 +44,7 @@ def cli(
     folder: Path,
     *args: str,
     event: bytes | None = None,
-    timeout: float = 30,
+    timeout: float = 100,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`workbench invoke FOLDER ...` as a user runs it; the event goes in on stdin."""
@@ -61,11 +60,11 @@ def cli(
     )
 
 
-def run(coro_fn: Callable[[], Awaitable[Any]], limit: float = 30) -> Any:
+def run(coro_fn: Callable[[], Awaitable[Any]], limit: float = 100) -> Any:
     """Run one async test body; a hang fails the test instead of blocking the suite."""
 
     async def bounded() -> Any:
-        return await asyncio.wait_for(coro_fn(), limit)  # type: ignore[arg-type]
+        return await asyncio.wait_for(coro_fn(), limit)
 
     return asyncio.run(bounded())
 

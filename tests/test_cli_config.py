@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, lambda_client, run_workbench
+from tests.conftest import FIXTURES, StartServer, builds_go, lambda_client, run_workbench
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: '2010-09-09'
@@ -64,7 +64,7 @@ def app(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_two_function_template_served_to_boto3(serve, app: Path) -> None:
+def test_two_function_template_served_to_boto3(serve: StartServer, app: Path) -> None:
     server = serve(str(app), "--port", "0", "--parameter-overrides", "Stage=prod")
     client = lambda_client(server.url)
     names = sorted(f["FunctionName"] for f in client.list_functions()["Functions"])
@@ -147,6 +147,7 @@ def test_doctor_explains_each_value_and_checks_toolchains(app: Path) -> None:
     assert "node: v" in out and "needed" in out.split("node: v", 1)[1].splitlines()[0]
 
 
+@builds_go
 def test_a_go_folder_is_built_then_invoked(tmp_path: Path) -> None:
     """No aws-lambda-go here (only PyPI, npm and Debian are reachable): a stdlib runtime loop
     in a folder with a go.mod, built by `workbench invoke` itself."""

@@ -11,6 +11,9 @@ import pytest
 
 import workbench.core
 
+# a fresh interpreter per module: some forty processes
+pytestmark = pytest.mark.integration
+
 CORE_MODULES = sorted(
     m.name
     for m in pkgutil.walk_packages(workbench.core.__path__, "workbench.core.")

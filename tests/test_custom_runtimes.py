@@ -13,6 +13,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import builds_go
 from tests.rt_helpers import (
     INIT_START_RE,
     REPORT_RE,
@@ -27,6 +30,9 @@ from tests.rt_helpers import (
 )
 
 ARN_PREFIX = "arn:aws:lambda:us-east-1:012345678912:function:"
+
+# builds Go; shell runtimes that fork and probe
+pytestmark = pytest.mark.integration
 
 
 # ---- 1. a shell bootstrap -------------------------------------------------------------------
@@ -59,11 +65,10 @@ def build_go_bootstrap(tmp_path: Path) -> Path:
     assert go, "the Go toolchain is required (apt-get install golang-go); CI installs it"
     folder = tmp_path / "rt-go"
     folder.mkdir()
+    # GOCACHE and GOPATH come from the environment: one cache for the whole run (conftest.py)
     env = {
         **os.environ,
         "CGO_ENABLED": "0",
-        "GOCACHE": str(tmp_path / "gocache"),
-        "GOPATH": str(tmp_path / "gopath"),
         "GOFLAGS": "",
         "GO111MODULE": "on",
         "GOPROXY": "off",
@@ -81,6 +86,7 @@ def build_go_bootstrap(tmp_path: Path) -> Path:
     return folder
 
 
+@builds_go
 def test_go_runtime_cold_then_warm_in_one_process(tmp_path: Path) -> None:
     folder = build_go_bootstrap(tmp_path)
 

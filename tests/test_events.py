@@ -35,7 +35,7 @@ SAMPLES = [s.name for s in list_samples()]
 Path_ = str | tuple[str | int, ...]
 Check = str | tuple[Path_, Any]
 RABBIT = ("rmqMessagesByQueue", "orders::/", 0)  # the key holds a /
-RECORDS_S3 = [
+RECORDS_S3: list[Check] = [
     "Records/0/eventTime",
     "Records/0/eventName",
     "Records/0/s3/bucket/name",
@@ -44,7 +44,7 @@ RECORDS_S3 = [
     ("Records/0/eventSource", "aws:s3"),
     ("Records/0/eventVersion", "2.1"),
 ]
-EVENTBRIDGE = [
+EVENTBRIDGE: list[Check] = [
     "version",
     "id",
     "detail-type",
@@ -55,7 +55,7 @@ EVENTBRIDGE = [
     "resources",
     "detail",
 ]
-WEBSOCKET = [
+WEBSOCKET: list[Check] = [
     "requestContext/connectionId",
     "requestContext/routeKey",
     "requestContext/eventType",
@@ -64,7 +64,7 @@ WEBSOCKET = [
     "requestContext/apiId",
     ("isBase64Encoded", False),
 ]
-COGNITO = [
+COGNITO: list[Check] = [
     ("version", "1"),
     "triggerSource",
     "region",
@@ -75,7 +75,7 @@ COGNITO = [
     "request/userAttributes",
     "response",
 ]
-CLOUDFRONT = [
+CLOUDFRONT: list[Check] = [
     "Records/0/cf/config/distributionId",
     "Records/0/cf/config/distributionDomainName",
     "Records/0/cf/config/requestId",
@@ -85,7 +85,7 @@ CLOUDFRONT = [
     "Records/0/cf/request/clientIp",
     "Records/0/cf/request/querystring",
 ]
-CFN = [
+CFN: list[Check] = [
     "RequestType",
     "ServiceToken",
     "ResponseURL",
@@ -95,7 +95,7 @@ CFN = [
     "ResourceType",
     "ResourceProperties/ServiceToken",
 ]
-CONFIG = [
+CONFIG: list[Check] = [
     ("invokingEvent", lambda v: isinstance(json.loads(v), dict)),
     ("ruleParameters", lambda v: isinstance(json.loads(v), dict)),
     "resultToken",
@@ -107,7 +107,7 @@ CONFIG = [
     "accountId",
     "version",
 ]
-KAFKA = [
+KAFKA: list[Check] = [
     "bootstrapServers",
     "records/orders-0/0/topic",
     "records/orders-0/0/partition",
@@ -118,7 +118,7 @@ KAFKA = [
     "records/orders-0/0/value",
     ("records/orders-0/0/headers/0/source", list),
 ]
-ALEXA = [
+ALEXA: list[Check] = [
     ("version", "1.0"),
     "session/sessionId",
     "session/application/applicationId",
@@ -888,7 +888,7 @@ def test_a_broken_saved_event_is_reported_with_its_place(tmp_path: Path) -> None
 
 # -- the console's shareable test events -----------------------------------------------------
 
-CONSOLE_DOC = {
+CONSOLE_DOC: dict[str, Any] = {
     "openapi": "3.0.0",
     "info": {"version": "1.0.0", "title": "Event"},
     "paths": {},

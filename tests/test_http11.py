@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import socket
+import time
 from collections.abc import Awaitable, Callable
 
 from workbench.core.engine.runtime_api import PendingInvoke, RuntimeAPI
@@ -20,11 +21,34 @@ def run(test: Callable[[RuntimeAPI], Awaitable[None]]) -> None:
         api = RuntimeAPI()
         await api.start()
         try:
-            await asyncio.wait_for(test(api), 10)
+            await asyncio.wait_for(test(api), 60)
         finally:
             await api.stop()
 
     asyncio.run(main())
+
+
+async def until(check: Callable[[], object], what: str, timeout: float = 30) -> None:
+    """Let the server (in this same event loop) run until `check()` holds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
+def parked(api: RuntimeAPI) -> bool:
+    """A /next is waiting in the server for an event (the Runtime API keeps it as a Later)."""
+    return api._parked is not None and not api._parked.done
+
+
+async def read_up_to(api: RuntimeAPI, size: int) -> None:
+    await until(lambda: received(api) == size, f"the server to read {size} bytes of the body")
+
+
+def received(api: RuntimeAPI) -> int:
+    """Bytes of request body the server has read so far (of the one request being read)."""
+    return sum(c.req.body_size for c in api._server.connections if c.req is not None)
 
 
 async def exchange(
@@ -83,6 +107,7 @@ def test_chunked_response_is_reassembled() -> None:
         )
         assert status == 202 and json.loads(body) == {"status": "OK"}
         result = inv.result
+        assert result is not None
         assert result.payload == b'{"hello": "go"}' and not result.function_error
 
     run(t)
@@ -103,6 +128,7 @@ def test_error_trailers_turn_a_response_into_a_function_error() -> None:
         )
         assert status == 202
         result = inv.result
+        assert result is not None
         assert result.function_error and json.loads(result.payload) == doc
 
     run(t)
@@ -121,7 +147,7 @@ def test_expect_100_continue_is_answered_before_the_body() -> None:
         writer.write(b"true")
         assert (await reader.readline()).startswith(b"HTTP/1.1 202")
         writer.close()
-        assert inv.result.payload == b"true"
+        assert inv.result is not None and inv.result.payload == b"true"
 
     run(t)
 
@@ -157,9 +183,11 @@ def test_a_next_that_hangs_up_loses_no_event() -> None:
     async def t(api: RuntimeAPI) -> None:
         sock = socket.create_connection(("127.0.0.1", api.port))
         sock.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
-        await asyncio.sleep(0.05)  # parked in the server now
+        await until(lambda: parked(api), "the /next to be parked")
+        later = api._parked
         sock.close()
-        await asyncio.sleep(0.05)  # the server has seen the hang-up
+        await until(lambda: not api._server.connections, "the server to see the hang-up")
+        assert later is not None and later.done  # cancelled: it can no longer take an event
         inv = await hand_out(api, b'{"survived":true}')  # delivered to the next /next
         assert inv.request_id == RID
 
@@ -189,6 +217,7 @@ def test_oversized_response_is_counted_not_kept() -> None:
         [(status, _, body)] = await exchange(api, raw)
         assert status == 413
         assert json.loads(body)["errorType"] == "RequestEntityTooLarge"
+        assert inv.result is not None
         doc = json.loads(inv.result.payload)
         assert doc["errorType"] == "Function.ResponseSizeTooLarge"
         assert f"({size} bytes)" in doc["errorMessage"]
@@ -207,7 +236,7 @@ def test_a_request_pipelined_behind_a_parked_next_waits_its_turn() -> None:
             b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n"
         )
         await writer.drain()
-        await asyncio.sleep(0.05)  # both are in the server now, the first one parked
+        await until(lambda: parked(api), "the first request to be parked")
         api.dispatch(PendingInvoke(RID, b'{"k":1}', {"Lambda-Runtime-Aws-Request-Id": RID}))
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 ") and RID.encode() in head
@@ -231,11 +260,14 @@ def test_a_body_in_pieces_with_a_request_behind_it() -> None:
             f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
             f"Host: x\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
+        head_size = len(raw) - len(body)
         reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
         for at in range(0, len(raw) - 1000, 70_000):
-            writer.write(raw[at : min(at + 70_000, len(raw) - 1000)])
+            end = min(at + 70_000, len(raw) - 1000)
+            writer.write(raw[at:end])
             await writer.drain()
-            await asyncio.sleep(0.01)  # separate reads on the server's side
+            # separate reads on the server's side: it has read this piece before the next
+            await read_up_to(api, end - head_size)
         writer.write(raw[len(raw) - 1000 :] + b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 202 ")

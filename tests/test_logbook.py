@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import shutil
+import time
 from pathlib import Path
 
 from tests.conftest import EXAMPLES
@@ -14,10 +16,11 @@ from workbench.core.config.resolve import resolve_functions
 from workbench.core.logbook import LogBook, reload_line
 from workbench.core.logfilter import LineFilter
 from workbench.core.session import Session
+from workbench.core.vocab import Stream
 
 
 def _line(
-    text: str, rid: str | None = None, stream: str = "stdout", fn: str = "f", env: int = 1
+    text: str, rid: str | None = None, stream: Stream = "stdout", fn: str = "f", env: int = 1
 ) -> LogLine:
     return LogLine(fn, text, stream, rid, 0.0, env)
 
@@ -122,9 +125,9 @@ def test_the_session_tags_a_real_cold_start_and_writes_its_reloads(tmp_path: Pat
         try:
             rec = await session.invoke("hello", b"{}").record
             session.reload_now("hello")
-            for _ in range(500):
-                if any(e[2] == "workbench" for e in session.log.entries(0, session.log.total)):
-                    break
+            deadline = time.monotonic() + 60
+            while not any(e[2] == "workbench" for e in session.log.entries(0, session.log.total)):
+                assert time.monotonic() < deadline, "no reload line"
                 await asyncio.sleep(0.01)
         finally:
             await session.close()
@@ -154,10 +157,15 @@ def test_reload_lines_say_what_changed_and_how_fast() -> None:
     )
 
 
-CONCURRENT = """import os, time
+CONCURRENT = """import os, pathlib, time
 print(f"init in {os.getpid()}")
 def handler(event, context):
-    time.sleep(0.3)  # long enough for the second invoke to need its own environment
+    # the two invokes meet: each stays until both are running, so each needs its own environment
+    meet = pathlib.Path(event["meet"])
+    (meet / str(os.getpid())).write_text("here")
+    deadline = time.monotonic() + 60
+    while len(list(meet.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
     return os.getpid()
 """
 
@@ -166,7 +174,10 @@ def test_two_real_cold_starts_side_by_side_each_own_their_init(tmp_path: Path) -
     folder = tmp_path / "pair"
     folder.mkdir()
     (folder / "app.py").write_text(CONCURRENT)
-    (folder / "workbench.toml").write_text("concurrency = 2\n")
+    (folder / "workbench.toml").write_text("concurrency = 2\ntimeout = 120\n")
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    event = json.dumps({"meet": str(meet)}).encode()
 
     async def main() -> None:
         session = Session(
@@ -174,7 +185,7 @@ def test_two_real_cold_starts_side_by_side_each_own_their_init(tmp_path: Path) -
         )
         await session.start()
         try:
-            a, b = session.invoke("pair", b"{}"), session.invoke("pair", b"{}")
+            a, b = session.invoke("pair", event), session.invoke("pair", event)
             records = [await a.record, await b.record]
         finally:
             await session.close()

@@ -17,7 +17,10 @@ import pytest
 
 from tests.conftest import EXAMPLES, FIXTURES, Server, run_workbench
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node on PATH")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("node") is None, reason="needs node on PATH"),
+    pytest.mark.integration,  # a node process per case
+]
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from tests.conftest import FIXTURES, lambda_client, run_workbench
+from tests.conftest import FIXTURES, StartServer, lambda_client, run_workbench
 from tests.test_history import set_greeting
 from tests.test_reload import Events, in_loop
 from workbench.core.bus import Bus, PinnedCheckFinished, ReloadFinished
@@ -149,7 +149,9 @@ def test_events_pin_unpin_and_saved(tmp_path: Path) -> None:
     assert saved_events.list_pinned(folder / "events") == []
 
 
-def test_serve_watch_prints_each_pinned_check_and_its_diff(serve, tmp_path: Path) -> None:
+def test_serve_watch_prints_each_pinned_check_and_its_diff(
+    serve: StartServer, tmp_path: Path
+) -> None:
     folder = pinned_fn(tmp_path)
     (folder / "workbench.toml").write_text("concurrency = 2\n")
     server = serve(str(folder), "--port", "0", "--watch", "-q")

@@ -13,8 +13,11 @@ from functools import cached_property
 
 import pytest
 
-from tests.conftest import FIXTURES, lambda_client, run_workbench
+from tests.conftest import FIXTURES, StartServer, lambda_client, run_workbench
 from workbench.core.runtimes import PYTHON_BOOTSTRAP
+
+# a real runtime process per case, side by side with awslambdaric's
+pytestmark = pytest.mark.integration
 
 TS_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 PLATFORM = (
@@ -111,7 +114,7 @@ def test_context_has_lambdas_attributes_and_types() -> None:
     assert second <= first - 40  # a live clock: the handler slept 50 ms between the two reads
 
 
-def test_client_context_tenant_and_trace_reach_a_warm_function(serve) -> None:
+def test_client_context_tenant_and_trace_reach_a_warm_function(serve: StartServer) -> None:
     server = serve(str(FIXTURES / "py-context"), "--port", "0", "--handler", "app.handler")
     client = lambda_client(server.url)
     trace = {"value": "Root=1-5e7d7595-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"}
@@ -198,7 +201,7 @@ def test_handler_exception_is_reported_like_lambda() -> None:
     ]
 
 
-def test_an_error_does_not_end_the_runtime(serve) -> None:
+def test_an_error_does_not_end_the_runtime(serve: StartServer) -> None:
     server = serve(str(FIXTURES / "py-error"), "--port", "0", "--handler", "app.handler")
     client = lambda_client(server.url)
     failed = client.invoke(FunctionName="py-error", Payload=b'{"id": 1, "qty": 9}')
@@ -210,7 +213,7 @@ def test_an_error_does_not_end_the_runtime(serve) -> None:
     assert sum(line.startswith("INIT_START") for line in server.lines) == 1
 
 
-def test_a_refused_response_does_not_end_the_runtime(serve) -> None:
+def test_a_refused_response_does_not_end_the_runtime(serve: StartServer) -> None:
     # The Runtime API answers 413 to a response past 6 MB; the runtime carries on with /next.
     server = serve(str(FIXTURES / "py-big-response"), "--port", "0", "--handler", "app.handler")
     client = lambda_client(server.url)
@@ -499,6 +502,3 @@ def test_same_output_as_awslambdaric(
         invoke(fixture, handler, event, *flags, "--runtime-client", "awslambdaric")
     )
     assert ours == reference
-
-
-pytestmark = pytest.mark.timeout(120)

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, lambda_client, run_workbench
+from tests.conftest import FIXTURES, StartServer, lambda_client, run_workbench
+
+# awslambdaric and the AWS CLI: real reference clients, many processes each
+pytestmark = pytest.mark.integration
 
 RIC = str(FIXTURES / "api-ric")
 
@@ -62,7 +65,7 @@ def test_awslambdaric_import_error_is_an_init_error() -> None:
     assert "Phase: invoke\tStatus: error\tError Type: Runtime.ImportModuleError" in log
 
 
-def test_awslambdaric_through_serve_with_boto3(serve) -> None:
+def test_awslambdaric_through_serve_with_boto3(serve: StartServer) -> None:
     server = serve(RIC, "--port", "0", "--runtime-client", "awslambdaric", "--handler", "app.echo")
     client = lambda_client(server.url)
     for i in range(3):
@@ -71,7 +74,7 @@ def test_awslambdaric_through_serve_with_boto3(serve) -> None:
     assert sum(line.startswith("INIT_START") for line in server.lines) == 1
 
 
-def test_awslambdaric_error_through_serve_with_boto3(serve) -> None:
+def test_awslambdaric_error_through_serve_with_boto3(serve: StartServer) -> None:
     server = serve(RIC, "--port", "0", "--runtime-client", "awslambdaric", "--handler", "app.fail")
     resp = lambda_client(server.url).invoke(FunctionName="api-ric", LogType="Tail")
     assert resp["FunctionError"] == "Unhandled"
@@ -88,7 +91,7 @@ def _aws() -> list[str]:
     return [exe]
 
 
-def test_aws_cli_invoke(serve, tmp_path: Path) -> None:
+def test_aws_cli_invoke(serve: StartServer, tmp_path: Path) -> None:
     server = serve(str(FIXTURES / "api-echo"), "--port", "0")
     out = tmp_path / "out.json"
     env = {
@@ -125,7 +128,7 @@ def test_aws_cli_invoke(serve, tmp_path: Path) -> None:
     assert json.loads(out.read_text())["event"] == {"from": "aws-cli"}
 
 
-def test_aws_cli_unknown_function(serve, tmp_path: Path) -> None:
+def test_aws_cli_unknown_function(serve: StartServer, tmp_path: Path) -> None:
     server = serve(str(FIXTURES / "api-echo"), "--port", "0")
     env = {
         "AWS_ACCESS_KEY_ID": "test",
@@ -152,6 +155,3 @@ def test_aws_cli_unknown_function(serve, tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "ResourceNotFoundException" in done.stderr.decode()
     assert "Function not found" in done.stderr.decode()
-
-
-pytestmark = pytest.mark.timeout(120)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, FIXTURES, lambda_client, processes_with_env
+from tests.conftest import EXAMPLES, FIXTURES, builds_go, lambda_client, processes_with_env
 from workbench.core.bus import (
     BuildFinished,
     BuildStarted,
@@ -86,7 +86,7 @@ class Events:
         return [e for e in self.items[since:] if isinstance(e, kind)]
 
     async def wait(
-        self, kind: type, since: int = 0, where: Callable[[Any], bool] = bool, timeout: float = 30
+        self, kind: type, since: int = 0, where: Callable[[Any], bool] = bool, timeout: float = 90
     ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
@@ -225,11 +225,14 @@ async def test_a_save_is_served_by_the_next_invoke_warm(
     source = next(p for p in cfg.code_dir.iterdir() if p.is_file())
     async with reloading(cfg) as (reloader, events):
         assert (await answer(reloader))["version"] == "v1"
+        before = time.monotonic()
         source.write_text(source.read_text().replace("v1", "v2"))
         done = await events.wait(ReloadFinished)
+        waited_ms = (time.monotonic() - before) * 1000
         assert done.ok and done.changed_paths == (source.name,)
         assert done.build_ms is None and done.init_ms > 0
-        assert 0 < done.save_to_ready_ms < 5000
+        # from the save, not from some earlier moment (a file time may lag by a clock tick)
+        assert 0 < done.save_to_ready_ms <= waited_ms + 50
         record = await reloader.invoke(InvokeRequest(b"{}"))
         assert version_of(record) == "v2"
         assert record.cold is False and record.init_ms is None  # initialised by the reload
@@ -281,6 +284,7 @@ async def test_force_cold_starts_cold_on_the_same_code(tmp_path: Path) -> None:
         assert version_of(cold) == "v1" and cold.init_ms is not None
 
 
+@pytest.mark.integration  # fifty runtimes started and stopped
 @in_loop
 async def test_fifty_reloads_leave_no_process_behind(tmp_path: Path) -> None:
     marker = f"WB_RELOAD_MARK={uuid.uuid4().hex}"
@@ -295,7 +299,7 @@ async def test_fifty_reloads_leave_no_process_behind(tmp_path: Path) -> None:
             assert done.ok, done.error
             assert (await answer(reloader))["version"] == f"v{i}"
         await asyncio.sleep(0)
-        deadline = time.monotonic() + 5  # the last retired environment is being reaped
+        deadline = time.monotonic() + 60  # the last retired environment is being reaped
         while len(processes_with_env(marker)) > 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert len(processes_with_env(marker)) == 1  # the current environment only
@@ -305,6 +309,7 @@ async def test_fifty_reloads_leave_no_process_behind(tmp_path: Path) -> None:
 # ---- Go: built into .workbench/build/bootstrap, the last good build keeps serving ----
 
 
+@builds_go
 @in_loop
 async def test_go_compile_error_keeps_the_last_good_build_then_recovers(tmp_path: Path) -> None:
     cfg = go_fn(tmp_path)
@@ -333,15 +338,18 @@ async def test_go_compile_error_keeps_the_last_good_build_then_recovers(tmp_path
         assert version_of(record) == "v3" and record.cold is False
 
 
+@builds_go
 @in_loop
 async def test_a_burst_of_twenty_saves_gives_one_rebuild(tmp_path: Path) -> None:
     cfg = go_fn(tmp_path)
     main = cfg.code_dir / "main.go"
     async with reloading(cfg) as (reloader, events):
         n = len(events.items)
-        for i in range(20):  # a formatter, a save-all: saves a few milliseconds apart
+        # a formatter, a save-all: twenty saves back to back. The watcher may cut them into
+        # several change sets; none reaches the reloader before the last save (this loop does
+        # not yield), and the 50 ms settle before a build lets the later sets cancel the first.
+        for i in range(20):
             main.write_text(go_source(f"burst{i}"))
-            await asyncio.sleep(0.003)  # the watcher reports several change sets meanwhile
         done = await events.wait(ReloadFinished, since=n)
         assert done.ok and done.changed_paths == ("main.go",)
         assert (await answer(reloader))["version"] == "burst19"
@@ -350,6 +358,7 @@ async def test_a_burst_of_twenty_saves_gives_one_rebuild(tmp_path: Path) -> None
         assert len(events.of(ChangeDetected, n)) >= 1
 
 
+@builds_go
 @in_loop
 async def test_a_first_build_that_fails_serves_nothing_until_a_save_fixes_it(
     tmp_path: Path,
@@ -392,6 +401,8 @@ async def test_a_build_command_from_config_streams_its_output_and_reloads(tmp_pa
         assert len(events.of(BuildStarted, n)) == 1 and len(events.of(ReloadFinished, n)) == 1
 
 
+@pytest.mark.integration  # cargo
+@pytest.mark.timeout(600)  # a cold cargo build on a loaded machine
 @in_loop
 async def test_rust_builds_with_cargo_and_reloads(tmp_path: Path) -> None:
     if shutil.which("cargo") is None:
@@ -405,7 +416,7 @@ async def test_rust_builds_with_cargo_and_reloads(tmp_path: Path) -> None:
         main = folder / "src" / "main.rs"
         n = len(events.items)
         main.write_text(main.read_text().replace('"v1"', '"v2"'))
-        done = await events.wait(ReloadFinished, since=n, timeout=90)
+        done = await events.wait(ReloadFinished, since=n, timeout=300)
         assert done.ok and done.changed_paths == ("src/main.rs",), done
         assert (await answer(reloader))["version"] == "v2"
     assert (folder / ".workbench" / "build" / "bootstrap").is_file()
@@ -440,7 +451,7 @@ def test_serve_watch_reloads_and_loses_no_invoke(tmp_path: Path, serve: Any) -> 
         for i in range(5):
             seen = len(server.lines)
             app.write_text(original.replace("Hello,", f"Hello v{i},"))
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while not any(RELOADED.search(line) for line in server.lines[seen:]):
                 assert time.monotonic() < deadline, "\n".join(server.lines)
                 time.sleep(0.01)
@@ -448,6 +459,11 @@ def test_serve_watch_reloads_and_loses_no_invoke(tmp_path: Path, serve: Any) -> 
             assert json.loads(r["Payload"].read())["body"] == json.dumps(
                 {"message": f"Hello v{i}, x!"}
             )
+        # the loop goes on until the last version has answered it too
+        deadline = time.monotonic() + 60
+        while not (len(bodies) > 10 and any("Hello v4, loop!" in b for b in bodies)):
+            assert time.monotonic() < deadline, bodies[-3:]
+            time.sleep(0.01)
     finally:
         stop.set()
         loop.join(30)
@@ -460,6 +476,6 @@ def test_serve_watch_reloads_and_loses_no_invoke(tmp_path: Path, serve: Any) -> 
 
     assert "Init Duration" not in tail()  # warm since the last reload
     server.proc.send_signal(signal.SIGUSR1)  # force a cold start, without any change
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while "Init Duration" not in tail():
         assert time.monotonic() < deadline, "SIGUSR1 did not force a cold start"

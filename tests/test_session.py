@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import socket
+import time
 import urllib.request
 from pathlib import Path
 
@@ -52,11 +53,11 @@ def test_invokes_each_function_and_keeps_rows_figures_and_the_whole_log(
         finally:
             await session.close()
         assert not processes_with_env(marker), "close() stops every function process"
-        row = session.invocation(first.request_id)
+        row, warm, other = (session.invocation(r.request_id) for r in (first, second, node))
+        assert row is not None and warm is not None and other is not None
         assert row.event_name == "greet" and row.cold and row.outcome == "ok"
-        assert session.invocation(second.request_id).event_name is None
-        assert not session.invocation(second.request_id).cold
-        assert session.invocation(node.request_id).function == "beta"
+        assert warm.event_name is None and not warm.cold
+        assert other.function == "beta"
         figures = session.figures("alpha")
         assert figures.count == 2 and figures.cold_starts == 1
         assert figures.max_ms == max(first.duration_ms, second.duration_ms)
@@ -109,13 +110,12 @@ def test_serves_the_invoke_api_and_falls_back_to_a_free_port(two: list[Path]) ->
 
                 def call() -> bytes:
                     with urllib.request.urlopen(url, data=b'{"name": "api"}') as r:
-                        return r.read()
+                        return bytes(r.read())
 
                 body = await asyncio.to_thread(call)
                 assert "Hello, api" in json.loads(body)["body"]
-                for _ in range(200):  # the record follows the answer within moments
-                    if session.invocations():
-                        break
+                deadline = time.monotonic() + 60  # the record follows the answer
+                while not session.invocations() and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
                 assert [r.source for r in session.invocations()] == ["invoke-api"]
             finally:

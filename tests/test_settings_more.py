@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, run_workbench
+from tests.conftest import FIXTURES, builds_go, run_workbench
 from workbench.core.bus import Bus
 from workbench.core.config.function import ConfigError, FunctionConfig
 from workbench.core.config.resolve import resolve_functions
@@ -117,6 +117,7 @@ def test_builder_command_builds_the_bootstrap_it_then_runs(tmp_path: Path) -> No
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="needs Go")
+@builds_go
 def test_builder_go_wins_over_a_bootstrap_in_the_folder(tmp_path: Path) -> None:
     """Detection runs a bootstrap that is already there; `builder = "go"` builds instead."""
     (tmp_path / "go.mod").write_text("module example.com/fn\n\ngo 1.19\n")

@@ -77,7 +77,7 @@ def run_app(
 
 
 async def wait_for(
-    pilot: Pilot[int], check: Callable[[], object], timeout: float = 15, what: str = "the condition"
+    pilot: Pilot[int], check: Callable[[], object], timeout: float = 60, what: str = "the condition"
 ) -> None:
     """Let the app run until `check()` is true; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -63,10 +63,8 @@ def test_f3_shows_each_variable_and_where_it_came_from_and_follows_an_edit(tmp_p
         await wait_for(
             pilot, lambda: app.session.status("paint").last_reload is not None, what="the reload"
         )
-        assert (
-            app.session.status("paint").last_reload is not None
-            and app.session.status("paint").last_reload.ok
-        )
+        last = app.session.status("paint").last_reload
+        assert last is not None and last.ok
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(history.rows_shown) == 2)
         assert json.loads(history.rows_shown[0].response)["colour"] == "blue"

@@ -74,6 +74,8 @@ def test_invalid_json_says_where_and_is_never_sent(hello: Path) -> None:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: history.rows_shown, what="the fixed event's row")
         assert json.loads(history.rows_shown[0].event) == {"name": "Ada"}
+        # had the broken one gone out, however late, it would have been answered before this
+        assert len(app.session.invocations()) == 1 and len(history.rows_shown) == 1
 
     run_app(make_app(hello), body)
 

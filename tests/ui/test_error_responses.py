@@ -45,7 +45,7 @@ def invoke_and_read(folder: Path) -> tuple[str, str]:
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         history = app.query_one(InvocationHistory)
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: history.rows_shown, timeout=30, what="the failed row")
+        await wait_for(pilot, lambda: history.rows_shown, what="the failed row")
         await wait_for(pilot, lambda: history.selected_id is not None, what="the selection")
         seen.extend([str(history.get_row_at(0)[2]), shown(app, "#response-body")])
 

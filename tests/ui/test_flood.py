@@ -36,6 +36,7 @@ def test_keys_typed_during_a_flood_take_effect_while_it_arrives(tmp_path: Path) 
     folder = tmp_path / "flood"
     folder.mkdir()
     (folder / "app.py").write_text(FLOODING)
+    (folder / "workbench.toml").write_text("timeout = 120\n")  # not what is tested here
 
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         pane, book = app.query_one(LogPane), app.session.log

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 
 from tests.ui.conftest import make_app, run_app
@@ -54,7 +55,7 @@ def test_rows_stay_newest_first_bounded_and_the_cursor_stays(hello: Path) -> Non
         assert ids == sorted(ids, reverse=True), "newest first"
         assert f"rid-{0:06d}" not in ids and f"rid-{1:06d}" not in ids, "the oldest went"
         for index in (0, 1, 137, ROWS_SHOWN - 1):  # what is drawn is what is selected
-            key = table.coordinate_to_cell_key((index, 0)).row_key.value
+            key = table.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value
             assert key == ids[index]
         assert table.selected_id == chosen
 

@@ -116,8 +116,8 @@ def test_selecting_an_older_row_shows_its_lines_and_its_cold_start(tmp_path: Pat
             lambda: any(f"START RequestId: {warm}" in x for x in _lines(app)),
             what="the newest selected",
         )
-        shown = " | ".join(_lines(app))
-        assert cold not in shown and "init says hi" not in shown and "INIT_START" not in shown
+        newest = " | ".join(_lines(app))
+        assert cold not in newest and "init says hi" not in newest and "INIT_START" not in newest
         history.focus()
         await pilot.press("down")  # newest first: down is older
         await wait_for(
@@ -150,8 +150,8 @@ def test_stderr_is_told_apart_in_text_and_colour(tmp_path: Path) -> None:
         out_y, err_y = _lines(app).index(" plain stdout"), _lines(app).index("▌to stderr")
         err = log._render_line_strip(err_y, log.rich_style)
         out = log._render_line_strip(out_y, log.rich_style)
-        assert {s.style.color for s in err if s.text.strip()} == {stderr_style.color}
-        assert stderr_style.color not in {s.style.color for s in out if s.text.strip()}
+        assert {s.style and s.style.color for s in err if s.text.strip()} == {stderr_style.color}
+        assert stderr_style.color not in {s.style and s.style.color for s in out if s.text.strip()}
 
     run_app(make_app(fn), body)
 

@@ -28,7 +28,7 @@ def handler(event, context):
 
 
 def _gone(marker: str) -> bool:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while processes_with_env(marker):
         if time.monotonic() > deadline:
             return False

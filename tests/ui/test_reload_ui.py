@@ -39,10 +39,8 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
         await wait_for(
             pilot, lambda: session.status("hello").last_reload is not None, what="the reload"
         )
-        assert (
-            session.status("hello").last_reload is not None
-            and session.status("hello").last_reload.ok
-        )
+        last = session.status("hello").last_reload
+        assert last is not None and last.ok
         await wait_for(
             pilot,
             lambda: "last reload" in str(app.query_one("#status").render()),
@@ -59,10 +57,8 @@ def test_a_save_reloads_and_a_broken_save_keeps_the_last_good_version(hello: Pat
             lambda: session.status("hello").last_reload is not first,
             what="the failed reload",
         )
-        assert (
-            session.status("hello").last_reload is not None
-            and not session.status("hello").last_reload.ok
-        )
+        last = session.status("hello").last_reload
+        assert last is not None and not last.ok
         await wait_for(
             pilot, lambda: session.status("hello").state == "failed", what="failed state"
         )

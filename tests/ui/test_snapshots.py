@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from textual.pilot import Pilot
@@ -24,6 +24,7 @@ from textual.widgets import TextArea
 from tests.ui.conftest import SIZE, make_app
 from workbench.core.history.store import HistoryStore
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
+from workbench.core.vocab import Status
 from workbench.ui.app import WorkbenchApp
 
 API_URL = "http://127.0.0.1:9001"
@@ -87,7 +88,7 @@ def write_history(folder: Path, function: str = "hello") -> None:
                     request_id=rid,
                     request=InvokeRequest(event, source="tui"),
                     result=InvokeResult(rid, response, function_error=status == "error"),
-                    status=status,
+                    status=cast(Status, status),
                     cold=cold,
                     started_at=T0 + dt,
                     duration_ms=duration,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.color import Color
+from textual.command import Command, CommandList, CommandPalette
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import TextArea
 
 from tests.ui.conftest import make_app, run_app, wait_for
@@ -162,10 +165,9 @@ def test_a_broken_user_theme_is_reported_and_the_app_still_starts(hello: Path) -
         assert app.theme == "workbench-dark"
         app.theme = "mine"
         await pilot.pause()
-        assert (
-            app.theme_variables["primary"]
-            == app.get_theme("mine").to_color_system().generate()["primary"]
-        )
+        mine = app.get_theme("mine")
+        assert mine is not None
+        assert app.theme_variables["primary"] == mine.to_color_system().generate()["primary"]
 
     run_app(make_app(hello), body)
 
@@ -268,6 +270,21 @@ PALETTE = {
 }
 
 
+def palette_offers(app: WorkbenchApp, title: str) -> bool:
+    """The command palette is open, done searching, and its highlighted command is `title`."""
+    palette = app.screen
+    if not isinstance(palette, CommandPalette):
+        return False
+    group = CommandPalette._GATHER_COMMANDS_GROUP
+    if any(w.group == group and not w.is_finished for w in app.workers):
+        return False  # still searching (in a worker)
+    commands = palette.query_one(CommandList)
+    if commands.highlighted is None:
+        return False
+    option = commands.get_option_at_index(commands.highlighted)
+    return isinstance(option, Command) and option.hit.text == title
+
+
 def test_the_palette_has_every_keyed_action_and_runs_them(hello: Path) -> None:
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         titles = {c.title for c in app.get_system_commands(app.screen)}
@@ -276,13 +293,21 @@ def test_the_palette_has_every_keyed_action_and_runs_them(hello: Path) -> None:
             assert PALETTE[binding_id] in titles, f"{binding_id}: no {PALETTE[binding_id]!r}"
         await pilot.press("ctrl+p")
         await pilot.press(*"Maximise pane")
-        await pilot.pause(0.3)  # the palette searches in a worker
+        await wait_for(pilot, lambda: palette_offers(app, "Maximise pane"), what="the search")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen.maximized is not None, what="maximised")
         assert app.screen.maximized is not None
         assert app.screen.maximized.id == "pane-editor"
 
     run_app(make_app(hello), body)
+
+
+def maximised(app: WorkbenchApp, pane: Widget) -> Callable[[], bool]:
+    return lambda: app.screen.maximized is pane
+
+
+def rows_shown(history: InvocationHistory, n: int) -> Callable[[], bool]:
+    return lambda: len(history.rows_shown) == n
 
 
 def test_every_pane_maximises_and_escape_or_the_key_restores(hello: Path) -> None:
@@ -294,7 +319,7 @@ def test_every_pane_maximises_and_escape_or_the_key_restores(hello: Path) -> Non
             target.focus()
             await pilot.pause()
             await pilot.press(key)
-            await wait_for(pilot, lambda p=pane: app.screen.maximized is p, what=pane_id)
+            await wait_for(pilot, maximised(app, pane), what=pane_id)
             assert pane.region.size == (120, 36 - 2)  # all but the status line and footer
             assert app.query_one(StatusLine).region.height == 1
             assert not app.query_one(
@@ -330,7 +355,7 @@ def test_the_timing_pane_fits_at_120x36_after_invocations(hello: Path) -> None:
         history = app.query_one(InvocationHistory)
         for n in range(1, 4):
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda n=n: len(history.rows_shown) == n, what=f"invoke {n}")
+            await wait_for(pilot, rows_shown(history, n), what=f"invoke {n}")
         panel = app.query_one(TimingPanel)
         await pilot.pause()
         text = str(app.query_one("#timing-session").render())
