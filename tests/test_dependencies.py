@@ -12,11 +12,16 @@ import json
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.rt_helpers import cli
 from tests.test_reload import Events, answer, in_loop
 from workbench.core.bus import Bus, ReloadFinished
 from workbench.core.config.function import detect
 from workbench.core.reload.reloader import Reloader
+
+# pip and npm really run: not for the quick layer
+pytestmark = pytest.mark.integration
 
 APP = "import greet\n\n\ndef handler(event, context):\n    return {'greet': greet.VERSION}\n"
 
