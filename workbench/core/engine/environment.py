@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from workbench.core import protocol as P
@@ -29,7 +30,7 @@ from workbench.core.bus import (
     failure_text,
 )
 from workbench.core.config.function import FunctionConfig
-from workbench.core.engine import http11, procs
+from workbench.core.engine import containment, http11, procs
 from workbench.core.engine.runtime_api import RuntimeAPI
 from workbench.core.runtimes import Launch
 from workbench.core.vocab import InitStatus, Phase, ShutdownReason, Stream
@@ -190,6 +191,7 @@ class Environment:
         self.peak_mb = 0
         self._others_kb = 0  # peak of the runtime's descendants, as sampled
         self._hwm: procs.HwmReader | None = None
+        self._group: Path | None = None  # its cgroup, where the machine lets workbench make one
         self.sample_every = 0.005  # dense at first (init is short), then a few a second
         self._dense_at = 0.0  # when an invoke last made the sampling dense again
         self.stream = log_stream_name()
@@ -232,6 +234,18 @@ class Environment:
     def _route_failed(self, req: http11.Request, exc: Exception) -> None:
         worker = f"Runtime API ({req.method} {req.path})"
         self.bus.emit(WorkerFailed(self.cfg.name, worker, failure_text(exc), stopped=False))
+
+    def _contained(self) -> Callable[[], None]:
+        """What the runtime runs between fork and exec: it dies with the workbench, and it and
+        all it starts are in the environment's own cgroup, when there is one."""
+        self._group = group = containment.shared().new_group(f"env-{self.id}")
+
+        def setup() -> None:
+            procs.die_with_parent()
+            if group is not None:
+                containment.join(group)
+
+        return setup
 
     # ---- output ----
 
@@ -286,7 +300,7 @@ class Environment:
                 stdout=self._pipes[0].write_fd,
                 stderr=self._pipes[1].write_fd,
                 start_new_session=True,
-                preexec_fn=procs.die_with_parent,
+                preexec_fn=self._contained(),
             )
         except OSError as exc:
             detail = f"fork/exec {self.launch.argv[0]}: {(exc.strerror or str(exc)).lower()}"
@@ -395,8 +409,13 @@ class Environment:
             killed = procs.kill_all(
                 self.proc.pid, f"AWS_LAMBDA_RUNTIME_API={self.api.address}".encode()
             )
+            if self._group is not None:  # what left the session and emptied its environment
+                killed += containment.kill_group(self._group)
             await asyncio.wait({self.exited}, timeout=5)
             await procs.wait_gone(killed, timeout=2)  # stop() returns when none of it runs
+        if self._group is not None:
+            containment.remove_group(self._group)
+            self._group = None
         self.drain(flush_partial=True)
         for pipe in self._pipes:
             pipe.close()
