@@ -36,6 +36,13 @@ def function_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--memory", type=int, metavar="MB", help="memory size in MB (default 128)")
     g.add_argument(
+        "--no-memory-limit",
+        dest="memory_limit",
+        action="store_const",
+        const=False,
+        help="let the function use more than its memory size (Lambda would kill it)",
+    )
+    g.add_argument(
         "--env",
         action="append",
         default=[],
@@ -115,6 +122,7 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         "runtime": args.runtime,
         "timeout": args.timeout,
         "memory": args.memory,
+        "memory_limit": args.memory_limit,
         "region": args.region,
         "runtime_client": args.runtime_client,
     }

@@ -20,6 +20,7 @@ SHOWN = (
     ("builder", "builder"),
     ("timeout", "timeout_s"),
     ("memory", "memory_mb"),
+    ("memory_limit", "memory_limit"),
     ("architecture", "architecture"),
     ("region", "region"),
     ("runtime_client", "runtime_client"),

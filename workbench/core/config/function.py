@@ -63,6 +63,8 @@ class FunctionConfig:
     layers: tuple[Path, ...] = ()  # local layer folders, in the order Lambda would stack them
     watch_include: tuple[str, ...] = ()  # globs; empty means everything under code_dir
     watch_exclude: tuple[str, ...] = ()
+    # past memory_mb the runtime is killed, as Lambda kills it (--no-memory-limit: not)
+    memory_limit: bool = True
     concurrency: int = 1  # execution environments kept side by side
     events_dir: str = "events"  # saved events, relative to code_dir
     history_max_records: int = DEFAULT_HISTORY_RECORDS  # the history keeps the newest this many

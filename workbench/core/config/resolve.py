@@ -43,6 +43,7 @@ FIELDS = {
     "handler": "handler",
     "timeout": "timeout_s",
     "memory": "memory_mb",
+    "memory_limit": "memory_limit",
     "architecture": "architecture",
     "region": "region",
     "runtime_client": "runtime_client",
@@ -62,6 +63,7 @@ FLAGS = {
     "runtime": "--runtime",
     "timeout": "--timeout",
     "memory": "--memory",
+    "memory_limit": "--no-memory-limit",
     "region": "--region",
     "runtime_client": "--runtime-client",
 }

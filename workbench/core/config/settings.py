@@ -67,6 +67,12 @@ def _text(value: Any, _: Path) -> str:
     return value
 
 
+def _bool(value: Any, _: Path) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("true or false")
+    return value
+
+
 def _choice(options: tuple[str, ...]) -> Check:
     def check(value: Any, _: Path) -> str:
         if value in options:
@@ -156,6 +162,7 @@ KEYS: dict[str, Check] = {
     "runtime": _choice(RUNTIMES),
     "timeout": _number(1, 900, "seconds", whole=False),
     "memory": _number(128, 10240, "MB", whole=True),
+    "memory_limit": _bool,
     "architecture": _choice(ARCHITECTURES),
     "environment": _environment,
     "env_files": _files,

@@ -29,17 +29,22 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 CGROUP_FS = Path("/sys/fs/cgroup")
 KILL_ROUNDS = 200  # rounds of SIGKILL over a cgroup's members: a fork bomb gets this many tries
 
 # The janitor: stdlib only, no site (it starts fast and imports nothing of the workbench's).
-# argv: the workbench's pid, the folder of its cgroups.
+# argv: the workbench's pid, then the folders of its cgroups (one per hierarchy).
 JANITOR = r"""
 import ctypes, os, signal, sys, time
-parent, root = int(sys.argv[1]), sys.argv[2]
+parent, roots = int(sys.argv[1]), sys.argv[2:]
 def sweep(*_):
+    for root in roots:
+        empty(root)
+    os._exit(0)
+def empty(root):
     for _ in range(200):
         busy = False
         for name in os.listdir(root) if os.path.isdir(root) else ():
@@ -66,7 +71,6 @@ def sweep(*_):
         os.rmdir(root)
     except OSError:
         pass
-    os._exit(0)
 def parent_gone(*_):
     # PR_SET_PDEATHSIG also fires when the thread that started us ends: then the workbench is
     # still there, and it is watched by polling from now on
@@ -83,21 +87,55 @@ while True:
 """
 
 
-def _own_cgroup_dir() -> Path | None:
-    """Where this process's cgroups may go: under its own pids cgroup (v1) or its unified
-    cgroup (v2), when the kernel lets it make one there."""
+def _own_cgroup_dir(controller: str) -> Path | None:
+    """Where this process's cgroups of a v1 `controller` may go: under its own cgroup there."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if "pids" in controllers.split(","):
-            return CGROUP_FS / "pids" / path.lstrip("/")
-    for line in lines:
-        if line.startswith("0::"):
-            return CGROUP_FS / line[3:].lstrip("/")
+        if controller in controllers.split(","):
+            return CGROUP_FS / controller / path.lstrip("/")
     return None
+
+
+def _made(base: Path | None) -> Path | None:
+    """This workbench's folder under `base`, if the kernel lets it make cgroups there."""
+    if base is None:
+        return None
+    root = base / f"workbench-{os.getpid()}"
+    try:
+        root.mkdir(exist_ok=True)
+        (root / "probe").mkdir(exist_ok=True)
+        (root / "probe").rmdir()
+    except OSError:
+        return None
+    return root
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """One environment's cgroups: `pids` holds its whole tree; `memory`, when there is one,
+    holds it to its memory size."""
+
+    pids: Path
+    memory: Path | None = None
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (self.pids,) if self.memory is None else (self.pids, self.memory)
+
+    def oom_killed(self) -> bool:
+        """The kernel killed something in it for crossing the memory limit."""
+        if self.memory is None:
+            return False
+        try:
+            text = (self.memory / "memory.oom_control").read_text()
+        except OSError:
+            return False
+        counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+        return int(counts.get("oom_kill", "0")) > 0 or int(counts.get("under_oom", "0")) > 0
 
 
 class Containment:
@@ -106,6 +144,7 @@ class Containment:
 
     def __init__(self) -> None:
         self.root: Path | None = None
+        self.memory_root: Path | None = None
         self._janitor: subprocess.Popen[bytes] | None = None
         self._tried = False
 
@@ -118,40 +157,45 @@ class Containment:
         if self._tried:
             return
         self._tried = True
-        base = _own_cgroup_dir()
-        if base is None:
+        root = _made(_own_cgroup_dir("pids"))
+        if root is None:
             return
-        root = base / f"workbench-{os.getpid()}"
-        try:
-            root.mkdir(exist_ok=True)
-            (root / "probe").mkdir(exist_ok=True)
-            (root / "probe").rmdir()
-        except OSError:
-            return
+        memory = _made(_own_cgroup_dir("memory"))
+        roots = [str(root)] + ([str(memory)] if memory is not None else [])
         try:
             self._janitor = subprocess.Popen(
-                [sys.executable, "-S", "-E", "-c", JANITOR, str(os.getpid()), str(root)],
+                [sys.executable, "-S", "-E", "-c", JANITOR, str(os.getpid()), *roots],
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a ctrl+c in the terminal is not its to handle
             )
         except OSError:
-            _remove(root)
+            for made in (root, memory):
+                if made is not None:
+                    _remove(made)
             return
-        self.root = root
+        self.root, self.memory_root = root, memory
 
-    def new_group(self, name: str) -> Path | None:
-        """A fresh cgroup for one environment, or None where there are none to be had."""
+    @property
+    def limits_memory(self) -> bool:
+        self._setup()
+        return self.memory_root is not None
+
+    def new_group(self, name: str, memory_mb: int | None = None) -> Group | None:
+        """Fresh cgroups for one environment, held to `memory_mb` when given and the machine
+        allows it; None where there are no cgroups to be had."""
         self._setup()
         if self.root is None:
             return None
-        group = self.root / name
-        try:
-            group.mkdir()
-        except FileExistsError:
-            kill_group(group)
-        except OSError:
+        pids = _fresh(self.root / name)
+        if pids is None:
             return None
-        return group
+        memory = None
+        if memory_mb is not None and self.memory_root is not None:
+            memory = _fresh(self.memory_root / name)
+            if memory is not None and not _limit(memory, memory_mb):
+                remove_group(memory)
+                memory = None
+        return Group(pids, memory)
 
     def close(self) -> None:
         """The workbench is ending on its own: the janitor sweeps (nothing, by now) and goes."""
@@ -163,14 +207,40 @@ class Containment:
                 self._janitor.kill()
 
 
-def join(group: Path) -> None:
-    """Runs in the child between fork and exec: from here on, it and all it starts are in
-    `group`. A failure is ignored: the old ways of finding the tree still apply."""
+def _fresh(path: Path) -> Path | None:
     try:
-        with open(group / "cgroup.procs", "w") as fh:
-            fh.write(str(os.getpid()))
+        path.mkdir()
+    except FileExistsError:  # a leftover of an environment with the same id: empty it
+        kill_group(path)
     except OSError:
-        pass
+        return None
+    return path
+
+
+def _limit(memory: Path, mb: int) -> bool:
+    """Hold the cgroup to `mb` of memory, swap included where the kernel accounts it."""
+    limit = str(mb * 1024 * 1024)
+    try:
+        (memory / "memory.limit_in_bytes").write_text(limit)
+    except OSError:
+        return False
+    try:
+        (memory / "memory.memsw.limit_in_bytes").write_text(limit)
+    except OSError:
+        pass  # no swap accounting: memory alone is limited
+    return True
+
+
+def join(group: Group) -> None:
+    """Runs in the child between fork and exec: from here on, it and all it starts are in
+    the group's cgroups. A failure is ignored: the old ways of finding the tree still apply."""
+    pid = str(os.getpid())
+    for path in group.paths:
+        try:
+            with open(path / "cgroup.procs", "w") as fh:
+                fh.write(pid)
+        except OSError:
+            pass
 
 
 def members(group: Path) -> list[int]:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from workbench.core import protocol as P
@@ -191,7 +190,9 @@ class Environment:
         self.peak_mb = 0
         self._others_kb = 0  # peak of the runtime's descendants, as sampled
         self._hwm: procs.HwmReader | None = None
-        self._group: Path | None = None  # its cgroup, where the machine lets workbench make one
+        # its cgroups, where the machine lets workbench make them
+        self._group: containment.Group | None = None
+        self._over_limit = False  # the sampler saw the tree past its memory size (no cgroup)
         self.sample_every = 0.005  # dense at first (init is short), then a few a second
         self._dense_at = 0.0  # when an invoke last made the sampling dense again
         self.stream = log_stream_name()
@@ -238,7 +239,8 @@ class Environment:
     def _contained(self) -> Callable[[], None]:
         """What the runtime runs between fork and exec: it dies with the workbench, and it and
         all it starts are in the environment's own cgroup, when there is one."""
-        self._group = group = containment.shared().new_group(f"env-{self.id}")
+        limit = self.cfg.memory_mb if self.cfg.memory_limit else None
+        self._group = group = containment.shared().new_group(f"env-{self.id}", limit)
 
         def setup() -> None:
             procs.die_with_parent()
@@ -383,7 +385,32 @@ class Environment:
             main_kb, others_kb = procs.tree_hwm_kb(self.proc.pid)
             self._others_kb = max(self._others_kb, others_kb)
             self.peak_mb = max(self.peak_mb, procs.to_mb(main_kb + self._others_kb))
-        return self.peak_mb
+            self._hold_to_limit()
+        return self._reported_peak()
+
+    @property
+    def out_of_memory(self) -> bool:
+        """The runtime was killed for its memory: by the kernel (the cgroup's limit) or, where
+        there is no memory cgroup, by the sampler."""
+        return self._over_limit or (self._group is not None and self._group.oom_killed())
+
+    def _hold_to_limit(self) -> None:
+        """Without a memory cgroup the sampler enforces the limit: late (a sample is at most
+        0.25 s old) but the same outcome, a runtime killed for its memory."""
+        limited = self.cfg.memory_limit and (self._group is None or self._group.memory is None)
+        if limited and self.peak_mb > self.cfg.memory_mb and not self._over_limit:
+            self._over_limit = True
+            assert self.proc is not None
+            procs.kill_all(self.proc.pid, b"\0")
+
+    def _reported_peak(self) -> int:
+        """Lambda never reports more than the memory size used, and a kill for memory as the
+        whole of it."""
+        if not self.cfg.memory_limit:
+            return self.peak_mb
+        if self.out_of_memory:
+            return self.cfg.memory_mb
+        return min(self.peak_mb, self.cfg.memory_mb)
 
     def measure_runtime_memory(self) -> int:
         """At the end of every invoke: the runtime's own high-water mark, one small read,
@@ -393,7 +420,8 @@ class Environment:
                 self._hwm = procs.HwmReader(self.proc.pid)
             main_kb = self._hwm.read_kb()
             self.peak_mb = max(self.peak_mb, procs.to_mb(main_kb + self._others_kb))
-        return self.peak_mb
+            self._hold_to_limit()
+        return self._reported_peak()
 
     async def stop(self, reason: ShutdownReason = "spindown") -> None:
         """Kill the whole tree (no extensions: SIGKILL at once, as the service does), reap it,
@@ -410,11 +438,12 @@ class Environment:
                 self.proc.pid, f"AWS_LAMBDA_RUNTIME_API={self.api.address}".encode()
             )
             if self._group is not None:  # what left the session and emptied its environment
-                killed += containment.kill_group(self._group)
+                killed += containment.kill_group(self._group.pids)
             await asyncio.wait({self.exited}, timeout=5)
             await procs.wait_gone(killed, timeout=2)  # stop() returns when none of it runs
         if self._group is not None:
-            containment.remove_group(self._group)
+            for path in self._group.paths:
+                containment.remove_group(path)
             self._group = None
         self.drain(flush_partial=True)
         for pipe in self._pipes:

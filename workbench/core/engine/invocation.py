@@ -231,9 +231,11 @@ class Run:
         rid = self.handle.request_id
         env.drain(flush_partial=True)
         detail = P.exit_detail(env.exited.result())
+        # a runtime the memory limit killed exits like any other, and is named for why
+        kind = "Runtime.OutOfMemory" if env.out_of_memory else "Runtime.ExitError"
         env.platform(f"RequestId: {rid} Error: {detail}")
-        env.platform("Runtime.ExitError")
-        result = error_result(rid, "Runtime.ExitError", detail)
+        env.platform(kind)
+        result = error_result(rid, kind, detail)
         self.handle.settle(result)
         self._end(Ending(result, "crash", ms, True))
 

@@ -41,6 +41,14 @@ AFTERMATH = {
     ),
 }
 
+OUT_OF_MEMORY = (
+    "Out of memory",
+    "$status-error",
+    "The function used more than its memory size and its runtime was killed, as Lambda "
+    "kills it: the next invoke starts cold. `memory` in workbench.toml (or --memory) gives it "
+    "more; --no-memory-limit lifts the limit here.",
+)
+
 
 def json_content(data: bytes) -> Content:
     """A JSON payload pretty-printed and highlighted; anything else as plain text."""
@@ -92,7 +100,8 @@ def embedded_body(doc: Any) -> str | None:
 
 def error_content(doc: dict[str, Any], status: str) -> Content:
     kind = str(doc.get("errorType") or "error")
-    headline, colour, note = AFTERMATH.get(status, ("", "$status-error", ""))
+    aftermath = OUT_OF_MEMORY if kind == "Runtime.OutOfMemory" else AFTERMATH.get(status)
+    headline, colour, note = aftermath or ("", "$status-error", "")
     title = f"{headline}  {kind}" if headline else kind
     message = _REQUEST_PREFIX.sub("", str(doc.get("errorMessage", "")))
     parts = [Content.styled(title, f"bold {colour}"), Content(message)]
