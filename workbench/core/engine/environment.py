@@ -11,10 +11,13 @@ import collections
 import itertools
 import os
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from workbench.core import protocol as P
@@ -192,6 +195,7 @@ class Environment:
         self._hwm: procs.HwmReader | None = None
         # its cgroups, where the machine lets workbench make them
         self._group: containment.Group | None = None
+        self.tmp: Path | None = None  # its /tmp (TMPDIR), made when it starts
         self._over_limit = False  # the sampler saw the tree past its memory size (no cgroup)
         self.sample_every = 0.005  # dense at first (init is short), then a few a second
         self._dense_at = 0.0  # when an invoke last made the sampling dense again
@@ -291,6 +295,9 @@ class Environment:
             procs.OutputPipe(loop, "stderr", self.line),
         ]
         env = lambda_env(self.cfg, self.launch, self.api.address, self.stream)
+        # Lambda's /tmp: the environment's own, kept across its warm invokes, gone with it
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"workbench-{self.cfg.name}-env{self.id}-"))
+        env.update(TMPDIR=str(self.tmp), TMP=str(self.tmp), TEMP=str(self.tmp))
         t0 = time.monotonic()
         stdin = procs.devnull()
         try:
@@ -445,6 +452,8 @@ class Environment:
             for path in self._group.paths:
                 containment.remove_group(path)
             self._group = None
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
         self.drain(flush_partial=True)
         for pipe in self._pipes:
             pipe.close()
