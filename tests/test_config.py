@@ -20,8 +20,8 @@ from workbench.core.config.settings import load_settings
 
 CONFIGS = Path(__file__).resolve().parent / "fixtures" / "configs"
 RUNTIME_LIST = (
-    "python3.9, python3.10, python3.11, python3.12, python3.13, nodejs18.x, "
-    "nodejs20.x, nodejs22.x, provided, provided.al2, provided.al2023"
+    "python3.9, python3.10, python3.11, python3.12, python3.13, python3.14, nodejs18.x, "
+    "nodejs20.x, nodejs22.x, nodejs24.x, provided, provided.al2, provided.al2023"
 )
 
 

@@ -88,6 +88,8 @@ def lambda_env(
     if launch.execution_env:
         env["AWS_EXECUTION_ENV"] = launch.execution_env
     _add_layers(env, cfg)
+    # the runtime's own packages (boto3...) come after the layers, as /var/runtime does
+    _extend(env, "PYTHONPATH", list(launch.python_path), first=False)
     return env
 
 
