@@ -30,8 +30,9 @@ from workbench.core.runtimes.interpreters import Interpreter
 
 # What Lambda's Python runtimes ship beside the runtime client (import names).
 BOTO = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
-# awslambdaric and what it imports, for --runtime-client awslambdaric.
-RIC = ("awslambdaric", "simplejson", "snapshot_restore_py")
+# awslambdaric (with its compiled runtime_client) and what it imports, for
+# --runtime-client awslambdaric.
+RIC = ("awslambdaric", "runtime_client", "simplejson", "snapshot_restore_py")
 
 
 def base_interpreter(path: str) -> str:
@@ -74,7 +75,8 @@ def workbench_site_dirs() -> list[Path]:
 
 
 def _has(folder: Path, name: str) -> Path | None:
-    for entry in (folder / name, folder / f"{name}.py"):
+    """The package, module or compiled extension `name` in `folder`, if there."""
+    for entry in (folder / name, folder / f"{name}.py", *sorted(folder.glob(f"{name}.*.so"))):
         if entry.exists():
             return entry
     return None
