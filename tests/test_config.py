@@ -20,8 +20,8 @@ from workbench.core.config.settings import load_settings
 
 CONFIGS = Path(__file__).resolve().parent / "fixtures" / "configs"
 RUNTIME_LIST = (
-    "python3.9, python3.10, python3.11, python3.12, python3.13, nodejs18.x, "
-    "nodejs20.x, nodejs22.x, provided, provided.al2, provided.al2023"
+    "python3.9, python3.10, python3.11, python3.12, python3.13, python3.14, nodejs18.x, "
+    "nodejs20.x, nodejs22.x, nodejs24.x, provided, provided.al2, provided.al2023"
 )
 
 
@@ -131,8 +131,8 @@ BAD_SETTINGS = [
         "zzzzzz = 1",
         'workbench.toml: unknown key "zzzzzz"; valid keys: name, handler, runtime, timeout, memory, memory_limit, '
         "architecture, environment, env_files, build, start, concurrency, layers, events_dir, "
-        "theme, runtime_client, builder, history_max_records, history_max_mb, watch.include, "
-        "watch.exclude, watch",
+        "theme, runtime_client, python, node, builder, history_max_records, history_max_mb, "
+        "watch.include, watch.exclude, watch",
     ),
     (
         "workbench.toml",
@@ -166,9 +166,9 @@ BAD_SETTINGS = [
     ),
     (
         "workbench.toml",
-        "runtime = 'python3.14'",
-        f'workbench.toml: "runtime" must be one of {RUNTIME_LIST} (did you mean "python3.13"?); '
-        'got "python3.14"',
+        "runtime = 'python3.15'",
+        f'workbench.toml: "runtime" must be one of {RUNTIME_LIST} (did you mean "python3.14"?); '
+        'got "python3.15"',
     ),
     (
         "workbench.toml",

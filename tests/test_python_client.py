@@ -481,7 +481,8 @@ PARITY = [
     ),
     ("py-marshal", "app.unserialisable", {}, ()),
     ("py-marshal", "app.decimals", {}, ()),
-    ("py-marshal", "app.nested_bytes", {}, ("--runtime", "python3.12")),
+    # (nested_bytes under python3.12 is not compared: awslambdaric is installed only for
+    # workbench's own Python, and python3.12 now runs on a real 3.12)
     ("py-import-error", "app.handler", {}, ()),
     ("py-syntax-error", "app.handler", {}, ()),
     ("py-init-exception", "app.handler", {}, ()),

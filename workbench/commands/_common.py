@@ -190,22 +190,28 @@ def resolve_config(target: Path, args: argparse.Namespace) -> FunctionConfig:
     return resolved[0].config
 
 
-def check_runnable(cfg: FunctionConfig) -> None:
-    """Refuse early, in words, what cannot start; the runtime launcher knows what each needs."""
+def check_runnable(cfg: FunctionConfig, warn: bool = False) -> str | None:
+    """Refuse early, in words, what cannot start; the runtime launcher knows what each needs.
+    Returns why it runs on another version than its runtime names, if it does (`warn`: say
+    that on stderr too)."""
     from workbench.core.runtimes import launch_for
 
-    launch_for(cfg)
+    note = launch_for(cfg).note
+    if note is not None and warn:
+        say(f"warning: {note}")
+    return note
 
 
-def runnable(args: argparse.Namespace) -> list[ResolvedFunction] | None:
+def runnable(args: argparse.Namespace, warn: bool = True) -> list[ResolvedFunction] | None:
     """The functions the targets name, each checked to be startable; None (and the reason on
-    stderr) when one is not."""
+    stderr) when one is not. `warn`: a function on another version than its runtime's is
+    said on stderr (the TUI says it in a notice instead)."""
     from workbench.core.config.function import ConfigError
 
     try:
         resolved = resolve(args.dirs, args)
         for fn in resolved:
-            check_runnable(fn.config)
+            check_runnable(fn.config, warn)
     except ConfigError as exc:
         say(str(exc))
         return None

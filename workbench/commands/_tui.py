@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    resolved = runnable(args)
+    resolved = runnable(args, warn=False)
     if resolved is None:
         return ExitCode.USAGE
     configs = [fn.config for fn in resolved]

@@ -4,15 +4,18 @@ the toolchains it needs, with versions."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from workbench.commands import ExitCode
 from workbench.commands._common import (
-    check_runnable,
     function_flags,
     resolve,
     say,
     targets_argument,
 )
+
+if TYPE_CHECKING:
+    from workbench.core.config.function import FunctionConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -58,6 +61,20 @@ def _toolchains(needed: set[str]) -> list[str]:
     return lines
 
 
+def _runs_on(cfg: FunctionConfig) -> str:
+    """The interpreter the runtime runs on and, when it is not the runtime's version, why."""
+    from workbench.core.runtimes import launch_for
+
+    launch = launch_for(cfg)
+    if launch.choice is None:
+        return ""
+    i = launch.choice.interpreter
+    line = f"  runs on: {i.shown} ({launch.argv[0]}, from {i.source})"
+    if launch.argv[0] != i.path:
+        line += f"; found as {i.path}, a virtual environment's, so its base runs instead"
+    return line + (f"\n  warning: {launch.note}" if launch.note else "")
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from workbench.core.config.function import ConfigError
 
@@ -78,7 +95,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             )
         )
         try:
-            check_runnable(cfg)
+            runs_on = _runs_on(cfg)
+            if runs_on:
+                print(runs_on)
         except ConfigError as exc:
             problems += 1
             print(f"  cannot start: {exc}")

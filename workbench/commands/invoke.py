@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cfg = resolve_config(args.dir, args)
-        check_runnable(cfg)
+        check_runnable(cfg, warn=True)
         payload = validate_payload(_read_event(args.event))
     except (ConfigError, FileNotFoundError) as exc:
         say(str(exc))

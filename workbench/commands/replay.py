@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     try:
         cfg = resolve_config(args.dir, args)
-        check_runnable(cfg)
+        check_runnable(cfg, warn=True)
     except ConfigError as exc:
         say(str(exc))
         return ExitCode.USAGE

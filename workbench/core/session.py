@@ -34,7 +34,7 @@ from workbench.core.bus import (
 )
 from workbench.core.checks.pinned import PinnedChecks
 from workbench.core.config.describe import describe_function
-from workbench.core.config.function import FunctionConfig
+from workbench.core.config.function import ConfigError, FunctionConfig
 from workbench.core.engine.function import InvocationHandle
 from workbench.core.engine.payloads import ServiceError, validate_payload
 from workbench.core.history.recorder import Recorder, Stores, attach
@@ -43,6 +43,7 @@ from workbench.core.logbook import LogBook, reload_line
 from workbench.core.record import InvocationRecord, InvokeRequest
 from workbench.core.reload.builders import BuildResult
 from workbench.core.reload.reloader import Reloader
+from workbench.core.runtimes import launch_for
 from workbench.core.vocab import FunctionState, Source
 
 ROWS_KEPT = 2000  # invocations of this session kept in memory (all are in history)
@@ -110,6 +111,10 @@ class FunctionStatus:
     state: FunctionState
     invocations: int  # in this session
     last_reload: ReloadFinished | None  # the newest, whether it worked or not
+    # the interpreter the runtime runs on ("Python 3.11"); None for custom runtimes
+    runs_on: str | None = None
+    # set when that is not the version the runtime names: the warning, in a sentence
+    runtime_note: str | None = None
 
 
 class Session:
@@ -132,6 +137,7 @@ class Session:
         how to read its configuration again when a config file is saved; `pinned`: run the
         pinned saved events again after each successful reload."""
         self.configs = {c.name: c for c in configs}
+        self._interpreters: dict[str, tuple[FunctionConfig, tuple[str | None, str | None]]] = {}
         if not self.configs:
             raise ValueError("a session needs at least one function")
         self.bus = bus or Bus()
@@ -176,7 +182,22 @@ class Session:
             self._state[name],
             self._tallies[name].count,
             self._reloaders[name].last_reload,
+            *self._interpreter(self.configs[name]),
         )
+
+    def _interpreter(self, cfg: FunctionConfig) -> tuple[str | None, str | None]:
+        """(runs on, note) of a configuration; discovery is cached per process, and this keeps
+        the answer per configuration too, since the status line asks every frame."""
+        cached = self._interpreters.get(cfg.name)
+        if cached is not None and cached[0] is cfg:
+            return cached[1]
+        try:
+            launch = launch_for(cfg)
+            found = (launch.choice.runs_on if launch.choice else None, launch.note)
+        except ConfigError:
+            found = (None, None)  # the first invoke says why, as an init failure
+        self._interpreters[cfg.name] = (cfg, found)
+        return found
 
     def invocation(self, request_id: str) -> InvocationRecord | None:
         """One of this session's invocations (the newest ROWS_KEPT are kept)."""

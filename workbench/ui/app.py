@@ -173,6 +173,10 @@ class WorkbenchApp(App[int]):
             *([self.prefs.problem] if self.prefs.problem else []),
         ]:
             self.notify(problem, title="Settings", severity="warning", timeout=10)
+        for name in self.session.configs:
+            note = self.session.status(name).runtime_note
+            if note:
+                self.notify(note, title="Runtime", severity="warning", timeout=10)
         self.bridge = Bridge(self, self.session.bus)
         self._load_history()
         self._load_first_event()

@@ -72,6 +72,10 @@ class FunctionConfig:
     # Files whose edit changes this configuration (settings, env files, template), existing or
     # not: live reload reads the configuration again when one of them is saved.
     config_files: tuple[Path, ...] = ()
+    # the interpreter to run a Python / Node.js runtime on (`python` / `node` in workbench.toml:
+    # a path or a command name); None: the one found for the runtime's version
+    python: str | None = None
+    node: str | None = None
 
     def built_bootstrap(self) -> Path:
         """Where a builder puts the function's executable (go, rust): the runtime starts it."""

@@ -32,7 +32,14 @@ from workbench.core.config.sam import (
     pick_id,
     read_template,
 )
-from workbench.core.config.settings import KEYS, Invalid, Settings, display_path, load_settings
+from workbench.core.config.settings import (
+    KEYS,
+    RUNTIMES,
+    Invalid,
+    Settings,
+    display_path,
+    load_settings,
+)
 from workbench.core.vocab import BuilderKind
 
 # Our setting name -> FunctionConfig field. Settings name things as workbench.toml does.
@@ -57,6 +64,8 @@ FIELDS = {
     "builder": "builder",
     "history_max_records": "history_max_records",
     "history_max_mb": "history_max_mb",
+    "python": "python",
+    "node": "node",
 }
 FLAGS = {
     "handler": "--handler",
@@ -210,6 +219,12 @@ def _resolve(
     assert target.code_dir is not None
     settings = load_settings(target.code_dir)
     chosen, sources = _layered(flags, settings, sam)
+    if sam is not None and chosen.get("runtime") not in (None, *RUNTIMES):
+        hint = "" if picked else "; to run the template's other functions, name one with --function"
+        raise ConfigError(
+            f"{display_path(sam.template)}: {sam.logical_id} cannot run locally: runtime "
+            f"{chosen['runtime']} is not one workbench runs ({', '.join(RUNTIMES)}){hint}"
+        )
     base = detect(
         target.code_dir,
         runtime=_str(chosen.get("runtime")),

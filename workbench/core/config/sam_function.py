@@ -182,7 +182,8 @@ class FunctionReader:
         if isinstance(value, str) and NUMBER.fullmatch(value):
             value = float(value) if "." in value else int(value)  # parameters are strings
         if setting == "runtime" and value not in RUNTIMES:
-            self._cannot(f"runtime {value} is not one workbench runs ({', '.join(RUNTIMES)})")
+            # not refused here: a nearer layer (--runtime, workbench.toml) may replace it, and
+            # resolve refuses it only if none does
             return value
         try:
             return KEYS[setting](value, self.folder)

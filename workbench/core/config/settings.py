@@ -29,9 +29,11 @@ RUNTIMES = (
     "python3.11",
     "python3.12",
     "python3.13",
+    "python3.14",
     "nodejs18.x",
     "nodejs20.x",
     "nodejs22.x",
+    "nodejs24.x",
     "provided",
     "provided.al2",
     "provided.al2023",
@@ -142,6 +144,15 @@ def _command(value: Any, _: Path) -> tuple[str, ...]:
     return argv
 
 
+def _executable(value: Any, folder: Path) -> str:
+    # a command name is looked up on PATH when the function starts; a path is taken from the
+    # function's folder, like every other path in this file
+    text = _text(value, folder)
+    if "/" not in text and not text.startswith("~"):
+        return text
+    return str((folder / Path(text).expanduser()).absolute())
+
+
 def _env_value(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -173,6 +184,8 @@ KEYS: dict[str, Check] = {
     "events_dir": _text,
     "theme": _text,
     "runtime_client": _choice(RUNTIME_CLIENTS),
+    "python": _executable,
+    "node": _executable,
     "builder": _choice(BUILDER_KINDS),
     "history_max_records": _number(1, 10_000_000, "records", whole=True),
     "history_max_mb": _number(1, 1_000_000, "MB", whole=True),

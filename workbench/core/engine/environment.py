@@ -94,6 +94,8 @@ def lambda_env(
     deps = cfg.dependencies_dir()
     if deps is not None:  # beside the code, as `sam build` puts them: before any layer
         _extend(env, "PYTHONPATH", [str(deps.resolve())], first=True)
+    # the runtime's own packages (boto3...) come after the layers, as /var/runtime does
+    _extend(env, "PYTHONPATH", list(launch.python_path), first=False)
     return env
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.config.function import ConfigError, FunctionConfig
+from workbench.core.runtimes import isolation
+from workbench.core.runtimes.interpreters import Choice, choose
 
 HERE = Path(__file__).resolve().parent
 PYTHON_BOOTSTRAP = HERE / "pyric" / "bootstrap.py"
@@ -21,6 +21,15 @@ class Launch:
     runtime_dir: Path  # LAMBDA_RUNTIME_DIR
     execution_env: str | None  # AWS_EXECUTION_ENV; unset for provided runtimes
     runtime_version: str  # for INIT_START
+    # the interpreter found for the runtime (None for a custom runtime or a `start` command)
+    choice: Choice | None = None
+    # appended to PYTHONPATH after the layers, where Lambda's /var/runtime comes
+    python_path: tuple[str, ...] = ()
+
+    @property
+    def note(self) -> str | None:
+        """Why the function does not run on the version its runtime names, if it does not."""
+        return self.choice.note if self.choice is not None else None
 
     def runtime_arn(self, region: str) -> str:
         digest = hashlib.sha256(" ".join(self.argv[:2]).encode()).hexdigest()
@@ -39,14 +48,13 @@ def launch_for(cfg: FunctionConfig) -> Launch:
     if cfg.family == "python":
         return _python(cfg)
     if cfg.family == "node":
-        node = shutil.which("node")
-        if node is None:
-            raise ConfigError(f"runtime {cfg.runtime} needs `node` on PATH; none was found.")
+        choice = choose(cfg.runtime, cfg.node, _where(cfg, "node") if cfg.node else "")
         return Launch(
-            [node, str(NODE_RUNTIME)],
+            [choice.interpreter.path, str(NODE_RUNTIME)],
             NODE_RUNTIME.parent,
             f"AWS_Lambda_{cfg.runtime}",
-            _version_tag(cfg.runtime),
+            choice.version_tag,
+            choice,
         )
     bootstrap = cfg.code_dir / "bootstrap"
     if cfg.builder in ("go", "rust") and not cfg.build:
@@ -57,15 +65,40 @@ def launch_for(cfg: FunctionConfig) -> Launch:
 
 
 def _python(cfg: FunctionConfig) -> Launch:
+    choice = choose(cfg.runtime, cfg.python, _where(cfg, "python") if cfg.python else "")
+    interp = choice.interpreter
+    # a venv's interpreter would bring the venv's packages (workbench's, when it is ours)
+    exe = isolation.base_interpreter(interp.path)
+    ric = cfg.runtime_client == "awslambdaric"
+    if ric and not isolation.ric_installed(interp):
+        raise ConfigError(
+            f"runtime_client awslambdaric: awslambdaric is not installed for {interp.shown} "
+            f"({exe}), which runs {cfg.runtime}; install it there (`{exe} -m pip install "
+            "awslambdaric`), or leave runtime_client unset to use workbench's bundled client"
+        )
+    packages = isolation.runtime_packages(interp, with_ric=ric)
     # -u: output written before the response is posted must already be in the pipe, so the
-    # log lines land between START and END as they do in the service.
-    if cfg.runtime_client == "awslambdaric":
-        argv = [sys.executable, "-u", "-m", "awslambdaric", cfg.handler]
+    # log lines land between START and END as they do in the service. -s: no user
+    # site-packages (~/.local), which Lambda does not have.
+    if ric:
+        argv = [exe, "-s", "-u", "-m", "awslambdaric", cfg.handler]
     else:
-        argv = [sys.executable, "-u", str(PYTHON_BOOTSTRAP)]
+        argv = [exe, "-s", "-u", str(PYTHON_BOOTSTRAP)]
     return Launch(
-        argv, PYTHON_BOOTSTRAP.parent, f"AWS_Lambda_{cfg.runtime}", _version_tag(cfg.runtime)
+        argv,
+        PYTHON_BOOTSTRAP.parent,
+        f"AWS_Lambda_{cfg.runtime}",
+        choice.version_tag,
+        choice,
+        (str(packages),) if packages is not None else (),
     )
+
+
+def _where(cfg: FunctionConfig, key: str) -> str:
+    """Where a configured interpreter was set, for messages."""
+    files = [p for p in cfg.config_files if p.name in ("workbench.toml", "pyproject.toml")]
+    existing = [p for p in files if p.is_file()]
+    return existing[0].name if existing else f"the `{key}` setting"
 
 
 def _version_tag(runtime: str) -> str:

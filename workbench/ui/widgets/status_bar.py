@@ -45,8 +45,10 @@ class StatusLine(Widget):
     def show(self, fn: FunctionStatus, *, api_url: str | None, functions: int) -> None:
         last = fn.last_reload
         reload_ms = last.save_to_ready_ms if last is not None and last.ok else None
+        # a runtime without its own version shows what runs it instead: "python3.14 on Python 3.13"
+        runtime = f"{fn.runtime} on {fn.runs_on}" if fn.runtime_note and fn.runs_on else fn.runtime
         self.status = Status(
-            fn.name, fn.runtime, fn.state, api_url, reload_ms, fn.invocations, functions
+            fn.name, runtime, fn.state, api_url, reload_ms, fn.invocations, functions
         )
         self.refresh()
 

@@ -2,8 +2,9 @@
 // sandbox, rewritten on built-ins only. Launched as `node runtime.mjs` with cwd = the function
 // folder; it loads `_HANDLER` from LAMBDA_TASK_ROOT, then loops on the Runtime API
 // (`AWS_LAMBDA_RUNTIME_API`, host:port). Behaviour follows
-// aws-lambda-nodejs-runtime-interface-client 3.x (the client behind nodejs18.x-nodejs22.x);
-// deliberate differences are marked DEVIATION.
+// aws-lambda-nodejs-runtime-interface-client 3.x (the client behind nodejs18.x-nodejs22.x), and
+// 4.x under nodejs24.x (no callback handlers, no context.succeed/fail/done); deliberate
+// differences are marked DEVIATION.
 //
 // Lifecycle, as in the real client:
 // - init failure: log "Uncaught Exception", POST /runtime/init/error, exit 129 (an import error
@@ -43,6 +44,17 @@ const HandlerNotFound = runtimeErrorClass('HandlerNotFound');
 const UserCodeSyntaxError = runtimeErrorClass('UserCodeSyntaxError');
 const NodeJsExit = runtimeErrorClass('NodeJsExit');
 const UnhandledPromiseRejection = runtimeErrorClass('UnhandledPromiseRejection');
+const CallbackHandlerDeprecated = runtimeErrorClass('CallbackHandlerDeprecated');
+// nodejs24.x runs aws-lambda-ric 4, which dropped callback handlers and context.succeed /
+// fail / done; nodejs22.x and older run 3.x, which has them. The runtime is read from
+// AWS_EXECUTION_ENV, as Lambda sets it.
+const RUNTIME_MAJOR = Number(/^AWS_Lambda_nodejs(\d+)\.x$/.exec(env.AWS_EXECUTION_ENV ?? '')?.[1]);
+const NO_CALLBACKS = RUNTIME_MAJOR >= 24;
+const CALLBACK_REMOVED_MESSAGE =
+  'ERROR: AWS Lambda has removed support for callback-based function handlers starting with ' +
+  'Node.js 24. You need to modify this function to use a supported handler signature to use ' +
+  'Node.js 24 or later. For more information see ' +
+  'https://docs.aws.amazon.com/lambda/latest/dg/nodejs-handler.html.';
 const NODEJS_EXIT_MESSAGE =
   'The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly ' +
   'caused by a Promise that was never settled. For more information, see ' +
@@ -298,6 +310,9 @@ async function loadHandler(taskRoot, fullHandler) {
   const fn = exportPath.split('.').reduce((obj, key) => obj && obj[key], mod);
   if (!fn) throw new HandlerNotFound(`${fullHandler} is undefined or not exported`);
   if (typeof fn !== 'function') throw new HandlerNotFound(`${fullHandler} is not a function`);
+  // ric 4 judges by the declared parameters alone, async or not: three or more is a
+  // callback handler, and the init fails before any event arrives
+  if (NO_CALLBACKS && fn.length >= 3) throw new CallbackHandlerDeprecated(CALLBACK_REMOVED_MESSAGE);
   return fn;
 }
 
@@ -365,7 +380,7 @@ function invoke(handler, isAsync, { headers, body }) {
       const context = {
         get callbackWaitsForEmptyEventLoop() { return waitForEmptyLoop; },
         set callbackWaitsForEmptyEventLoop(value) { waitForEmptyLoop = value; },
-        succeed, fail, done,
+        ...(NO_CALLBACKS ? {} : { succeed, fail, done }),
         functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
         functionName: env.AWS_LAMBDA_FUNCTION_NAME,
         memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,

@@ -640,9 +640,20 @@ def _is_json(content_type: Optional[str]) -> bool:
 
 def _set_sys_path(task_root: str) -> None:
     # Running as a script put this folder first; the function's folder takes that place, as
-    # /var/task does in Lambda, so no runtime file can shadow a function module.
+    # /var/task does in Lambda, so no runtime file can shadow a function module. The
+    # interpreter's site-packages go too: Lambda's Python has none the function could use, and
+    # here they would bring whatever was installed for this Python. What the managed runtime
+    # ships (boto3...) arrives through PYTHONPATH, after the layers.
     own_dir = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != own_dir]
+    dropped = {own_dir}
+    try:
+        import site
+
+        dropped.update(os.path.abspath(p) for p in site.getsitepackages())
+        dropped.add(os.path.abspath(site.getusersitepackages()))
+    except (ImportError, AttributeError):  # -S, or an embedded build without these
+        pass
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") not in dropped]
     sys.path.insert(0, task_root)
 
 
