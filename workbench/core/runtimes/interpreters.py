@@ -77,12 +77,8 @@ class Choice:
 
     @property
     def runs_on(self) -> str:
-        """Short, for a status line: `Python 3.13` or `Python 3.13 (not 3.14)`."""
-        i = self.interpreter
-        if self.exact:
-            return i.shown
-        wanted = f"3.{self.wanted}" if i.kind == "python" else str(self.wanted)
-        return f"{i.shown} (not {wanted})"
+        """Short, for a status line: `Python 3.13`."""
+        return self.interpreter.shown
 
     @property
     def note(self) -> str | None:
@@ -205,12 +201,12 @@ def _probe(kind: Kind, path: str) -> int | None:
 def _candidates(kind: Kind, env: tuple[str | None, ...]) -> tuple[Interpreter, ...]:
     del env  # part of the cache key only
     found = _pythons() if kind == "python" else _nodes()
-    seen: set[str] = set()
+    seen: set[tuple[str, int]] = set()
     unique = []
     for item in found:  # one installation found twice (PATH and pyenv) counts once
-        real = os.path.realpath(item.path)
-        if real not in seen:
-            seen.add(real)
+        key = (os.path.realpath(item.path), item.number)
+        if key not in seen:
+            seen.add(key)
             unique.append(item)
     return tuple(unique)
 
