@@ -65,6 +65,7 @@ class FunctionConfig:
     watch_exclude: tuple[str, ...] = ()
     # past memory_mb the runtime is killed, as Lambda kills it (--no-memory-limit: not)
     memory_limit: bool = True
+    ephemeral_storage_mb: int = 512  # the size of its /tmp, as Lambda's EphemeralStorage
     concurrency: int = 1  # execution environments kept side by side
     events_dir: str = "events"  # saved events, relative to code_dir
     history_max_records: int = DEFAULT_HISTORY_RECORDS  # the history keeps the newest this many

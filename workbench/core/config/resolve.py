@@ -51,6 +51,7 @@ FIELDS = {
     "timeout": "timeout_s",
     "memory": "memory_mb",
     "memory_limit": "memory_limit",
+    "ephemeral_storage": "ephemeral_storage_mb",
     "architecture": "architecture",
     "region": "region",
     "runtime_client": "runtime_client",

@@ -32,6 +32,7 @@ SCALARS = {
     "Timeout": ("timeout", "--timeout"),
     "MemorySize": ("memory", "--memory"),
     "Architectures": ("architecture", None),
+    "EphemeralStorage": ("ephemeral_storage", None),
 }
 LAYER_CONTENT = {
     "AWS::Serverless::LayerVersion": "ContentUri",
@@ -179,6 +180,8 @@ class FunctionReader:
     def _checked(self, setting: str, value: Any, where: str) -> object:
         if setting == "architecture" and isinstance(value, list) and len(value) == 1:
             value = value[0]  # Lambda takes a list, but it holds exactly one architecture
+        if setting == "ephemeral_storage" and isinstance(value, dict):
+            value = value.get("Size")  # EphemeralStorage: {Size: MB}
         if isinstance(value, str) and NUMBER.fullmatch(value):
             value = float(value) if "." in value else int(value)  # parameters are strings
         if setting == "runtime" and value not in RUNTIMES:

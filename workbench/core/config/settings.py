@@ -174,6 +174,7 @@ KEYS: dict[str, Check] = {
     "timeout": _number(1, 900, "seconds", whole=False),
     "memory": _number(128, 10240, "MB", whole=True),
     "memory_limit": _bool,
+    "ephemeral_storage": _number(512, 10240, "MB", whole=True),
     "architecture": _choice(ARCHITECTURES),
     "environment": _environment,
     "env_files": _files,

@@ -134,6 +134,21 @@ def _extend(env: dict[str, str], key: str, paths: list[str], first: bool) -> Non
     env[key] = os.pathsep.join(paths + current if first else current + paths)
 
 
+def _size_mb(folder: Path, most: int = 10_000) -> int:
+    """What a folder's files take, in MB (the first `most` entries: a check, not an audit)."""
+    total, seen = 0, 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            seen += 1
+            if seen > most:
+                return total // (1024 * 1024)
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total // (1024 * 1024)
+
+
 class LogCollector:
     """The lines of one invocation, bounded: the newest are kept when a function floods."""
 
@@ -198,6 +213,7 @@ class Environment:
         # its cgroups, where the machine lets workbench make them
         self._group: containment.Group | None = None
         self.tmp: Path | None = None  # its /tmp (TMPDIR), made when it starts
+        self._tmp_warned = False
         self._over_limit = False  # the sampler saw the tree past its memory size (no cgroup)
         self.sample_every = 0.005  # dense at first (init is short), then a few a second
         self._dense_at = 0.0  # when an invoke last made the sampling dense again
@@ -254,6 +270,21 @@ class Environment:
                 containment.join(group)
 
         return setup
+
+    def tmp_overfull(self) -> str | None:
+        """A warning, the first time the environment's /tmp holds more than its ephemeral
+        storage: in Lambda, writes past it fail with ENOSPC; here they only cost disk."""
+        if self.tmp is None or self._tmp_warned:
+            return None
+        used = _size_mb(self.tmp)
+        if used <= self.cfg.ephemeral_storage_mb:
+            return None
+        self._tmp_warned = True
+        return (
+            f"workbench: warning: /tmp holds {used} MB, more than the function's ephemeral "
+            f"storage of {self.cfg.ephemeral_storage_mb} MB: in Lambda the writes past it fail "
+            "(No space left on device); `ephemeral_storage` in workbench.toml sets the size"
+        )
 
     # ---- output ----
 

@@ -284,6 +284,9 @@ class Run:
             ),
             "platform",
         )
+        over = env.tmp_overfull()
+        if over is not None:  # said once per environment: Lambda's /tmp would be full
+            env.line(over, "workbench")
         env.request_id = None
         env.collector = None
         if ending.reset:
