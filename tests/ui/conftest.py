@@ -11,6 +11,7 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -53,7 +54,25 @@ def make_app(
     resolved = resolve_functions(list(targets))
     session = Session([fn.config for fn in resolved], watch=watch, port=port)
     # as the TUI command does: the first function's folder may name a theme
-    return WorkbenchApp(session, theme=theme, prefs=prefs, project_theme=resolved[0].theme)
+    app = WorkbenchApp(session, theme=theme, prefs=prefs, project_theme=resolved[0].theme)
+    shown = _NOTICES.setdefault(id(app), [])
+    notify = app.notify
+
+    def recording(message: str, *args: Any, **kwargs: Any) -> None:
+        shown.append(str(message))
+        notify(message, *args, **kwargs)
+
+    app.notify = recording  # type: ignore[method-assign]
+    return app
+
+
+_NOTICES: dict[int, list[str]] = {}
+
+
+def notices(app: WorkbenchApp) -> list[str]:
+    """Every notification the app has shown so far. Textual drops a notification after its
+    timeout (a few seconds), which a loaded machine can spend before the test looks."""
+    return list(_NOTICES.get(id(app), []))
 
 
 def run_app(

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
+from tests.ui.conftest import notices
 from workbench.ui.app import WorkbenchApp
+
+__all__ = ["function_dir", "notices", "shown", "type_text"]
 
 ECHO = "def handler(event, context):\n    print('echo', event)\n    return event\n"
 
@@ -20,10 +23,6 @@ async def type_text(pilot: Pilot[int], text: str) -> None:
 def shown(app: WorkbenchApp, selector: str) -> str:
     """The plain text a widget shows (a Static, or a widget that renders itself)."""
     return str(app.screen.query_one(selector).render())
-
-
-def notices(app: WorkbenchApp) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 def function_dir(tmp_path: Path, name: str, code: str, toml: str = "") -> Path:

@@ -42,7 +42,11 @@ def test_a_typed_event_is_invoked_and_every_pane_answers(hello: Path) -> None:
         # the request that was sent, one key away
         app.query_one(ResponseView).query_one("#payload-scroll").focus()
         await pilot.press("v")
-        assert app.query_one(ResponseView).side == "request"
+        await wait_for(
+            pilot,
+            lambda: app.query_one(ResponseView).side == "request",
+            what="app.query_one(ResponseView).side == 'request'",
+        )
         assert '"Ada"' in shown(app, "#request-body")
         assert app.query_one("#response-body").has_class("hidden")
 
@@ -70,7 +74,11 @@ def test_invalid_json_says_where_and_is_never_sent(hello: Path) -> None:
         assert editor.text_area.cursor_location == (2, 0)  # the cursor went to the problem
         # fixed, the same keys send it: the refusal above was the validation, nothing else
         await pilot.press("backspace", "backspace")  # the newline, then the stray comma
-        assert editor.problem is None and not app.query_one("#invoke-button").disabled
+        await wait_for(
+            pilot,
+            lambda: editor.problem is None and not app.query_one("#invoke-button").disabled,
+            what="the fixed event to be sendable",
+        )
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: history.rows_shown, what="the fixed event's row")
         assert json.loads(history.rows_shown[0].event) == {"name": "Ada"}
@@ -97,16 +105,29 @@ def test_save_save_as_rename_delete_then_reopen_through_the_picker(hello: Path) 
 
         # save as: a name that cannot be a file is refused, with the reason, in the dialog
         await pilot.press("f12")
-        assert isinstance(app.screen, NamePrompt)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, NamePrompt),
+            what="isinstance(app.screen, NamePrompt)",
+        )
         await pilot.press("ctrl+u")
         await type_text(pilot, "new order!")
         await pilot.press("enter")
-        assert isinstance(app.screen, NamePrompt)
-        assert "cannot name a saved event" in app.screen.problem
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, NamePrompt),
+            what="isinstance(app.screen, NamePrompt)",
+        )
+        prompt = app.screen
+        assert isinstance(prompt, NamePrompt) and "cannot name a saved event" in prompt.problem
         await pilot.press("ctrl+u")
         await type_text(pilot, "order")
         await pilot.press("enter")
-        assert not isinstance(app.screen, NamePrompt)
+        await wait_for(
+            pilot,
+            lambda: not isinstance(app.screen, NamePrompt),
+            what="not isinstance(app.screen, NamePrompt)",
+        )
         assert json.loads((events / "order.json").read_text()) == saved
         assert editor.event_name == "order"
 
@@ -115,23 +136,39 @@ def test_save_save_as_rename_delete_then_reopen_through_the_picker(hello: Path) 
         await pilot.press("ctrl+u")
         await type_text(pilot, "hello")
         await pilot.press("enter")
-        assert isinstance(app.screen, NamePrompt) and "exists" in app.screen.problem
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, NamePrompt) and "exists" in app.screen.problem,
+            what="isinstance(app.screen, NamePrompt) and 'exists'...",
+        )
         await pilot.press("ctrl+u")
         await type_text(pilot, "order-2")
         await pilot.press("enter")
-        assert not (events / "order.json").exists() and (events / "order-2.json").is_file()
+        await wait_for(
+            pilot,
+            lambda: not (events / "order.json").exists() and (events / "order-2.json").is_file(),
+            what="not (events / 'order.json').exists() and (event...",
+        )
         assert editor.event_name == "order-2"
 
         # delete, after a confirmation
         await pilot.press("f8")
-        assert isinstance(app.screen, Confirm)
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, Confirm), what="isinstance(app.screen, Confirm)"
+        )
         await pilot.press("y")
-        assert not (events / "order-2.json").exists()
+        await wait_for(
+            pilot,
+            lambda: not (events / "order-2.json").exists(),
+            what="not (events / 'order-2.json').exists()",
+        )
         assert editor.event_name is None and "(not saved)" in shown(app, "#event-name")
 
         # reopen a saved event through the picker
         await pilot.press("ctrl+o")
-        assert isinstance(app.screen, Picker)
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, Picker), what="isinstance(app.screen, Picker)"
+        )
         await type_text(pilot, "hello")
         await pilot.press("enter")
         # the deleted event's text is unsaved now: dropping it takes a yes
@@ -150,9 +187,15 @@ def test_unsaved_changes_are_not_dropped_without_asking(hello: Path) -> None:
         await pilot.press("ctrl+o")
         await type_text(pilot, "s3/put")
         await pilot.press("enter")
-        assert isinstance(app.screen, Confirm)
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, Confirm), what="isinstance(app.screen, Confirm)"
+        )
         await pilot.press("n")
-        assert editor.text.startswith("[1, ") and editor.event_name == "hello"
+        await wait_for(
+            pilot,
+            lambda: editor.text.startswith("[1, ") and editor.event_name == "hello",
+            what="editor.text.startswith('[1, ') and editor.event...",
+        )
 
     run_app(make_app(hello), body)
 
@@ -181,7 +224,11 @@ def test_a_sample_event_is_invoked_then_saved_under_its_own_name(tmp_path: Path)
         assert "aws:sqs" in shown(app, "#response-body")
 
         await pilot.press("ctrl+s")
-        assert isinstance(app.screen, NamePrompt)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, NamePrompt),
+            what="isinstance(app.screen, NamePrompt)",
+        )
         await pilot.press("enter")  # the suggested name: the sample's own
         path = echo / "events" / "sqs-receive-message.json"
         assert json.loads(path.read_text()) == event

@@ -54,11 +54,16 @@ def test_s_saves_the_selected_rows_event_not_the_editors(hello: Path) -> None:
         editor.load('{"other": true}', None)
         history.focus()
         await pilot.press("s")
-        assert isinstance(app.screen, NamePrompt)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, NamePrompt),
+            what="isinstance(app.screen, NamePrompt)",
+        )
         await pilot.press("ctrl+u")
         await type_text(pilot, "grace")
         await pilot.press("enter")
         saved = hello / "events" / "grace.json"
+        await wait_for(pilot, saved.exists, what="the saved event")
         assert json.loads(saved.read_text()) == {"name": "Grace", "n": 3}
         assert editor.text == '{"other": true}' and editor.event_name is None
 
@@ -72,10 +77,15 @@ def test_e_opens_the_rows_event_and_v_shows_the_request(hello: Path) -> None:
         app.query_one(EventEditor).load("{}\n", None)
         history.focus()
         await pilot.press("v")
-        assert app.query_one(ResponseView).side == "request"
+        await wait_for(
+            pilot,
+            lambda: app.query_one(ResponseView).side == "request",
+            what="app.query_one(ResponseView).side == 'request'",
+        )
         assert '"Linus"' in shown(app, "#request-body")
         await pilot.press("e")
         editor = app.query_one(EventEditor)
+        await wait_for(pilot, lambda: app.focused is editor.text_area, what="the editor's focus")
         assert json.loads(editor.text) == {"name": "Linus"}
         assert editor.origin is not None and history.rows_shown[0].request_id[:8] in editor.origin
         assert app.focused is editor.text_area
@@ -90,7 +100,7 @@ def test_selecting_an_older_row_switches_response_timing_and_logs(hello: Path) -
         await invoke(pilot, app, '{"name": "first"}')
         await invoke(pilot, app, '{"name": "second"}')
         newer, older = history.rows_shown
-        assert "Hello, second!" in shown(app, "#response-body")
+        await wait_for(pilot, lambda: "Hello, second!" in shown(app, "#response-body"), what="2nd")
         await wait_for(
             pilot,
             lambda: any("greeting second" in ln for ln in logs.log_widget.lines),
@@ -98,8 +108,16 @@ def test_selecting_an_older_row_switches_response_timing_and_logs(hello: Path) -
         )
         history.focus()
         await pilot.press("down")
-        assert history.selected_id == older.request_id
-        assert "Hello, first!" in shown(app, "#response-body")
+        await wait_for(
+            pilot,
+            lambda: (
+                history.selected_id == older.request_id
+                and "Hello, first!" in shown(app, "#response-body")
+                and logs.filter.request_id == older.request_id
+                and any("greeting first" in ln for ln in logs.log_widget.lines)
+            ),
+            what="the older row in every pane",
+        )
         assert older.request_id[:8] in shown(app, "#timing-selected")
         assert newer.request_id[:8] not in shown(app, "#timing-selected")
         assert logs.filter.request_id == older.request_id
@@ -107,7 +125,13 @@ def test_selecting_an_older_row_switches_response_timing_and_logs(hello: Path) -
         assert any("greeting first" in ln for ln in lines)
         assert not any(newer.request_id in ln or "greeting second" in ln for ln in lines)
         await pilot.press("up")
-        assert "Hello, second!" in shown(app, "#response-body")
-        assert logs.filter.request_id == newer.request_id
+        await wait_for(
+            pilot,
+            lambda: (
+                "Hello, second!" in shown(app, "#response-body")
+                and logs.filter.request_id == newer.request_id
+            ),
+            what="the newer row again",
+        )
 
     run_app(make_app(hello), body)

@@ -163,7 +163,7 @@ def test_follow_off_holds_the_view_and_on_catches_up(hello: Path) -> None:
         pane.action_clear_request()
         pane.log_widget.focus()
         await pilot.press("f")
-        assert not pane.follow
+        await wait_for(pilot, lambda: not pane.follow, what="not pane.follow")
         before = _lines(app)
         record = await app.session.invoke("hello", b'{"name": "paused"}').record
         await wait_for(pilot, lambda: len(app.query_one(InvocationHistory).rows_shown) == 2)

@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import TextArea
 
-from tests.ui.conftest import make_app, run_app, wait_for
+from tests.ui.conftest import make_app, notices, run_app, wait_for
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.prefs import Prefs, prefs_path
 from workbench.ui.screens.help import HelpScreen
@@ -41,10 +41,6 @@ def key_for(app: WorkbenchApp, binding_id: str) -> str:
         if i == binding_id:
             return keys.split(",")[0]
     raise AssertionError(f"no binding with id {binding_id!r}")
-
-
-def notices(app: WorkbenchApp) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 def rendered(app: WorkbenchApp, selector: str) -> str:
@@ -161,7 +157,9 @@ def test_a_broken_user_theme_is_reported_and_the_app_still_starts(hello: Path) -
 
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         assert "mine" in app.available_themes
-        assert any("broken.toml" in n for n in notices(app)), notices(app)
+        await wait_for(
+            pilot, lambda: any("broken.toml" in n for n in notices(app)), what="the notice"
+        )
         assert app.theme == "workbench-dark"
         app.theme = "mine"
         await pilot.pause()
@@ -203,7 +201,11 @@ def test_a_remapped_key_works_and_the_old_one_no_longer_does(hello: Path) -> Non
         assert ("invoke", "f5", "Invoke") in app.key_bindings()
         await pilot.press("f1")  # help moved to f9: f1 now does nothing
         await pilot.pause()
-        assert not isinstance(app.screen, HelpScreen)
+        await wait_for(
+            pilot,
+            lambda: not isinstance(app.screen, HelpScreen),
+            what="not isinstance(app.screen, HelpScreen)",
+        )
         await pilot.press("f9")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help on f9")
 
@@ -406,6 +408,6 @@ def test_alt_up_and_down_resize_the_focused_panes_row(hello: Path) -> None:
 def test_an_unknown_theme_name_is_said_and_the_default_shown(hello: Path) -> None:
     async def body(pilot: Pilot[int], app: WorkbenchApp) -> None:
         assert app.theme == "workbench-dark"
-        assert any("no theme 'workbench-drak'" in n.message for n in app._notifications)
+        assert any("no theme 'workbench-drak'" in n for n in notices(app)), notices(app)
 
     run_app(make_app(hello, theme="workbench-drak"), body)
