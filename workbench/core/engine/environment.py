@@ -47,6 +47,7 @@ PASSTHROUGH = (
     "AWS_SESSION_TOKEN",
 )
 LOG_LINES_KEPT = 20_000
+TMP_CHECK_EVERY_S = 1.0
 DENSE_AGAIN_S = 0.25  # the sampling interval grows back to its sparse 0.25 s in about this long
 
 
@@ -214,6 +215,7 @@ class Environment:
         self._group: containment.Group | None = None
         self.tmp: Path | None = None  # its /tmp (TMPDIR), made when it starts
         self._tmp_warned = False
+        self._tmp_checked_at = -TMP_CHECK_EVERY_S  # the first invoke checks
         self._over_limit = False  # the sampler saw the tree past its memory size (no cgroup)
         self.sample_every = 0.005  # dense at first (init is short), then a few a second
         self._dense_at = 0.0  # when an invoke last made the sampling dense again
@@ -276,6 +278,10 @@ class Environment:
         storage: in Lambda, writes past it fail with ENOSPC; here they only cost disk."""
         if self.tmp is None or self._tmp_warned:
             return None
+        now = time.monotonic()  # a walk of /tmp is not for every warm invoke: once a second
+        if now - self._tmp_checked_at < TMP_CHECK_EVERY_S:
+            return None
+        self._tmp_checked_at = now
         used = _size_mb(self.tmp)
         if used <= self.cfg.ephemeral_storage_mb:
             return None
