@@ -43,6 +43,7 @@ IGNORED_DIRS = frozenset(
 # What builds write into the folder, per kind of builder (folder or file names): watching it
 # would make every build trigger the next.
 BUILD_OUTPUTS = {"rust": ("target", "Cargo.lock"), "command": ("dist", "build", "out")}
+STAGED_OUTPUTS = frozenset({"target"})
 # Editor swap and backup files (vim, emacs, JetBrains), atomic-save temporaries, bytecode.
 SCRATCH_NAMES = re.compile(
     r"(\.sw[a-p]|\.swpx|~|\.tmp|\.py[cod]|\.___jb_(tmp|old)___)$|^(\.#|#.*#$|4913$|\.DS_Store$)"
@@ -78,6 +79,10 @@ class WatchFilter:
         self._events = events_dir.strip("/") + "/" if events_dir else None
         self._prefix = str(self.root) + os.sep
         self._dirs = IGNORED_DIRS | frozenset(outputs)
+        # a build tool that makes an output folder by renaming a temporary one beside it
+        # (cargo: `target` from `target<6 random characters>`): that one is output too
+        names = "|".join(re.escape(o) for o in outputs if o in STAGED_OUTPUTS)
+        self._staged = re.compile(rf"^(?:{names})[A-Za-z0-9]{{6}}$") if names else None
         self._include = _spec(include)
         self._exclude = _spec(exclude)
         self._gitignore = self._read_gitignore()
@@ -98,6 +103,8 @@ class WatchFilter:
             return True
         parts = rel.split("/")
         if any(p in self._dirs for p in parts) or SCRATCH_NAMES.search(parts[-1]):
+            return False
+        if self._staged is not None and self._staged.match(parts[0]):
             return False
         if any(pair == ("node_modules", ".cache") for pair in itertools.pairwise(parts)):
             return False
