@@ -68,7 +68,7 @@ def test_every_kind_is_really_started_and_left_running(tmp_path: Path) -> None:
     """The premise: without its environment ending, all 51 run, a third each kind."""
 
     async def body() -> dict[str, int]:
-        fn = Function(detect(LEAKER), Bus())
+        fn = Function(detect(LEAKER).with_overrides(timeout_s=120.0), Bus())
         try:
             rec = await fn.invoke(InvokeRequest(leak_event(tmp_path)))
             assert rec.status == "ok", rec.result.payload
@@ -93,7 +93,7 @@ def test_workbench_invoke_leaves_none_when_it_exits(tmp_path: Path) -> None:
 
 @in_loop
 async def test_a_timeout_reset_leaves_none(tmp_path: Path) -> None:
-    fn = Function(detect(LEAKER).with_overrides(timeout_s=10.0), Bus())
+    fn = Function(detect(LEAKER).with_overrides(timeout_s=60.0), Bus())
     try:
         rec = await fn.invoke(InvokeRequest(leak_event(tmp_path, hang=True)))
         assert rec.status == "timeout"
@@ -112,7 +112,7 @@ async def test_a_reload_leaves_none_of_the_old_version(tmp_path: Path) -> None:
     pids.mkdir()
     bus = Bus()
     events = Events(bus)
-    reloader = Reloader(detect(folder), bus)
+    reloader = Reloader(detect(folder).with_overrides(timeout_s=120.0), bus)
     try:
         assert (await reloader.start()).ok
         rec = await reloader.invoke(InvokeRequest(leak_event(pids)))

@@ -27,7 +27,7 @@ def report(stderr: str) -> str:
 
 
 def test_400_mb_with_128_mb_is_killed_and_reported_as_lambda_does() -> None:
-    done = cli(HOG, "--memory", "128", event=b'{"mb": 400}', timeout=120)
+    done = cli(HOG, "--timeout", "120", "--memory", "128", event=b'{"mb": 400}', timeout=240)
     assert done.returncode == 1, done.stderr
     doc = json.loads(done.stdout)
     assert doc["errorType"] == "Runtime.OutOfMemory"
@@ -42,7 +42,16 @@ def test_400_mb_with_128_mb_is_killed_and_reported_as_lambda_does() -> None:
 
 
 def test_without_the_limit_the_same_function_succeeds() -> None:
-    done = cli(HOG, "--memory", "128", "--no-memory-limit", event=b'{"mb": 400}', timeout=120)
+    done = cli(
+        HOG,
+        "--timeout",
+        "120",
+        "--memory",
+        "128",
+        "--no-memory-limit",
+        event=b'{"mb": 400}',
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"touched_mb": 400}
     used = int(re.search(r"Max Memory Used: (\d+) MB", report(done.stderr)).group(1))  # type: ignore[union-attr]
@@ -53,8 +62,8 @@ def test_memory_limit_false_in_workbench_toml(tmp_path: Path) -> None:
     folder = tmp_path / "hog"
     folder.mkdir()
     (folder / "app.py").write_text((HOG / "app.py").read_text())
-    (folder / "workbench.toml").write_text("memory = 128\nmemory_limit = false\n")
-    done = cli(folder, event=b'{"mb": 300}', timeout=120)
+    (folder / "workbench.toml").write_text("memory = 128\nmemory_limit = false\ntimeout = 120\n")
+    done = cli(folder, event=b'{"mb": 300}', timeout=240)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"touched_mb": 300}
     doctor = run_workbench("doctor", str(folder))
@@ -63,7 +72,7 @@ def test_memory_limit_false_in_workbench_toml(tmp_path: Path) -> None:
 
 def test_after_a_kill_for_memory_the_next_invoke_starts_afresh() -> None:
     async def body() -> None:
-        async with Harness(HOG, overrides={"memory_mb": 128}) as h:
+        async with Harness(HOG, overrides={"memory_mb": 128, "timeout_s": 120.0}) as h:
             killed = await h.invoke({"mb": 400})
             assert killed.status == "crash" and killed.error_type == "Runtime.OutOfMemory"
             assert killed.max_memory_mb == 128
@@ -88,7 +97,7 @@ def no_cgroups() -> Iterator[None]:
 
 def test_without_a_memory_cgroup_the_sampler_kills(no_cgroups: None) -> None:
     async def body() -> None:
-        async with Harness(HOG, overrides={"memory_mb": 128}) as h:
+        async with Harness(HOG, overrides={"memory_mb": 128, "timeout_s": 120.0}) as h:
             assert not containment.shared().limits_memory
             killed = await h.invoke({"mb": 400, "hold": 30})
             assert killed.status == "crash" and killed.error_type == "Runtime.OutOfMemory"
