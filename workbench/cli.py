@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.commands import ExitCode, discover
+from workbench.commands import ExitCode, discover, names
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -39,8 +39,10 @@ def build_parser(commands: dict[str, ModuleType] | None = None) -> argparse.Argu
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = discover()
-    known = ("-h", "--help", "--version", *commands)
+    every = names()
+    if argv and argv[0] in every:  # `workbench invoke ...`: that command alone is loaded
+        return _run(discover(argv[0]), argv)
+    known = ("-h", "--help", "--version", *every)
     if argv and argv[0] not in known:
         if not Path(argv[0]).exists() and not argv[0].startswith("-"):
             import difflib
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         from workbench.commands import _tui
 
         return int(_tui.run(_tui.build_parser().parse_args(argv)))
+    return _run(discover(), argv)
+
+
+def _run(commands: dict[str, ModuleType], argv: list[str]) -> int:
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     if args.command in commands:
