@@ -12,6 +12,7 @@ from workbench.commands._common import (
     build_once,
     function_flags,
     parse_port,
+    record_history,
     rereader,
     runnable,
     say,
@@ -135,12 +136,10 @@ async def _serve(
         LogLine,
         ReloadFinished,
     )
-    from workbench.core.history.recorder import attach, open_stores_for
 
     bus = Bus()
     many = len(configs) > 1
-    stores = open_stores_for(configs)
-    recorder = attach(bus, stores)
+    recorder, stores = record_history(bus, configs)
 
     def show(event: object) -> None:
         if isinstance(event, LogLine):  # most events, by far: nothing else to ask of them
