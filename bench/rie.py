@@ -79,3 +79,21 @@ def loop_bootstrap(folder: Path, python: str = sys.executable) -> list[str]:
 def ric_bootstrap(python: str = sys.executable) -> list[str]:
     """awslambdaric with the echo handler (run with bench/functions/echo-py as the cwd)."""
     return [python, "-m", "awslambdaric", "app.handler"]
+
+
+def workbench_runtime(folder: Path, client: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line workbench runs for this Python function (its bundled client, or
+    awslambdaric with `client="awslambdaric"`) and the variables that command needs beyond
+    what RIE sets: the same runtime process under either emulator, so that the comparison is
+    of the emulators. (workbench runs the interpreter a venv was made from, with the runtime's
+    packages on PYTHONPATH; see workbench/core/runtimes/isolation.py.)"""
+    from workbench.core.config.resolve import resolve_functions
+    from workbench.core.runtimes import launch_for
+
+    overrides = {"runtime_client": client} if client else {}
+    cfg = resolve_functions([folder], overrides=overrides)[0].config
+    launch = launch_for(cfg)
+    env = {"_HANDLER": cfg.handler, "LAMBDA_TASK_ROOT": str(folder)}
+    if launch.python_path:
+        env["PYTHONPATH"] = os.pathsep.join(launch.python_path)
+    return list(launch.argv), env

@@ -12,13 +12,16 @@ Two things a user waits for, each timed from just before the spawn:
   serve      `workbench serve <echo function>` to the first answer of an invoke (polled from
              the spawn on, so the cold start is in it), beside RIE to its first answer
 
-With the same runtimes on both: the plain http.client runtime loop (bench/functions/echo-loop,
-a custom runtime for workbench, the bootstrap command for RIE) and awslambdaric with an echo
-handler (bench/functions/echo-py); workbench's own Python client is timed too, and compared
-with RIE running awslambdaric, the client the managed runtime has. `python -c pass` is the
-floor any Python process starts from. Every case runs once unmeasured first (disk cache, .pyc
-files), then the runs are interleaved with the order rotating, so the machine's noise hits all
-alike. PYTHONDONTWRITEBYTECODE is dropped for every timed process (bench/rie.py says why).
+The same runtime process under both: the plain http.client runtime loop (bench/functions/
+echo-loop: a custom runtime for workbench, the bootstrap command for RIE), awslambdaric with an
+echo handler and workbench's own Python client (bench/functions/echo-py). For the last two RIE
+is given the very command line workbench runs (the interpreter the venv was made from, -s -u,
+the same PYTHONPATH), so that the emulators are compared and not two interpreters; one more RIE
+case runs awslambdaric the way a user of RIE would, on the venv's python, for reference (no
+ratio is taken against it). `python -c pass` is the floor any Python process starts from.
+Every case runs once unmeasured first (disk cache, .pyc files), then the runs are interleaved
+with the order rotating, so the machine's noise hits all alike. PYTHONDONTWRITEBYTECODE is
+dropped for every timed process (bench/rie.py says why).
 
 The targets (issue 12): each workbench median at most 2x RIE's with the same client. Results are
 printed and written to bench/results/startup.json.
@@ -55,6 +58,7 @@ from rie import (  # noqa: E402 - the benchmarks' own helpers, beside this file
     ric_bootstrap,
     rie_argv,
     rie_env,
+    workbench_runtime,
 )
 
 REPO = HERE.parent
@@ -143,7 +147,9 @@ class Case:
     error: str | None = None
 
 
-def rie_oneshot(exe: str, bootstrap: list[str], cwd: Path, log: Path) -> Callable[[], float]:
+def rie_oneshot(
+    exe: str, bootstrap: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
+) -> Callable[[], float]:
     def run() -> float:
         api, port = free_port(), free_port()
         with open(log, "ab") as out:
@@ -151,7 +157,7 @@ def rie_oneshot(exe: str, bootstrap: list[str], cwd: Path, log: Path) -> Callabl
             proc = subprocess.Popen(
                 rie_argv(exe, api, port, bootstrap),
                 cwd=cwd,
-                env=rie_env(),
+                env={**rie_env(), **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
@@ -170,7 +176,9 @@ def rie_oneshot(exe: str, bootstrap: list[str], cwd: Path, log: Path) -> Callabl
     return run
 
 
-def rie_first_answer(exe: str, bootstrap: list[str], cwd: Path, log: Path) -> Callable[[], float]:
+def rie_first_answer(
+    exe: str, bootstrap: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
+) -> Callable[[], float]:
     def run() -> float:
         api, port = free_port(), free_port()
         with open(log, "ab") as out:
@@ -178,7 +186,7 @@ def rie_first_answer(exe: str, bootstrap: list[str], cwd: Path, log: Path) -> Ca
             proc = subprocess.Popen(
                 rie_argv(exe, api, port, bootstrap),
                 cwd=cwd,
-                env=rie_env(),
+                env={**rie_env(), **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
@@ -265,21 +273,33 @@ def build_cases(rie: str | None, functions: Path, logs: Path) -> list[Case]:
     event.write_bytes(EVENT)
     loop_env = ["--env", f"BENCH_PYTHON={PY}"]
     ric = ["--runtime-client", "awslambdaric"]
+    ric_argv, ric_env = workbench_runtime(echo, "awslambdaric")
+    builtin_argv, builtin_env = workbench_runtime(echo)
+    # RIE runs each runtime with the very command line workbench runs (same interpreter, same
+    # flags, same PYTHONPATH); "venv" is awslambdaric as a user of RIE would start it, with
+    # the venv's own python, for reference
+    rie_runtimes = {
+        "loop": (loop_bootstrap(loop, PY), loop, None),
+        "ric": (ric_argv, echo, ric_env),
+        "builtin": (builtin_argv, echo, builtin_env),
+        "ric_venv": (ric_bootstrap(PY), echo, None),
+    }
+    what = {
+        "loop": "loop",
+        "ric": "awslambdaric",
+        "builtin": "workbench's client",
+        "ric_venv": "awslambdaric, venv python",
+    }
     cases = [Case("python_pass", "python -c pass", "oneshot", spawn_exit([PY, "-c", "pass"]))]
     if rie is not None:
         cases += [
             Case(
-                "rie_oneshot_loop",
-                "RIE start+invoke+stop, loop",
+                f"rie_oneshot_{k}",
+                f"RIE start+invoke+stop, {what[k]}",
                 "oneshot",
-                rie_oneshot(rie, loop_bootstrap(loop, PY), loop, logs / "rie.log"),
-            ),
-            Case(
-                "rie_oneshot_ric",
-                "RIE start+invoke+stop, awslambdaric",
-                "oneshot",
-                rie_oneshot(rie, ric_bootstrap(PY), echo, logs / "rie.log"),
-            ),
+                rie_oneshot(rie, argv, cwd, logs / "rie.log", env),
+            )
+            for k, (argv, cwd, env) in rie_runtimes.items()
         ]
     cases += [
         Case(
@@ -301,23 +321,18 @@ def build_cases(rie: str | None, functions: Path, logs: Path) -> list[Case]:
             "workbench invoke, builtin client",
             "oneshot",
             wb_oneshot([*wb, "invoke", str(echo), "-e", str(event)], logs / "wb.log"),
-            "rie_oneshot_ric",
+            "rie_oneshot_builtin",
         ),
     ]
     if rie is not None:
         cases += [
             Case(
-                "rie_first_loop",
-                "RIE start to first answer, loop",
+                f"rie_first_{k}",
+                f"RIE start to first answer, {what[k]}",
                 "serve",
-                rie_first_answer(rie, loop_bootstrap(loop, PY), loop, logs / "rie.log"),
-            ),
-            Case(
-                "rie_first_ric",
-                "RIE start to first answer, awslambdaric",
-                "serve",
-                rie_first_answer(rie, ric_bootstrap(PY), echo, logs / "rie.log"),
-            ),
+                rie_first_answer(rie, argv, cwd, logs / "rie.log", env),
+            )
+            for k, (argv, cwd, env) in rie_runtimes.items()
         ]
     cases += [
         Case(
@@ -339,7 +354,7 @@ def build_cases(rie: str | None, functions: Path, logs: Path) -> list[Case]:
             "workbench serve to first answer, builtin",
             "serve",
             wb_first_answer([*wb, "serve", str(echo)], echo.name, logs / "serve.log"),
-            "rie_first_ric",
+            "rie_first_builtin",
         ),
     ]
     return cases
@@ -379,7 +394,7 @@ def summary(case: Case) -> dict[str, Any]:
 def report(cases: list[Case], loads: tuple[float, float]) -> tuple[list[dict[str, Any]], bool]:
     by_key = {c.key: c for c in cases}
     rows, met = [], True
-    head = f"{'case':<44} {'n':>3} {'median':>8} {'p90':>8} {'min':>8} {'max':>8} {'/RIE':>6}"
+    head = f"{'case':<52} {'n':>3} {'median':>8} {'p90':>8} {'min':>8} {'max':>8} {'/RIE':>6}"
     for group, title in (
         ("oneshot", "one-shot: process start to exit (RIE: start, one invoke, stop)"),
         ("serve", "serve: process start to the first answer (the cold start included)"),
@@ -398,10 +413,10 @@ def report(cases: list[Case], loads: tuple[float, float]) -> tuple[list[dict[str
                 row["error"] = c.error
             rows.append(row)
             if not s.get("n"):
-                say(f"{c.label:<44}  NOT RUN: {c.error}")
+                say(f"{c.label:<52}  NOT RUN: {c.error}")
                 continue
             say(
-                f"{c.label:<44} {s['n']:>3} {s['median_ms']:>8.1f} {s['p90_ms']:>8.1f} "
+                f"{c.label:<52} {s['n']:>3} {s['median_ms']:>8.1f} {s['p90_ms']:>8.1f} "
                 f"{s['min_ms']:>8.1f} {s['max_ms']:>8.1f} "
                 f"{'-' if ratio is None else format(ratio, '.2f'):>6}"
             )
