@@ -213,6 +213,7 @@ class Environment:
         self._hwm: procs.HwmReader | None = None
         # its cgroups, where the machine lets workbench make them
         self._group: containment.Group | None = None
+        self._oom: containment.OomWatch | None = None  # the group's OOM kills, read per invoke
         self.tmp: Path | None = None  # its /tmp (TMPDIR), made when it starts
         self._tmp_warned = False
         self._tmp_checked_at = -TMP_CHECK_EVERY_S  # the first invoke checks
@@ -438,7 +439,13 @@ class Environment:
     def out_of_memory(self) -> bool:
         """The runtime was killed for its memory: by the kernel (the cgroup's limit) or, where
         there is no memory cgroup, by the sampler."""
-        return self._over_limit or (self._group is not None and self._group.oom_killed())
+        if self._over_limit:
+            return True
+        if self._group is None:
+            return False
+        if self._oom is None:
+            self._oom = containment.OomWatch(self._group)
+        return self._oom.killed()
 
     def _hold_to_limit(self) -> None:
         """Without a memory cgroup the sampler enforces the limit: late (a sample is at most
@@ -487,6 +494,9 @@ class Environment:
                 killed += containment.kill_group(self._group.pids)
             await asyncio.wait({self.exited}, timeout=5)
             await procs.wait_gone(killed, timeout=2)  # stop() returns when none of it runs
+        if self._oom is not None:
+            self._oom.close()
+            self._oom = None
         if self._group is not None:
             for path in self._group.paths:
                 containment.remove_group(path)
