@@ -465,8 +465,9 @@ class _Connection(asyncio.Protocol):
         elif self.in_body:
             if now - self.last_data > server.body_timeout:
                 self._fail(408, "The request body stalled")
-        elif self.idle_since is not None and self._waiting() and server.idle_timeout is not None:
-            if now - self.idle_since > server.idle_timeout:
+        elif self.idle_since is not None and self._waiting():
+            idle = server.idle_timeout
+            if idle is not None and now - self.idle_since > idle:
                 self.close()
 
     def _waiting(self) -> bool:
