@@ -55,6 +55,7 @@ IDLE_TIMEOUT = 75.0
 SWEEP_EVERY = 1.0
 VERSIONS = ("1.1", "1.0")
 _TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
+_BAD_VERSION = re.compile(r"^Invalid (HTTP|major|minor) version")  # llhttp's words for it
 
 REASONS = {
     100: "Continue",
@@ -292,7 +293,7 @@ class _Connection(asyncio.Protocol):
             return
         except httptools.HttpParserError as exc:
             text = str(exc)
-            if "version" in text.lower():
+            if _BAD_VERSION.match(text):
                 self._fail(505, "HTTP version not supported")
             else:
                 self._fail(400, f"Malformed request: {text}")
@@ -475,6 +476,43 @@ class _Connection(asyncio.Protocol):
         return self.busy is None and not self.queue
 
 
+class _AcceptFailures:
+    """The loop's exception handler, but for accept() failing for want of file descriptors:
+    asyncio reports that once per queued connection, each with a traceback (tens of
+    thousands a second under a low `ulimit -n`); this says it in one line a second at most,
+    with how many it left unsaid. Everything else goes where it went before."""
+
+    def __init__(
+        self, previous: Callable[[asyncio.AbstractEventLoop, dict[str, object]], object] | None
+    ) -> None:
+        self.previous = previous
+        self.said_at = -1.0
+        self.unsaid = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        message = str(context.get("message", ""))
+        if not message.startswith("socket.accept() out of system resource"):
+            if self.previous is not None:
+                self.previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self.said_at < 1.0:
+            self.unsaid += 1
+            return
+        self.said_at = now
+        more = f" ({self.unsaid} more since the last such line)" if self.unsaid else ""
+        self.unsaid = 0
+        log.warning("workbench: cannot accept a connection: %s%s", context.get("exception"), more)
+
+
+def _limit_accept_failures(loop: asyncio.AbstractEventLoop) -> None:
+    handler = loop.get_exception_handler()
+    if not isinstance(handler, _AcceptFailures):
+        loop.set_exception_handler(_AcceptFailures(handler))
+
+
 class Server:
     """Owns the listening socket and every live connection; stop() drops both at once."""
 
@@ -508,6 +546,7 @@ class Server:
 
     async def start(self, host: str, port: int = 0) -> int:
         loop = asyncio.get_running_loop()
+        _limit_accept_failures(loop)
         self._server = await loop.create_server(self._connection, host, port, reuse_address=True)
         self._sweeper = loop.call_later(SWEEP_EVERY, self._sweep)
         return int(self._server.sockets[0].getsockname()[1])
