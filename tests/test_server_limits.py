@@ -368,3 +368,17 @@ def test_accept_failures_are_one_line_a_second_and_serve_recovers() -> None:
     assert "Traceback" not in text
     assert said <= elapsed + 2, (said, elapsed)
     assert "Too many open files" in text
+
+
+def test_the_limits_the_readme_states_are_the_servers_own(loop: Loop) -> None:
+    from workbench.core.invoke_api import InvokeAPI
+
+    async def make() -> tuple[http11.Server, http11.Server]:
+        return InvokeAPI({}, port=0)._server, RuntimeAPI()._server
+
+    made = loop.run(make())
+    assert isinstance(made, tuple)
+    invoke, runtime = made
+    assert (invoke.head_timeout, invoke.body_timeout, invoke.idle_timeout) == (10.0, 30.0, 75.0)
+    assert (runtime.head_timeout, runtime.body_timeout, runtime.idle_timeout) == (10.0, 30.0, None)
+    assert (http11.MAX_HEAD, http11.MAX_FIELDS, http11.MAX_QUEUED) == (32 * 1024, 100, 2)
