@@ -30,6 +30,7 @@ from tests.rt_helpers import (
 )
 
 ARN_PREFIX = "arn:aws:lambda:us-east-1:012345678912:function:"
+GENERATED_TRACE = r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0"
 
 # builds Go; shell runtimes that fork and probe
 pytestmark = pytest.mark.integration
@@ -149,8 +150,9 @@ def test_next_headers_and_environment(tmp_path: Path) -> None:
     deadline = int(lower["lambda-runtime-deadline-ms"])
     # epoch milliseconds, the function timeout (5 s) ahead of when the event arrived
     assert 4000 < deadline - seen["received_ms"] <= 5000, (deadline, seen["received_ms"])
+    # the caller sent no trace header: one is made, as the service makes one
+    assert re.fullmatch(GENERATED_TRACE, lower["lambda-runtime-trace-id"]), headers
     for absent in (
-        "lambda-runtime-trace-id",
         "lambda-runtime-client-context",
         "lambda-runtime-cognito-identity",
         "lambda-runtime-aws-tenant-id",

@@ -78,7 +78,7 @@ async def hand_out(api: RuntimeAPI, payload: bytes = b'{"k":1}') -> PendingInvok
     )
     api.dispatch(inv)
     [(status, headers, body)] = await exchange(
-        api, b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n"
+        api, b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     )
     assert status == 200 and body == payload
     assert headers["lambda-runtime-aws-request-id"] == RID
@@ -87,7 +87,7 @@ async def hand_out(api: RuntimeAPI, payload: bytes = b'{"k":1}') -> PendingInvok
 
 def chunked(path: str, pieces: list[bytes], trailers: dict[str, str]) -> bytes:
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n"
         "\r\n"
     ).encode()
@@ -140,7 +140,7 @@ def test_expect_100_continue_is_answered_before_the_body() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
         writer.write(
             f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
-            "Host: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n".encode()
+            "Host: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n".encode()
         )
         assert await reader.readline() == b"HTTP/1.1 100 Continue\r\n"
         assert await reader.readline() == b"\r\n"
@@ -157,7 +157,7 @@ def test_pipelined_requests_are_answered_in_order() -> None:
         await hand_out(api)
         post = (
             f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
-            "Host: x\r\nContent-Length: 2\r\n\r\n{}"
+            "Host: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}"
         ).encode()
         answers = await exchange(api, post + post + b"GET /2018-06-01/ping HTTP/1.1\r\n\r\n", 3)
         assert [a[0] for a in answers] == [202, 403, 200]
@@ -182,7 +182,7 @@ def test_garbage_gets_400_and_the_server_keeps_serving() -> None:
 def test_a_next_that_hangs_up_loses_no_event() -> None:
     async def t(api: RuntimeAPI) -> None:
         sock = socket.create_connection(("127.0.0.1", api.port))
-        sock.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         await until(lambda: parked(api), "the /next to be parked")
         later = api._parked
         sock.close()
@@ -212,7 +212,7 @@ def test_oversized_response_is_counted_not_kept() -> None:
         size = 6_291_556 + 10
         raw = (
             f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
-            f"Host: x\r\nContent-Length: {size}\r\n\r\n"
+            f"Host: 127.0.0.1\r\nContent-Length: {size}\r\n\r\n"
         ).encode() + b"x" * size
         [(status, _, body)] = await exchange(api, raw)
         assert status == 413
@@ -232,8 +232,8 @@ def test_a_request_pipelined_behind_a_parked_next_waits_its_turn() -> None:
     async def t(api: RuntimeAPI) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
         writer.write(
-            b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n"
-            b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            b"GET /2018-06-01/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         )
         await writer.drain()
         await until(lambda: parked(api), "the first request to be parked")
@@ -258,7 +258,7 @@ def test_a_body_in_pieces_with_a_request_behind_it() -> None:
         body = b'"' + b"x" * 300_000 + b'"'
         raw = (
             f"POST /2018-06-01/runtime/invocation/{RID}/response HTTP/1.1\r\n"
-            f"Host: x\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Host: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         head_size = len(raw) - len(body)
         reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
@@ -268,7 +268,9 @@ def test_a_body_in_pieces_with_a_request_behind_it() -> None:
             await writer.drain()
             # separate reads on the server's side: it has read this piece before the next
             await read_up_to(api, end - head_size)
-        writer.write(raw[len(raw) - 1000 :] + b"GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(
+            raw[len(raw) - 1000 :] + b"GET /2018-06-01/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 202 ")
         await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))

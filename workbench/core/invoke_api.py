@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from workbench.core import protocol as P
 from workbench.core.bus import Bus, WorkerFailed, failure_text
-from workbench.core.engine import http11
+from workbench.core.engine import guards, http11
 from workbench.core.engine.function import Invocable, log_result_header
 from workbench.core.engine.payloads import (
     ServiceError,
@@ -36,7 +36,6 @@ from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 from workbench.core.vocab import INVOCATION_TYPES
 
 LOG_TYPES = ("None", "Tail")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 FUNCTIONS = "/2015-03-31/functions"
 NAME = r"/([^/]+)"
 Reply = http11.Response | http11.Later
@@ -50,6 +49,10 @@ def error_response(err: ServiceError, request_id: str | None = None) -> http11.R
         "Content-Type": "application/json",
     }
     return http11.Response(err.status, err.body(), headers)
+
+
+def _refused(message: str) -> http11.Response:
+    return error_response(ServiceError(403, "AccessDeniedException", message))
 
 
 def json_response(doc: object, status: int = 200) -> http11.Response:
@@ -77,6 +80,7 @@ class InvokeAPI:
         self.port = port
         self.region = region
         self.account = account
+        self._names = guards.HostNames(host)
         # payloads over the sync limit are counted, not kept: the error names their size
         self._server = http11.Server(self._route, P.SYNC_PAYLOAD_LIMIT, self._route_failed)
         self._routes: list[Route] = [
@@ -130,31 +134,33 @@ class InvokeAPI:
             self.bus.emit(WorkerFailed("", worker, failure_text(exc), stopped=False))
 
     def _guard(self, request: http11.Request) -> http11.Response | None:
-        """A web page can reach a loopback port; refuse anything a browser marks as foreign.
-        DNS rebinding shows up as a foreign Host header, a cross-site fetch as an Origin."""
+        """A web page can reach a local port; refuse anything a browser marks as foreign.
+        DNS rebinding shows up as a Host that names no address this server listens on (with
+        any --host, 0.0.0.0 included), a cross-site fetch as an Origin. A field sent twice
+        is refused outright: which copy counts is exactly what an attacker would play on."""
+        for name in ("host", "origin"):
+            if name in request.repeated:
+                return _refused(f"Requests with more than one {name.title()} header are refused.")
         origin = request.headers.get("origin")
         if origin is not None and not self._is_own_origin(origin):
-            return error_response(
-                ServiceError(
-                    403,
-                    "AccessDeniedException",
-                    f"Requests from web pages are refused (Origin: {origin}).",
-                )
-            )
-        host = request.headers.get("host", "").rsplit(":", 1)[0]
-        if self.host in LOOPBACK_NAMES and host not in LOOPBACK_NAMES:
-            return error_response(
-                ServiceError(
-                    403,
-                    "AccessDeniedException",
-                    f"Requests for host {host!r} are refused; use 127.0.0.1.",
-                )
+            return _refused(f"Requests from web pages are refused (Origin: {origin}).")
+        host = guards.host_name(request.headers.get("host", ""))
+        if not self._names.allows(host):
+            return _refused(
+                f"Requests for host {host!r} are refused: name this server by an address it "
+                "listens on, or localhost."
             )
         return None
 
     def _is_own_origin(self, origin: str) -> bool:
         parts = urlsplit(origin)
-        return parts.hostname in LOOPBACK_NAMES and parts.port == self.port
+        try:
+            port = parts.port
+        except ValueError:
+            return False
+        hostname = parts.hostname or ""
+        host = f"[{hostname}]" if ":" in hostname else hostname
+        return parts.scheme == "http" and port == self.port and self._names.allows(host)
 
     # ---- name resolution ----
 
@@ -163,7 +169,11 @@ class InvokeAPI:
         return f"{arn}:{qualifier}" if qualifier else arn
 
     def _resolve(self, request: http11.Request, raw: str) -> Invocable:
-        """name, name:qualifier, account:function:name[:q] or the full ARN (spec 3.2)."""
+        return self._resolve_qualified(request, raw)[0]
+
+    def _resolve_qualified(self, request: http11.Request, raw: str) -> tuple[Invocable, str | None]:
+        """name, name:qualifier, account:function:name[:q] or the full ARN (spec 3.2); with
+        the qualifier it was named by, if any."""
         parts = raw.split(":")
         qualifier = None
         if "?" in request.target:
@@ -183,12 +193,12 @@ class InvokeAPI:
                 "ResourceNotFoundException",
                 f"Function not found: {self._arn(name, qualifier)}",
             )
-        return function
+        return function, qualifier
 
     # ---- Invoke ----
 
     def _invoke(self, request: http11.Request, raw_name: str) -> Reply:
-        function = self._resolve(request, raw_name)
+        function, qualifier = self._resolve_qualified(request, raw_name)
         headers = request.headers
         itype = headers.get("x-amz-invocation-type", "RequestResponse")
         if itype not in INVOCATION_TYPES:  # narrows it to an InvocationType
@@ -205,6 +215,7 @@ class InvokeAPI:
             client_context=context if itype == "RequestResponse" else None,
             trace_id=headers.get("x-amzn-trace-id"),
             tenant_id=headers.get("x-amz-tenant-id"),
+            qualifier=qualifier,
         )
         if itype == "DryRun":
             return http11.Response(204, b"", {"X-Amzn-RequestId": str(uuid.uuid4())})

@@ -18,6 +18,7 @@ class InvokeRequest:
     tenant_id: str | None = None
     content_type: str = "application/json"
     source: Source = "cli"
+    qualifier: str | None = None  # the version or alias it was invoked as ($LATEST only here)
 
 
 @dataclass(slots=True)

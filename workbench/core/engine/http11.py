@@ -1,15 +1,31 @@
-"""A small HTTP/1.1 server on asyncio.Protocol, for the Runtime API and the Invoke API.
+"""A lean HTTP/1.1 server on asyncio.Protocol, for the Runtime API and the Invoke API, whose
+bytes are parsed by llhttp (through httptools), never by our own code.
 
 Why not aiohttp here: an invoke crosses these servers three times, and aiohttp's per-request
-cost (~100 us of CPU) was most of workbench's overhead (bench/invoke_overhead.py). aiohttp also
-drops chunked request trailers, which aws-lambda-go declares on every post and which carry
-streaming errors (spec 2.4). The clients are runtime libraries and SDKs speaking plain HTTP/1.1
-with Content-Length or chunked bodies; that is all this parses.
+cost was most of workbench's overhead (bench/http_servers.py measures both on one request
+loop). aiohttp also drops chunked request trailers, which aws-lambda-go declares on every post
+and which carry streaming errors (spec 2.4); llhttp reports them. llhttp is strict: it refuses
+two Content-Length headers, Content-Length with Transfer-Encoding, a Transfer-Encoding that
+does not end in chunked, signs and underscores in lengths, hex prefixes in chunk sizes, a
+missing CRLF after chunk data, header names with blanks or control bytes, NUL and other
+control bytes in values, unknown HTTP versions and bare LF line ends. What llhttp leaves to
+the server is done here: HTTP versions other than 1.0 and 1.1 (505), transfer codings other
+than chunked (501), bounds on the head (431), timeouts, and how many requests one connection
+may have waiting.
 
 A handler returns a Response, or a Later that it (or a callback) fills in with send() when the
 answer exists: a parked /next, an invoke waiting for the runtime. send() writes at once, from
 whatever callback calls it, so an answer costs no task and no extra turn of the event loop.
 Requests on one connection are answered in order.
+
+Bounds, per connection: a request head of at most MAX_HEAD bytes and MAX_FIELDS fields; at most
+MAX_QUEUED whole requests waiting behind the one being answered, after which the connection is
+not read until they are answered; and while the client does not read its answers (the
+transport's write buffer is over its high-water mark) nothing more is answered or read. Time
+limits (checked once a second by one timer per server, not per request): a request head must
+arrive within `head_timeout` of its first byte (of the connection, for the first request); a
+body may not stall for more than `body_timeout`; an idle keep-alive connection is closed after
+`idle_timeout` (None on the Runtime API, whose connections idle while the function works).
 """
 
 from __future__ import annotations
@@ -17,14 +33,30 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import cast
+
+import httptools
 
 log = logging.getLogger(__name__)
 
-MAX_HEAD = 64 * 1024
+MAX_HEAD = 32 * 1024  # request line and fields, in bytes
+MAX_FIELDS = 100
+MAX_QUEUED = 2  # whole requests read and waiting behind the one being answered
+WRITE_HIGH_WATER = 256 * 1024  # unread answer bytes after which a connection stops being served
+HEAD_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+IDLE_TIMEOUT = 75.0
+SWEEP_EVERY = 1.0
+VERSIONS = ("1.1", "1.0")
+_TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
+_BAD_VERSION = re.compile(r"^Invalid (HTTP|major|minor) version")  # llhttp's words for it
+
 REASONS = {
     100: "Continue",
     200: "OK",
@@ -34,22 +66,43 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    417: "Expectation Failed",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    505: "HTTP Version Not Supported",
 }
-_STATUS_LINES = {code: f"HTTP/1.1 {code} {reason}\r\n" for code, reason in REASONS.items()}
+_STATUS_LINES = {code: f"HTTP/1.1 {code} {reason}\r\n".encode() for code, reason in REASONS.items()}
+_date_at = 0
+_date_line = b""
+
+
+def date_line() -> bytes:
+    """`Date: <IMF-fixdate>\\r\\n` for now, formatted at most once a second."""
+    global _date_at, _date_line
+    now = int(time.time())
+    if now != _date_at:
+        _date_at = now
+        _date_line = f"Date: {formatdate(now, usegmt=True)}\r\n".encode()
+    return _date_line
 
 
 @dataclass(slots=True)
 class Request:
     method: str
     target: str
-    headers: dict[str, str]  # lower-cased names
+    headers: dict[str, str]  # lower-cased names; a repeated field's values joined by ", "
     body: bytes = b""
     body_size: int = 0  # may exceed len(body) when the body was over the size limit
     trailers: dict[str, str] = field(default_factory=dict)
+    repeated: frozenset[str] = frozenset()  # names of header fields sent more than once
+    keep_alive: bool = True
 
     @property
     def path(self) -> str:
@@ -64,15 +117,21 @@ class Response:
     wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def freeze(self) -> Response:
-        """For an answer given again and again (the runtime's 202): encoded once."""
-        self.wire = self.encode_head(True) + self.body
+        """For an answer given again and again (the runtime's 202): encoded once, all but
+        its Date."""
+        self.wire = self._fields(True) + self.body
         return self
 
-    def encode_head(self, keep_alive: bool) -> bytes:
-        status = _STATUS_LINES.get(self.status) or f"HTTP/1.1 {self.status} Unknown\r\n"
+    def status_line(self) -> bytes:
+        return _STATUS_LINES.get(self.status) or f"HTTP/1.1 {self.status} Unknown\r\n".encode()
+
+    def _fields(self, keep_alive: bool) -> bytes:
         fields = "".join([f"{k}: {v}\r\n" for k, v in self.headers.items()])
         close = "" if keep_alive else "Connection: close\r\n"
-        return f"{status}{fields}Content-Length: {len(self.body)}\r\n{close}\r\n".encode("latin-1")
+        return f"{fields}Content-Length: {len(self.body)}\r\n{close}\r\n".encode("latin-1")
+
+    def encode_head(self, keep_alive: bool) -> bytes:
+        return self.status_line() + date_line() + self._fields(keep_alive)
 
 
 class Later:
@@ -114,28 +173,47 @@ INTERNAL_ERROR = Response(
 )
 
 
-class BadRequest(Exception):
-    pass
+class Refused(Exception):
+    """A request the server will not serve: answered with `status` and closed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class _Connection(asyncio.Protocol):
+    """One client connection; also the callback object httptools' parser calls."""
+
     def __init__(self, server: Server) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.state = "head"
-        self.req: Request | None = None
-        self.remaining = 0
+        self.parser = httptools.HttpRequestParser(self)
+        self.req: Request | None = None  # the request being read
+        self.in_head = False  # between a request's first byte and the end of its fields
+        self.in_body = False
+        self.head_size = 0
+        self.fields = 0
+        self.began_in_feed = False
+        self.requests = 0  # begun on this connection
+        self.repeated: set[str] | None = None
         self.chunks: list[bytes] = []
         self.queue: collections.deque[Request] = collections.deque()
         self.busy: Later | None = None
         self.closing = False
+        self.read_paused = False
+        self.write_paused = False
+        now = time.monotonic()
+        self.head_since = now  # the first request's head is due within head_timeout of connecting
+        self.last_data = now
+        self.idle_since: float | None = None  # set while nothing is asked or owed
 
     # ---- connection ----
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # any stream transport (uvloop's does not subclass asyncio.Transport)
         self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         sock = transport.get_extra_info("socket")
         if sock is not None:  # small answers must not wait for Nagle and delayed ACKs
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -144,6 +222,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.closing = True
+        self.queue.clear()
+        self.chunks = []
         busy, self.busy = self.busy, None
         if busy is not None:
             busy.cancel()  # a parked /next: its event stays queued for the next caller
@@ -153,173 +233,169 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    # ---- parsing ----
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if len(self.queue) < MAX_QUEUED:
+            self._resume_reading()
+        self._dispatch()
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None and not self.closing:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.read_paused and self.transport is not None and not self.closing:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    # ---- reading ----
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_data = time.monotonic()
+        self.began_in_feed = False
+        was_in_head = self.in_head
         try:
-            if not self.buf:
-                if self.state == "head":
-                    data = self._from_head(data)
-                elif self.state == "length":
-                    data = self._body_piece(data)
-                if not data:
-                    return
-            self.buf += data
-            while self._step():
-                pass
-        except BadRequest as exc:
-            self._fail(400, str(exc))
+            self.parser.feed_data(data)
+        except Refused as exc:
+            self._fail(exc.status, exc.message)
+            return
+        except httptools.HttpParserCallbackError as exc:
+            inner = exc.__context__
+            if isinstance(inner, Refused):
+                self._fail(inner.status, inner.message)
+            else:
+                log.exception("parsing a request failed")
+                self._fail(500, "Internal Server Error")
+            return
+        except httptools.HttpParserUpgrade:
+            # CONNECT or an Upgrade request: answered as plain HTTP (it was complete), and
+            # whatever follows is not HTTP, so the connection ends after the answer
+            for req in self.queue:
+                req.keep_alive = False
+            if self.busy is not None and self.busy._req is not None:
+                self.busy._req.keep_alive = False
+            self._pause_reading()
+            if not self.queue and self.busy is None:
+                self.close()
+            return
+        except httptools.HttpParserInvalidMethodError:
+            if _TOKEN.match(data.lstrip(b"\r\n")):
+                self._fail(501, "Method not implemented")
+            else:
+                self._fail(400, "Malformed request line")
+            return
+        except httptools.HttpParserError as exc:
+            text = str(exc)
+            if _BAD_VERSION.match(text):
+                self._fail(505, "HTTP version not supported")
+            else:
+                self._fail(400, f"Malformed request: {text}")
+            return
+        # a head that goes on and on over several reads, whatever TCP made of it
+        if self.in_head and was_in_head and not self.began_in_feed:
+            self.head_size += len(data)
+            if self.head_size > MAX_HEAD:
+                self._fail(431, "Request header fields too large")
 
-    def _from_head(self, data: bytes) -> bytes:
-        """The usual case, a read starting with a whole head and a Content-Length body: parsed
-        straight from `data`, the body kept as it came (a big one in pieces, joined once),
-        never copied through the buffer. Returns what is left for the buffer."""
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
-            return data
-        req = _parse_head(data[:end])
+    # httptools' callbacks
+
+    def on_message_begin(self) -> None:
+        self.req = Request("", "", {})
+        self.in_head = True
+        self.began_in_feed = True
+        self.head_size = 0
+        self.fields = 0
+        self.repeated = None
+        self.chunks = []
+        self.idle_since = None
+        if self.requests:  # the first one is timed from the connection's opening
+            self.head_since = self.last_data
+        self.requests += 1
+
+    def on_url(self, url: bytes) -> None:
+        req = self.req
+        assert req is not None
+        self.head_size += len(url)
+        if self.head_size > MAX_HEAD:
+            raise Refused(431, "Request line too long")
+        req.target += url.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        req = self.req
+        assert req is not None
+        self.head_size += len(name) + len(value) + 4
+        self.fields += 1
+        if self.fields > MAX_FIELDS or self.head_size > MAX_HEAD:
+            raise Refused(431, "Request header fields too large")
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1").rstrip(" \t")
+        into = req.trailers if self.in_body else req.headers
+        if key in into:
+            into[key] = f"{into[key]}, {text}"
+            if self.repeated is None:
+                self.repeated = set()
+            self.repeated.add(key)
+        else:
+            into[key] = text
+
+    def on_headers_complete(self) -> None:
+        req = self.req
+        assert req is not None
+        self.in_head = False
+        self.in_body = True
+        parser = self.parser
+        if parser.get_http_version() not in VERSIONS:
+            raise Refused(505, "HTTP version not supported")
+        req.method = parser.get_method().decode("latin-1")
+        req.keep_alive = parser.should_keep_alive()
+        if self.repeated:
+            req.repeated = frozenset(self.repeated)
         headers = req.headers
-        if "transfer-encoding" in headers or "expect" in headers:
-            return data  # the buffered parser does those
-        self.req = req
-        self.remaining = _content_length(headers)
-        self.chunks = []
-        self.state = "length"
-        return self._body_piece(data[end + 4 :])
+        coding = headers.get("transfer-encoding")
+        if coding is not None and coding.lower() != "chunked":
+            raise Refused(501, f"Transfer-Encoding {coding!r} is not supported")
+        expect = headers.get("expect")
+        if expect is not None:
+            if expect.lower() != "100-continue":
+                raise Refused(417, f"Expect {expect!r} is not supported")
+            if self.transport is not None and not self.queue and self.busy is None:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def _body_piece(self, data: bytes) -> bytes:
-        n = self.remaining
-        piece = data if len(data) <= n else data[:n]
-        if piece:
-            assert self.req is not None
-            self.req.body_size += len(piece)
-            if self.req.body_size <= self.server.max_body:
-                self.chunks.append(piece)
-            self.remaining -= len(piece)
-        if not self.remaining:
-            self._complete()
-        return data[len(piece) :] if len(piece) < len(data) else b""
+    def on_body(self, body: bytes) -> None:
+        req = self.req
+        assert req is not None
+        req.body_size += len(body)
+        if req.body_size <= self.server.max_body:
+            self.chunks.append(body)
 
-    def _step(self) -> bool:
-        """Advance the parser by one piece; False when it needs more bytes."""
-        if not self.buf and self.state != "length":
-            return False
-        if self.state == "head":
-            return self._head()
-        if self.state == "length":
-            return self._length_body()
-        if self.state == "chunk-size":
-            return self._chunk_size()
-        if self.state == "chunk-data":
-            return self._chunk_data()
-        if self.state == "trailers":
-            return self._trailers()
-        return False
-
-    def _head(self) -> bool:
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buf) > MAX_HEAD:
-                raise BadRequest("request head too large")
-            return False
-        self.req = _parse_head(bytes(self.buf[:end]))
-        del self.buf[: end + 4]
-        headers = self.req.headers
-        if headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        self.chunks = []
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            self.state = "chunk-size"
-            return True
-        self.remaining = _content_length(headers)
-        self.state = "length"
-        return True
-
-    def _take(self, n: int) -> None:
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        assert self.req is not None
-        self.req.body_size += len(data)
-        if self.req.body_size <= self.server.max_body:
-            self.chunks.append(data)
-
-    def _length_body(self) -> bool:
-        if self.remaining and not self.buf:
-            return False
-        n = min(self.remaining, len(self.buf))
-        self._take(n)
-        self.remaining -= n
-        if self.remaining:
-            return False
-        self._complete()
-        return True
-
-    def _chunk_size(self) -> bool:
-        end = self.buf.find(b"\r\n")
-        if end < 0:
-            if len(self.buf) > 1024:
-                raise BadRequest("bad chunk size line")
-            return False
-        line = bytes(self.buf[:end]).split(b";", 1)[0].strip()
-        del self.buf[: end + 2]
-        try:
-            self.remaining = int(line, 16)
-        except ValueError:
-            raise BadRequest("bad chunk size") from None
-        self.state = "chunk-data" if self.remaining else "trailers"
-        if self.remaining:
-            self.remaining += 2  # the CRLF that ends the chunk
-        return True
-
-    def _chunk_data(self) -> bool:
-        if not self.buf:
-            return False
-        data_left = self.remaining - 2
-        if data_left > 0:
-            n = min(data_left, len(self.buf))
-            self._take(n)
-            self.remaining -= n
-            return True
-        if len(self.buf) < self.remaining:
-            return False
-        del self.buf[: self.remaining]
-        self.state = "chunk-size"
-        return True
-
-    def _trailers(self) -> bool:
-        if self.buf.startswith(b"\r\n"):
-            del self.buf[:2]
-            self._complete()
-            return True
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buf) > MAX_HEAD:
-                raise BadRequest("trailers too large")
-            return False
-        assert self.req is not None
-        lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
-        del self.buf[: end + 4]
-        self.req.trailers = _parse_fields(lines)
-        self._complete()
-        return True
-
-    def _complete(self) -> None:
+    def on_message_complete(self) -> None:
         req, self.req = self.req, None
         assert req is not None
-        req.body = b"".join(self.chunks) if req.body_size <= self.server.max_body else b""
-        self.chunks = []
-        self.state = "head"
-        if self.busy is None and not self.queue and not self.closing:
+        self.in_body = False
+        chunks, self.chunks = self.chunks, []
+        if req.body_size <= self.server.max_body:
+            req.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self.busy is None and not self.queue and not self.closing and not self.write_paused:
             self._answer(req)
         else:
             self.queue.append(req)
-            self._dispatch()
+            if len(self.queue) >= MAX_QUEUED:
+                self._pause_reading()
 
     # ---- answering ----
 
     def _dispatch(self) -> None:
-        while self.queue and self.busy is None and not self.closing:
+        while self.queue and self.busy is None and not self.closing and not self.write_paused:
             self._answer(self.queue.popleft())
+        if len(self.queue) < MAX_QUEUED and not self.write_paused:
+            self._resume_reading()
 
     def _answer(self, req: Request) -> None:
         try:
@@ -348,55 +424,93 @@ class _Connection(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._dispatch)
 
     def _send(self, resp: Response, req: Request) -> None:
-        if self.transport is None or self.transport.is_closing():
+        transport = self.transport
+        if transport is None or transport.is_closing():
             return
-        keep = req.headers.get("connection", "").lower() != "close"
+        keep = req.keep_alive
+        if not self.queue and self.req is None:
+            self.idle_since = time.monotonic()
         if keep and resp.wire is not None:
-            self.transport.write(resp.wire)
+            transport.write(resp.status_line() + date_line() + resp.wire)
             return
         head = resp.encode_head(keep)
         if len(resp.body) < 64 * 1024:
-            self.transport.write(head + resp.body)
+            transport.write(head + resp.body)
         else:  # do not copy a 6 MB body just to glue a head on
-            self.transport.write(head)
-            self.transport.write(resp.body)
+            transport.write(head)
+            transport.write(resp.body)
         if not keep:
             self.close()
 
     def _fail(self, status: int, message: str) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            body = f'{{"errorMessage":"{message}","errorType":"InvalidRequest"}}\n'.encode()
-            self.transport.write(Response(status, body).encode_head(False) + body)
+        """Refuse what was sent, say why, and close: nothing after it on this connection can
+        be trusted to be where the parser thinks it is."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            text = message.replace("\\", "\\\\").replace('"', '\\"')
+            body = f'{{"errorMessage":"{text}","errorType":"InvalidRequest"}}\n'.encode()
+            resp = Response(status, body, {"Content-Type": "application/json"})
+            transport.write(resp.encode_head(False) + body)
+        self.req = None
+        self.queue.clear()
         self.close()
 
+    def sweep(self, now: float) -> None:
+        """Close a connection that ran out of time (called once a second by the server)."""
+        if self.closing:
+            return
+        server = self.server
+        if self.in_head or self.requests == 0:
+            if now - self.head_since > server.head_timeout:
+                self._fail(408, "The request head did not arrive in time")
+        elif self.in_body:
+            if now - self.last_data > server.body_timeout:
+                self._fail(408, "The request body stalled")
+        elif self.idle_since is not None and self._waiting():
+            idle = server.idle_timeout
+            if idle is not None and now - self.idle_since > idle:
+                self.close()
 
-def _parse_head(head: bytes) -> Request:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise BadRequest("malformed request line")
-    return Request(parts[0], parts[1], _parse_fields(lines, 1))
+    def _waiting(self) -> bool:
+        """Nothing asked of the server and nothing owed by it on this connection."""
+        return self.busy is None and not self.queue
 
 
-def _parse_fields(lines: list[str], first: int = 0) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for line in lines[first:]:
-        name, sep, value = line.partition(":")
-        # no blank around a name (a folded line starts with one): `<= " "` is the cheap test
-        if not sep or not name or name[0] <= " " or name[-1] <= " ":
-            raise BadRequest("malformed header line")
-        fields[name.lower()] = value.strip()
-    return fields
+class _AcceptFailures:
+    """The loop's exception handler, but for accept() failing for want of file descriptors:
+    asyncio reports that once per queued connection, each with a traceback (tens of
+    thousands a second under a low `ulimit -n`); this says it in one line a second at most,
+    with how many it left unsaid. Everything else goes where it went before."""
+
+    def __init__(
+        self, previous: Callable[[asyncio.AbstractEventLoop, dict[str, object]], object] | None
+    ) -> None:
+        self.previous = previous
+        self.said_at = -1.0
+        self.unsaid = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        message = str(context.get("message", ""))
+        if not message.startswith("socket.accept() out of system resource"):
+            if self.previous is not None:
+                self.previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self.said_at < 1.0:
+            self.unsaid += 1
+            return
+        self.said_at = now
+        more = f" ({self.unsaid} more since the last such line)" if self.unsaid else ""
+        self.unsaid = 0
+        log.warning("workbench: cannot accept a connection: %s%s", context.get("exception"), more)
 
 
-def _content_length(headers: dict[str, str]) -> int:
-    try:
-        size = int(headers.get("content-length", "0"))
-    except ValueError:
-        raise BadRequest("bad Content-Length") from None
-    if size < 0:
-        raise BadRequest("bad Content-Length")
-    return size
+def _limit_accept_failures(loop: asyncio.AbstractEventLoop) -> None:
+    handler = loop.get_exception_handler()
+    if not isinstance(handler, _AcceptFailures):
+        loop.set_exception_handler(_AcceptFailures(handler))
 
 
 class Server:
@@ -407,12 +521,20 @@ class Server:
         handler: Handler,
         max_body: int,
         on_error: Callable[[Request, Exception], None] | None = None,
+        *,
+        head_timeout: float = HEAD_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
+        idle_timeout: float | None = IDLE_TIMEOUT,
     ) -> None:
         self.handler = handler
         self.max_body = max_body
         self.on_error = on_error  # told of a handler that raised (the client gets a 500)
+        self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
+        self.idle_timeout = idle_timeout
         self.connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def handler_failed(self, req: Request, exc: Exception) -> None:
         log.error("%s %s failed", req.method, req.path, exc_info=exc)
@@ -424,16 +546,30 @@ class Server:
 
     async def start(self, host: str, port: int = 0) -> int:
         loop = asyncio.get_running_loop()
+        _limit_accept_failures(loop)
         self._server = await loop.create_server(self._connection, host, port, reuse_address=True)
+        self._sweeper = loop.call_later(SWEEP_EVERY, self._sweep)
         return int(self._server.sockets[0].getsockname()[1])
 
     def _connection(self) -> _Connection:
         return _Connection(self)
 
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for conn in list(self.connections):
+            try:
+                conn.sweep(now)
+            except Exception:
+                log.exception("closing a timed-out connection failed")
+        if self._server is not None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep)
+
     async def stop(self) -> None:
         if self._server is None:
             return
         server, self._server = self._server, None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         server.close()
         for conn in list(self.connections):
             conn.close()

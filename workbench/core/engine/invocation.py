@@ -36,14 +36,26 @@ class _RequestIds:
         self._pool = b""
         self._at = 0
 
-    def __call__(self) -> str:
+    def random_hex(self) -> str:
+        """32 random hex digits from the pool."""
         if self._at >= len(self._pool):
             self._pool, self._at = os.urandom(16 * 256), 0
         at = self._at
         self._at = at + 16
-        h = self._pool[at : at + 16].hex()
+        return self._pool[at : at + 16].hex()
+
+    def __call__(self) -> str:
+        h = self.random_hex()
         variant = "89ab"[int(h[16], 16) & 3]
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+
+    def trace_id(self) -> str:
+        """An X-Ray trace header for an invocation whose caller sent none, as the service
+        makes one: a root of version 1, the epoch seconds in hex and 96 random bits, a
+        64-bit parent id, not sampled."""
+        h = self.random_hex()
+        more = self.random_hex()
+        return f"Root=1-{int(time.time()):08x}-{h[:24]};Parent={more[:16]};Sampled=0"
 
 
 new_request_id = _RequestIds()
@@ -195,11 +207,14 @@ class Run:
         headers = {
             "Lambda-Runtime-Aws-Request-Id": self.handle.request_id,
             "Lambda-Runtime-Deadline-Ms": str(int((time.time() + self.budget_s) * 1000)),
-            "Lambda-Runtime-Invoked-Function-Arn": self.cfg.arn,
+            # invoked as name:qualifier (or ?Qualifier=), the ARN the function sees says so
+            "Lambda-Runtime-Invoked-Function-Arn": (
+                f"{self.cfg.arn}:{req.qualifier}" if req.qualifier else self.cfg.arn
+            ),
             "Content-Type": req.content_type or "application/json",
+            # every event carries a trace header; the service makes one when the caller did not
+            "Lambda-Runtime-Trace-Id": req.trace_id or new_request_id.trace_id(),
         }
-        if req.trace_id:
-            headers["Lambda-Runtime-Trace-Id"] = req.trace_id
         if req.client_context:
             headers["Lambda-Runtime-Client-Context"] = req.client_context
         if req.tenant_id:

@@ -21,21 +21,32 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from workbench.core import protocol as P
-from workbench.core.engine import http11
+from workbench.core.engine import guards, http11
 from workbench.core.record import InvokeResult
 
 ERROR_CAUSE_CT = "application/vnd.aws.lambda.error.cause+json"
 BASE = f"/{P.API_VERSION}/runtime"
 INVOCATION = re.compile(rf"^{BASE}/invocation/([^/]+)/(response|error)$")
 JSON_HEADERS = {"Content-Type": "application/json"}
+# what the official emulator (Go's net/http and chi) answers for an unknown path and for a
+# known path asked with the wrong method (spec 1.6a)
+NOT_FOUND = http11.Response(
+    404,
+    b"404 page not found\n",
+    {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"},
+).freeze()
+NOT_ALLOWED = http11.Response(405).freeze()
 
 
 class State(enum.Enum):
-    STARTED = "RuntimeStartedState"  # spawned, has not called /next yet
-    READY = "RuntimeReadyState"  # waiting in /next
-    RUNNING = "RuntimeInvokeResponseState"  # an event was handed out, no answer yet
+    """The runtime's states, by the names the official emulator's 403 texts use (RIE
+    core/statenames.go)."""
+
+    STARTED = "Started"  # spawned, has not called /next yet
+    READY = "Ready"  # waiting in /next
+    RUNNING = "Running"  # an event was handed out, no answer yet
     RESPONSE_SENT = "RuntimeResponseSentState"
-    INIT_ERROR = "RuntimeInitErrorState"
+    INIT_ERROR = "InitError"
 
 
 class RunListener(Protocol):
@@ -72,6 +83,7 @@ def _reply(status: int, doc: object) -> http11.Response:
 
 
 ACCEPTED = _reply(202, P.STATUS_OK).freeze()
+REFUSED = P.api_error("AccessDenied", "The Runtime API serves the function's own processes only.")
 
 
 class RuntimeAPI:
@@ -91,7 +103,9 @@ class RuntimeAPI:
         self.first_next: asyncio.Future[float] = loop.create_future()
         self.init_failed: asyncio.Future[InitError] = loop.create_future()
         # keep the whole oversized body's size, not its bytes (the caller is told the size)
-        self._server = http11.Server(self._route, P.RESPONSE_LIMIT, on_error)
+        # no idle timeout: a runtime's connection idles for as long as its function works
+        self._server = http11.Server(self._route, P.RESPONSE_LIMIT, on_error, idle_timeout=None)
+        self._names = guards.HostNames(host)
 
     @property
     def address(self) -> str:
@@ -115,21 +129,28 @@ class RuntimeAPI:
     # ---- routing ----
 
     def _route(self, req: http11.Request) -> http11.Response | http11.Later:
+        headers = req.headers
+        host = headers.get("host")
+        if "origin" in headers or (
+            host is not None and not self._names.allows(guards.host_name(host))
+        ):
+            # only the function's own processes call this API, and they are not web pages
+            return _reply(403, REFUSED)
         path = req.path
         if path == f"{BASE}/invocation/next":
-            return self._next() if req.method == "GET" else _reply(405, _no_method(req))
+            return self._next() if req.method == "GET" else NOT_ALLOWED
         m = INVOCATION.match(path)
         if m:
             if req.method != "POST":
-                return _reply(405, _no_method(req))
+                return NOT_ALLOWED
             if m.group(2) == "response":
                 return self._response(req, m.group(1))
             return self._error(req, m.group(1))
         if path == f"{BASE}/init/error":
-            return self._init_error(req) if req.method == "POST" else _reply(405, _no_method(req))
+            return self._init_error(req) if req.method == "POST" else NOT_ALLOWED
         if path == f"/{P.API_VERSION}/ping":
             return http11.Response(200, b"pong", {"Content-Type": "text/plain"})
-        return http11.Response(404, b"404 page not found\n", {"Content-Type": "text/plain"})
+        return NOT_FOUND
 
     # ---- handlers ----
 
@@ -244,10 +265,6 @@ class RuntimeAPI:
                 inv.listener.answered(result)
 
 
-def _no_method(req: http11.Request) -> dict[str, str]:
-    return P.api_error("MethodNotAllowed", f"{req.method} is not allowed on {req.path}")
-
-
 def _error_result(inv: PendingInvoke, error_type: str, message: str) -> InvokeResult:
     doc = P.platform_error(error_type, message, inv.request_id)
     return InvokeResult(inv.request_id, P.json_body(doc).rstrip(b"\n"), function_error=True)
@@ -272,18 +289,22 @@ def _trailer_error(req: http11.Request) -> bytes | None:
 
 
 def _error_document(req: http11.Request) -> tuple[bytes, str]:
-    """Pass the error document through, except the X-Ray `errorCause`, which the service strips."""
+    """Pass the error document through, except one sent as an X-Ray error cause: that is
+    re-serialised as the official emulator does (spec 1.6a), compactly, without its
+    `errorCause` and without an empty `stackTrace`."""
     ctype = req.headers.get("content-type", "application/json")
     if ctype.split(";")[0].strip() != ERROR_CAUSE_CT:
         return req.body, ctype
     try:
         doc = json.loads(req.body)
-        if not isinstance(doc, dict):
-            return json.dumps("Invalid error body").encode(), "application/json"
-        doc.pop("errorCause", None)
-        return json.dumps(doc).encode(), "application/json"
     except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
         return json.dumps("Invalid error body").encode(), "application/json"
+    doc.pop("errorCause", None)
+    if doc.get("stackTrace") in ([], None):
+        doc.pop("stackTrace", None)
+    return json.dumps(doc, separators=(",", ":")).encode(), "application/json"
 
 
 def _sanitise_error_type(value: str) -> str:
