@@ -346,6 +346,7 @@ def make_record(
     max_mb: int,
     log: LogCollector,
 ) -> InvocationRecord:
+    lines, truncated = log.finish()
     return InvocationRecord(
         function=cfg.name,
         request_id=rid,
@@ -359,8 +360,8 @@ def make_record(
         init_ms=init_ms,
         memory_mb=cfg.memory_mb,
         max_memory_mb=max_mb,
-        log_lines=list(log.lines),
-        log_truncated=log.truncated,
+        log_lines=lines,
+        log_truncated=truncated,
     )
 
 
@@ -387,10 +388,20 @@ def copy_outcome(
 
 
 def log_result_header(record: InvocationRecord) -> str:
-    """X-Amz-Log-Result: base64 of the last 4 KB of the invocation's log."""
+    """X-Amz-Log-Result: base64 of the last 4 KB of the invocation's log, read from its end
+    (a long log is not joined whole for 4 KB of it)."""
     lines = record.log_lines
     start = P.start_line(record.request_id)
     # the invocation's own log, from START: init output belongs to the environment
     first = next((i for i in range(len(lines) - 1, -1, -1) if lines[i] == start), 0)
-    data = "".join(line + "\n" for line in lines[first:]).encode()[-P.LOG_TAIL_BYTES :]
+    limit = P.LOG_TAIL_BYTES
+    out: list[bytes] = []
+    size = 0
+    for i in range(len(lines) - 1, first - 1, -1):
+        data = lines[i][-limit:].encode() + b"\n"  # a character is a byte at least
+        out.append(data)
+        size += len(data)
+        if size >= limit:
+            break
+    data = b"".join(reversed(out))[-limit:]
     return base64.b64encode(data).decode()
