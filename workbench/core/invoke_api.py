@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workbench.core import protocol as P
-from workbench.core.bus import Bus, WorkerFailed, failure_text
+from workbench.core.bus import Bus, InvocationAccepted, WorkerFailed, failure_text
 from workbench.core.engine import http11
 from workbench.core.engine.function import Invocable, log_result_header
 from workbench.core.engine.payloads import (
@@ -210,6 +210,7 @@ class InvokeAPI:
             return http11.Response(204, b"", {"X-Amzn-RequestId": str(uuid.uuid4())})
         handle = function.start_invoke(req)
         if itype == "Event":
+            self._accepted(function, handle.request_id, req)
             return http11.Response(202, b"", {"X-Amzn-RequestId": handle.request_id})
         reply = http11.Later()
         if log_type == "Tail":
@@ -222,8 +223,16 @@ class InvokeAPI:
         """The deprecated InvokeAsync: 202 and {"Status": 202}."""
         function = self._resolve(request, raw_name)
         payload = validate_payload(request.body, "Event", request.body_size)
-        function.start_invoke(InvokeRequest(payload, "Event", source="invoke-api"))
+        req = InvokeRequest(payload, "Event", source="invoke-api")
+        self._accepted(function, function.start_invoke(req).request_id, req)
         return json_response({"Status": 202}, status=202)
+
+    def _accepted(self, function: Invocable, rid: str, req: InvokeRequest) -> None:
+        """Said before the 202 goes out: history journals what it accepted."""
+        if self.bus is not None:
+            self.bus.emit(
+                InvocationAccepted(function.name, rid, req, time.time(), function.cfg.memory_mb)
+            )
 
     # ---- discovery ----
 
