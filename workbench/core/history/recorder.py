@@ -59,9 +59,10 @@ class Recorder:
     The code version is taken when an environment starts (the code a runtime runs is the code
     it loaded at INIT), so it is computed once per cold start, not per invoke.
 
-    On the event loop a record costs a list append under an uncontended lock; the writer
-    thread is woken only when it sleeps with nothing to do, so under load it wakes once per
-    batch, not once per record, and finds the store and writes the rows itself."""
+    On the event loop an invocation costs two journal writes (its answer, then its record)
+    and a list append under an uncontended lock; the writer thread is woken only when it
+    sleeps with nothing to do, so under load it wakes once per batch, not once per record,
+    writes the rows itself, and then tells the journal which records it committed."""
 
     def __init__(self, bus: Bus, store_for: StoreFor) -> None:
         self.store_for = store_for
