@@ -155,6 +155,20 @@ def test_replay_keeps_every_entry_before_a_torn_tail_once(tmp_path: Path) -> Non
         assert (store.replayed, store.count()) == (0, 6)
 
 
+def test_history_shows_an_unfinished_invocation_without_figures(tmp_path: Path) -> None:
+    folder = tmp_path / "fn"
+    folder.mkdir()
+    rec = _record(_rid(), b"{}", b'{"ok": true}')
+    with HistoryStore(folder) as store:
+        store.journal.answered(_answered(rec), "alice", None)
+    done = run_workbench("history", str(folder))  # replays, then lists
+    assert done.returncode == 0, done.stderr.decode()
+    [row] = [line for line in done.stdout.decode().splitlines() if rec.request_id[:8] in line]
+    # time (2 words), then request, source, event, status, start, duration, billed, init, memory
+    expected = "invoke-api alice unfinished warm - - - -/256 MB"
+    assert row.split()[3:] == expected.split()
+
+
 def _ids(data: bytes) -> list[str]:
     return [e.header[0] for e in parse(data)]
 
