@@ -210,10 +210,10 @@ def _table(entries: list[InvocationRecord]) -> str:
                 e.event_name or "-",
                 status,
                 "cold" if e.cold else "warm",
-                _ms(e.duration_ms),
-                f"{e.billed_ms} ms",
+                _ms(e.duration_ms if e.measured else None),
+                f"{e.billed_ms} ms" if e.measured else "-",
                 _ms(e.init_ms),
-                f"{e.max_memory_mb}/{e.memory_mb} MB",
+                f"{e.max_memory_mb}/{e.memory_mb} MB" if e.measured else f"-/{e.memory_mb} MB",
                 *((["cut"] if e.log_truncated else [""]) if cut else []),
             ]
         )

@@ -130,6 +130,8 @@ async def _serve(
 
     from workbench.core.bus import (
         Bus,
+        InvocationAccepted,
+        InvocationAnswered,
         InvocationFinished,
         InvocationStarted,
         LogLine,
@@ -148,7 +150,9 @@ async def _serve(
                 prefix = f"[{event.function}] " if many else ""
                 sys.stderr.write(prefix + event.text + "\n")
             return
-        if isinstance(event, (InvocationStarted, InvocationFinished)):
+        if isinstance(
+            event, (InvocationStarted, InvocationAccepted, InvocationAnswered, InvocationFinished)
+        ):
             return
         line = _reload_line(event, quiet)
         if line is not None:

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workbench.core import protocol as P
-from workbench.core.bus import Bus, LogLine, WorkerFailed, failure_text
+from workbench.core.bus import Bus, InvocationAccepted, LogLine, WorkerFailed, failure_text
 from workbench.core.engine import guards, http11
 from workbench.core.engine.event_queue import EventQueue
 from workbench.core.engine.function import Invocable, log_result_header
@@ -223,6 +223,7 @@ class InvokeAPI:
             return http11.Response(204, b"", {"X-Amzn-RequestId": str(uuid.uuid4())})
         if itype == "Event":  # queued (bounded: 429 past it), run when the function has room
             rid = self._event_queue(function).submit(req)
+            self._accepted(function, rid, req)
             return http11.Response(202, b"", {"X-Amzn-RequestId": rid})
         handle = function.start_invoke(req)
         reply = http11.Later()
@@ -236,8 +237,16 @@ class InvokeAPI:
         """The deprecated InvokeAsync: 202 and {"Status": 202}."""
         function = self._resolve(request, raw_name)
         payload = validate_payload(request.body, "Event", request.body_size)
-        self._event_queue(function).submit(InvokeRequest(payload, "Event", source="invoke-api"))
+        req = InvokeRequest(payload, "Event", source="invoke-api")
+        self._accepted(function, self._event_queue(function).submit(req), req)
         return json_response({"Status": 202}, status=202)
+
+    def _accepted(self, function: Invocable, rid: str, req: InvokeRequest) -> None:
+        """Said before the 202 goes out: history journals what it accepted."""
+        if self.bus is not None:
+            self.bus.emit(
+                InvocationAccepted(function.name, rid, req, time.time(), function.cfg.memory_mb)
+            )
 
     def _event_queue(self, function: Invocable) -> EventQueue:
         queue = self._events.get(function.name)

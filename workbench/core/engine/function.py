@@ -30,6 +30,7 @@ from workbench.core.engine.invocation import (
     log_result_header,
     make_record,
     new_request_id,
+    settle,
 )
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 from workbench.core.runtimes import launch_for
@@ -318,7 +319,7 @@ class Function:
             P.init_report_line(outcome.init_ms, "invoke", outcome.status, outcome.error_type)
         )
         result = InvokeResult(rid, outcome.error_body, function_error=True)
-        handle.settle(result)
+        settle(self.bus, self.cfg, req, handle, result, started_at, True, None)
         max_mb = env.measure_memory()
         await env.stop("failure")
         self._env = None
