@@ -132,7 +132,7 @@ BAD_SETTINGS = [
         'workbench.toml: unknown key "zzzzzz"; valid keys: name, handler, runtime, timeout, memory, memory_limit, ephemeral_storage, '
         "architecture, environment, env_files, build, start, concurrency, layers, events_dir, "
         "theme, runtime_client, python, node, builder, history_max_records, history_max_mb, "
-        "watch.include, watch.exclude, watch",
+        "log_max_mb, watch.include, watch.exclude, watch",
     ),
     (
         "workbench.toml",

@@ -66,7 +66,7 @@ class Broken:
     def name(self) -> str:
         return "broken"
 
-    def start_invoke(self, req: InvokeRequest) -> InvocationHandle:
+    def start_invoke(self, req: InvokeRequest, rid: str | None = None) -> InvocationHandle:
         raise KeyError("a bug in the invoke path")
 
     async def invoke(self, req: InvokeRequest) -> InvocationRecord:

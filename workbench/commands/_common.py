@@ -66,6 +66,13 @@ def function_flags(p: argparse.ArgumentParser) -> None:
         help="Python runtime client: workbench's own (default) or awslambdaric",
     )
     g.add_argument("--region", help="AWS region the function believes it is in (us-east-1)")
+    g.add_argument(
+        "--log-max-mb",
+        type=int,
+        metavar="MB",
+        help="history keeps at most this much of one invocation's log, its beginning and "
+        "its end (default 4)",
+    )
     t = p.add_argument_group("SAM / CloudFormation templates")
     t.add_argument(
         "--function",
@@ -128,6 +135,7 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         "memory_limit": args.memory_limit,
         "region": args.region,
         "runtime_client": args.runtime_client,
+        "log_max_mb": args.log_max_mb,
     }
 
 

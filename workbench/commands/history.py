@@ -79,6 +79,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return ExitCode.OK
     print(_table(entries))
+    cut = sum(e.log_truncated for e in entries)
+    if cut:
+        print(
+            f"log cut: {cut} of these invocations logged more than history keeps of one "
+            "(its beginning and its end; log_max_mb in workbench.toml, --log-max-mb); "
+            "--json shows what was kept"
+        )
     return ExitCode.OK
 
 
@@ -176,6 +183,7 @@ def _table(entries: list[InvocationRecord]) -> str:
     from workbench.core.checks.compare import render_table
 
     many = len({e.function for e in entries}) > 1
+    cut = any(e.log_truncated for e in entries)  # a column only when it says something
     headers = [
         "time",
         *(["function"] if many else []),
@@ -188,6 +196,7 @@ def _table(entries: list[InvocationRecord]) -> str:
         "billed",
         "init",
         "max mem",
+        *(["log"] if cut else []),
     ]
     rows = []
     for e in entries:
@@ -201,10 +210,11 @@ def _table(entries: list[InvocationRecord]) -> str:
                 e.event_name or "-",
                 status,
                 "cold" if e.cold else "warm",
-                _ms(e.duration_ms),
-                f"{e.billed_ms} ms",
+                _ms(e.duration_ms if e.measured else None),
+                f"{e.billed_ms} ms" if e.measured else "-",
                 _ms(e.init_ms),
-                f"{e.max_memory_mb}/{e.memory_mb} MB",
+                f"{e.max_memory_mb}/{e.memory_mb} MB" if e.measured else f"-/{e.memory_mb} MB",
+                *((["cut"] if e.log_truncated else [""]) if cut else []),
             ]
         )
     first = 2 if many else 1

@@ -131,6 +131,8 @@ async def _serve(
 
     from workbench.core.bus import (
         Bus,
+        InvocationAccepted,
+        InvocationAnswered,
         InvocationFinished,
         InvocationStarted,
         LogLine,
@@ -149,7 +151,9 @@ async def _serve(
                 prefix = f"[{event.function}] " if many else ""
                 logs.add(prefix + event.text + "\n")
             return
-        if isinstance(event, (InvocationStarted, InvocationFinished)):
+        if isinstance(
+            event, (InvocationStarted, InvocationAccepted, InvocationAnswered, InvocationFinished)
+        ):
             return
         line = _reload_line(event, quiet)
         if line is not None:

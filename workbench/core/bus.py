@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from workbench.core.vocab import CheckStatus, Phase, ShutdownReason, Stream
 
 if TYPE_CHECKING:
-    from workbench.core.record import InvocationRecord
+    from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,35 @@ class InvocationStarted:
     request_id: str
     cold: bool
     env: int = 0  # the environment it runs in
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationAccepted:
+    """An Event (asynchronous) invoke was accepted: its 202 goes out right after this, so
+    that history can journal the event first. Its answer and record follow as for any other."""
+
+    function: str
+    request_id: str
+    request: InvokeRequest = field(repr=False)
+    accepted_at: float  # epoch seconds
+    memory_mb: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationAnswered:
+    """The caller's answer is settled: emitted just before it goes out (the runtime's
+    /response, a timeout, a crash, a failed init), so that a listener that must have it on
+    disk first (history's journal) can write it while the caller still waits. The record
+    follows with InvocationFinished, once the runtime asks for the next event."""
+
+    function: str
+    request_id: str
+    request: InvokeRequest = field(repr=False)
+    result: InvokeResult = field(repr=False)
+    started_at: float  # epoch seconds, as the record will say
+    cold: bool
+    init_ms: float | None
+    memory_mb: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +173,8 @@ Event = (
     | EnvironmentInitFailed
     | EnvironmentStopped
     | InvocationStarted
+    | InvocationAccepted
+    | InvocationAnswered
     | InvocationFinished
     | ChangeDetected
     | BuildStarted

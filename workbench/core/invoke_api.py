@@ -23,8 +23,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workbench.core import protocol as P
-from workbench.core.bus import Bus, WorkerFailed, failure_text
+from workbench.core.bus import Bus, InvocationAccepted, LogLine, WorkerFailed, failure_text
 from workbench.core.engine import guards, http11
+from workbench.core.engine.event_queue import EventQueue
 from workbench.core.engine.function import Invocable, log_result_header
 from workbench.core.engine.payloads import (
     ServiceError,
@@ -81,6 +82,7 @@ class InvokeAPI:
         self.region = region
         self.account = account
         self._names = guards.HostNames(host)
+        self._events: dict[str, EventQueue] = {}  # per function: its Event invokes waiting
         # payloads over the sync limit are counted, not kept: the error names their size
         self._server = http11.Server(self._route, P.SYNC_PAYLOAD_LIMIT, self._route_failed)
         self._routes: list[Route] = [
@@ -219,9 +221,11 @@ class InvokeAPI:
         )
         if itype == "DryRun":
             return http11.Response(204, b"", {"X-Amzn-RequestId": str(uuid.uuid4())})
+        if itype == "Event":  # queued (bounded: 429 past it), run when the function has room
+            rid = self._event_queue(function).submit(req)
+            self._accepted(function, rid, req)
+            return http11.Response(202, b"", {"X-Amzn-RequestId": rid})
         handle = function.start_invoke(req)
-        if itype == "Event":
-            return http11.Response(202, b"", {"X-Amzn-RequestId": handle.request_id})
         reply = http11.Later()
         if log_type == "Tail":
             handle.record.add_done_callback(lambda t: _settle(reply, t, _tailed))
@@ -233,8 +237,33 @@ class InvokeAPI:
         """The deprecated InvokeAsync: 202 and {"Status": 202}."""
         function = self._resolve(request, raw_name)
         payload = validate_payload(request.body, "Event", request.body_size)
-        function.start_invoke(InvokeRequest(payload, "Event", source="invoke-api"))
+        req = InvokeRequest(payload, "Event", source="invoke-api")
+        self._accepted(function, self._event_queue(function).submit(req), req)
         return json_response({"Status": 202}, status=202)
+
+    def _accepted(self, function: Invocable, rid: str, req: InvokeRequest) -> None:
+        """Said before the 202 goes out: history journals what it accepted."""
+        if self.bus is not None:
+            self.bus.emit(
+                InvocationAccepted(function.name, rid, req, time.time(), function.cfg.memory_mb)
+            )
+
+    def _event_queue(self, function: Invocable) -> EventQueue:
+        queue = self._events.get(function.name)
+        if queue is None or queue.function is not function:
+            name = function.name
+            queue = EventQueue(function, lambda rid, exc: self._event_lost(name, rid, exc))
+            self._events[name] = queue
+        return queue
+
+    def _event_lost(self, function: str, rid: str, exc: BaseException) -> None:
+        """A queued Event invoke the function refused when its turn came (a reload left it
+        with no build): said in the log, since its caller had its 202 long ago."""
+        if self.bus is None:
+            return
+        why = exc.message if isinstance(exc, ServiceError) else failure_text(exc)
+        line = f"[workbench] the queued Event invoke {rid} did not run: {why}"
+        self.bus.emit(LogLine(function, line, "workbench", rid, time.time()))
 
     # ---- discovery ----
 

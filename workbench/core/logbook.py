@@ -11,6 +11,9 @@ from workbench.core.bus import LogLine, ReloadFinished
 from workbench.core.vocab import Stream
 
 LOG_LIMIT = 1_000_000  # lines the session keeps; the UI shows a bounded window of them
+# ... and characters of text: a line may be up to 1 MB (engine/procs.py, MAX_LINE), so a
+# count of lines alone bounds nothing. About a line of 130 characters each, when full.
+CHARS_LIMIT = 128 * 1024 * 1024
 
 
 # One line as the LogBook keeps it: (function, text, stream, request_id, ts, env), LogLine's
@@ -40,18 +43,25 @@ class Span:
 
 
 class LogBook:
-    """Every log line of the session, oldest dropped past `limit`. The UI's log widget holds a
-    few thousand lines; it reads new ones from here each frame and refills from here when the
+    """Every log line of the session, oldest dropped past `limit` lines or `chars_limit`
+    characters of text (the newest line is always kept). The UI's log widget holds a few
+    thousand lines; it reads new ones from here each frame and refills from here when the
     user changes a filter. Lines are addressed by sequence number: `first` is the oldest kept,
-    `total` the next to come, so a reader can scan a range while lines keep arriving."""
+    `total` the next to come, so a reader can scan a range while lines keep arriving.
 
-    def __init__(self, limit: int = LOG_LIMIT) -> None:
+    The book holds each line's text as the bus carried it: the same str the invocation's
+    record keeps, never a copy."""
+
+    def __init__(self, limit: int = LOG_LIMIT, chars_limit: int = CHARS_LIMIT) -> None:
         self.limit = limit
+        self.chars_limit = chars_limit
         self._lines: list[Entry] = []
         self._base = 0  # sequence number of _lines[0]; dropped lines linger until a compaction
         self.first = 0  # the oldest line kept
         self.total = 0  # every line ever added, dropped ones included
         self._full = limit  # past this total, the oldest line goes
+        self.chars = 0  # characters of the lines kept
+        self._lingering = 0  # ... and of the dropped ones not compacted away yet
         self._spans: dict[str, Span] = {}
         # environment -> (function, where its INIT began, the environments that INIT spans:
         # more than one after a failed INIT and its retry)
@@ -61,19 +71,31 @@ class LogBook:
 
     def add(self, line: LogLine) -> None:
         # the hot path of a flood: one tuple, one append
-        self._lines.append(
-            (line.function, line.text, line.stream, line.request_id, line.ts, line.env)
-        )
+        text = line.text
+        self._lines.append((line.function, text, line.stream, line.request_id, line.ts, line.env))
         self.total += 1
-        if self.total > self._full:
+        self.chars += len(text)
+        if self.total > self._full or self.chars > self.chars_limit:
             self._drop()
 
     def _drop(self) -> None:
-        self.first = self.total - self.limit
-        self._full = self.total
-        if self.first - self._base >= max(self.limit // 4, 1):
-            del self._lines[: self.first - self._base]  # amortised: once per limit/4 lines
-            self._base = self.first
+        lines, base = self._lines, self._base
+        first = self.first
+        gone = 0
+        while first < self.total - 1 and (
+            self.total - first > self.limit or self.chars - gone > self.chars_limit
+        ):
+            gone += len(lines[first - base][1])
+            first += 1
+        self.first = first
+        self.chars -= gone
+        self._lingering += gone
+        self._full = first + self.limit
+        # amortised: once per limit/4 lines, or a quarter of the text's room
+        if first - base >= max(self.limit // 4, 1) or self._lingering >= self.chars_limit // 4:
+            del lines[: first - base]
+            self._base = first
+            self._lingering = 0
 
     def __len__(self) -> int:
         return self.total - self.first

@@ -74,9 +74,16 @@ class InvocationRecord:
         return self.result.error_type
 
     @property
+    def measured(self) -> bool:
+        """Its duration, billing and memory were measured: false for an unfinished one, whose
+        figures are zeros standing for "unknown"."""
+        return self.status != "unfinished"
+
+    @property
     def outcome(self) -> str:
-        """ok, the error type, timeout or crash: what a history table's status column says."""
-        if self.status in ("timeout", "crash"):
+        """ok, the error type, timeout, crash or unfinished: what a history table's status
+        column says."""
+        if self.status in ("timeout", "crash", "unfinished"):
             return self.status
         return "ok" if not self.result.function_error else (self.error_type or "error")
 

@@ -14,8 +14,10 @@ from typing import Literal, get_args
 Stream = Literal["stdout", "stderr", "platform", "build", "workbench"]
 STREAMS: tuple[Stream, ...] = get_args(Stream)
 
-# How one invocation ended, as history and REPORT lines tell it.
-Status = Literal["ok", "error", "timeout", "crash"]
+# How one invocation ended, as history and REPORT lines tell it. "unfinished": workbench
+# stopped (was killed) after the invocation was answered, or accepted, and before it ended;
+# history has it from its journal, without END, REPORT and their figures.
+Status = Literal["ok", "error", "timeout", "crash", "unfinished"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 # When an environment initialises: at start ("init"), or again inside the first invoke after an

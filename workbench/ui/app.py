@@ -308,7 +308,11 @@ class WorkbenchApp(App[int]):
         row = self.rows.get(request_id)
         self.query_one(ResponseView).show_row(row, self.session.verdict(request_id))
         self.query_one(TimingPanel).show_row(row)
-        self.query_one(LogPane).select_request(request_id, row.log_lines if row else ())
+        self.query_one(LogPane).select_request(
+            request_id,
+            row.log_lines if row else (),
+            truncated=row is not None and row.log_truncated,
+        )
 
     def _show_selected(self) -> None:
         rid = self.query_one(InvocationHistory).selected_id

@@ -22,10 +22,13 @@ from typing import Any
 
 from textual.app import App
 
-from workbench.core.bus import Bus, Event, LogLine
+from workbench.core.bus import Bus, Event, InvocationAccepted, InvocationAnswered, LogLine
 from workbench.ui.messages import CoreEvents
 
 FRAME_S = 1 / 30
+# not kept for the app: log lines are read from the LogBook, and an invocation is shown from
+# its record, which follows its acceptance and its answer
+_UNSHOWN = frozenset({LogLine, InvocationAccepted, InvocationAnswered})
 FREEZE_AFTER_S = 1.0  # by then the first frame is painted and the session started
 
 
@@ -44,7 +47,8 @@ class Bridge:
         self._frozen = True
 
     def _on_event(self, event: Event) -> None:
-        if type(event) is not LogLine:
+        kind = type(event)
+        if kind not in _UNSHOWN:
             self._pending.append(event)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.frame_s, self.flush)

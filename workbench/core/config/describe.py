@@ -35,6 +35,7 @@ SHOWN = (
     ("theme", None),  # the UI's, from workbench.toml; not part of the function's config
     ("history_max_records", "history_max_records"),
     ("history_max_mb", "history_max_mb"),
+    ("log_max_mb", "log_max_mb"),
 )
 
 

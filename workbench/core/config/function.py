@@ -28,6 +28,8 @@ BUILD_DIR = Path(".workbench") / "build"  # a builder's output, relative to code
 DEPS_DIR = Path(".workbench") / "deps"
 DEPS_CURRENT = "current"
 DEFAULT_HISTORY_MB = 512
+# what history keeps of one invocation's log (its beginning and its end past that)
+DEFAULT_LOG_MB = 4
 
 
 def venv_site_packages(code_dir: Path) -> Path | None:
@@ -70,6 +72,7 @@ class FunctionConfig:
     events_dir: str = "events"  # saved events, relative to code_dir
     history_max_records: int = DEFAULT_HISTORY_RECORDS  # the history keeps the newest this many
     history_max_mb: int = DEFAULT_HISTORY_MB  # ... and about this many MB of them
+    log_max_mb: int = DEFAULT_LOG_MB  # ... and of each invocation's log at most this many MB
     # Files whose edit changes this configuration (settings, env files, template), existing or
     # not: live reload reads the configuration again when one of them is saved.
     config_files: tuple[Path, ...] = ()

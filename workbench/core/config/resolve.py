@@ -1,7 +1,8 @@
 """One entry point from command-line targets to runnable functions, with every value explained.
 
 Settings, nearest first (the first layer that sets a value wins it whole, lists included):
-  1. command-line flags (`overrides`: handler, runtime, timeout, memory, region, runtime_client)
+  1. command-line flags (`overrides`: handler, runtime, timeout, memory, region, runtime_client,
+     log_max_mb)
   2. `workbench.toml`, or `[tool.workbench]` in `pyproject.toml`, in the function's code folder
   3. the SAM / CloudFormation template (with `Globals.Function` under each function)
   4. detection from the folder's files (`config.detect`)
@@ -61,6 +62,7 @@ FIELDS = {
     "builder": "builder",
     "history_max_records": "history_max_records",
     "history_max_mb": "history_max_mb",
+    "log_max_mb": "log_max_mb",
     "python": "python",
     "node": "node",
 }
@@ -72,6 +74,7 @@ FLAGS = {
     "memory_limit": "--no-memory-limit",
     "region": "--region",
     "runtime_client": "--runtime-client",
+    "log_max_mb": "--log-max-mb",
 }
 ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")  # Lambda's own pattern for variable names
 DETECTED = "detected from the folder's files"

@@ -189,6 +189,7 @@ KEYS: dict[str, Check] = {
     "builder": _choice(BUILDER_KINDS),
     "history_max_records": _number(1, 10_000_000, "records", whole=True),
     "history_max_mb": _number(1, 1_000_000, "MB", whole=True),
+    "log_max_mb": _number(1, 1024, "MB", whole=True),
 }
 TABLES: dict[str, dict[str, Check]] = {"watch": {"include": _globs, "exclude": _globs}}
 

@@ -31,7 +31,7 @@ from workbench.core.bus import (
     WorkerFailed,
     failure_text,
 )
-from workbench.core.config.function import FunctionConfig
+from workbench.core.config.function import DEFAULT_LOG_MB, FunctionConfig
 from workbench.core.engine import containment, http11, procs
 from workbench.core.engine.runtime_api import RuntimeAPI
 from workbench.core.runtimes import Launch
@@ -47,6 +47,7 @@ PASSTHROUGH = (
     "AWS_SESSION_TOKEN",
 )
 LOG_LINES_KEPT = 20_000
+MB = 1024 * 1024
 TMP_CHECK_EVERY_S = 1.0
 DENSE_AGAIN_S = 0.25  # the sampling interval grows back to its sparse 0.25 s in about this long
 
@@ -150,31 +151,124 @@ def _size_mb(folder: Path, most: int = 10_000) -> int:
     return total // (1024 * 1024)
 
 
+def utf8_size(text: str) -> int:
+    """Bytes of `text` in UTF-8, without encoding it when it is ASCII (most log lines)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+
+
+def _prefix(text: str, size: int) -> str:
+    """The longest start of `text` that is at most `size` bytes in UTF-8."""
+    if text.isascii():
+        return text[:size]
+    return text.encode("utf-8", "replace")[:size].decode("utf-8", "ignore")
+
+
+def _suffix(text: str, size: int) -> str:
+    """The longest end of `text` that is at most `size` bytes in UTF-8."""
+    if size <= 0:
+        return ""
+    if text.isascii():
+        return text[-size:]
+    return text.encode("utf-8", "replace")[-size:].decode("utf-8", "ignore")
+
+
 class LogCollector:
-    """The lines of one invocation, bounded: the newest are kept when a function floods."""
+    """The lines of one invocation as history keeps them: at most `limit` bytes (a line
+    counts its newline) and LOG_LINES_KEPT lines. A log past that keeps its beginning (INIT,
+    START, the first output) and its end (the last output, END, REPORT), half the room each;
+    what fell between is said by one line in its place, and the record is marked truncated.
 
-    def __init__(self) -> None:
-        self.lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
-        self.total = 0
+    While lines arrive, each half holds at most its share plus one line (whole lines are
+    kept, never copied); the line that straddles a half's edge is cut once, in finish()."""
 
-    def add(self, text: str) -> None:
-        self.lines.append(text)
+    def __init__(self, limit: int = DEFAULT_LOG_MB * MB, max_lines: int = LOG_LINES_KEPT) -> None:
+        self.limit = limit
+        self._head_room = limit // 2
+        self._head_lines = max(max_lines // 2, 1)
+        self._tail_room = limit - self._head_room
+        self._tail_lines = max(max_lines - self._head_lines, 1)
+        self.head: list[str] = []
+        self._head_bytes = 0
+        self._head_open = True
+        self.tail: collections.deque[str] = collections.deque()
+        self._tail_sizes: collections.deque[int] = collections.deque()
+        self._tail_bytes = 0
+        self.dropped = 0  # whole lines let go from between the halves
+        self.total = 0  # lines added
+        self.total_bytes = 0
+        self._said = False
+
+    def add(self, text: str) -> bool:
+        """Keep `text` for now; True once, on the line that takes the log past its limit (the
+        moment to say so live)."""
+        size = utf8_size(text) + 1
         self.total += 1
+        self.total_bytes += size
+        if self._head_open:
+            self.head.append(text)
+            self._head_bytes += size
+            if self._head_bytes >= self._head_room or len(self.head) >= self._head_lines:
+                self._head_open = False
+        else:
+            tail, sizes = self.tail, self._tail_sizes
+            tail.append(text)
+            sizes.append(size)
+            self._tail_bytes += size
+            # let the oldest go while what stays still fills the room
+            while len(tail) > 1 and (
+                self._tail_bytes - sizes[0] >= self._tail_room or len(tail) > self._tail_lines
+            ):
+                tail.popleft()
+                self._tail_bytes -= sizes.popleft()
+                self.dropped += 1
+        if self._said or (self.total_bytes <= self.limit and not self.dropped):
+            return False
+        self._said = True
+        return True
+
+    def _kept(self) -> tuple[int, int]:
+        """Bytes kept of the tail and of the head, each within its share of the limit (the
+        head may use what the tail leaves unused)."""
+        tail = min(self._tail_bytes, self._tail_room)
+        return tail, min(self._head_bytes, self.limit - tail)
 
     @property
     def truncated(self) -> bool:
-        return self.total > len(self.lines)
+        tail, head = self._kept()
+        return bool(self.dropped) or tail < self._tail_bytes or head < self._head_bytes
 
-    def tail_bytes(self, limit: int = P.LOG_TAIL_BYTES) -> bytes:
-        out: list[bytes] = []
-        size = 0
-        for line in reversed(self.lines):
-            data = line.encode() + b"\n"
-            out.append(data)
-            size += len(data)
-            if size >= limit:
-                break
-        return b"".join(reversed(out))[-limit:]
+    def finish(self) -> tuple[list[str], bool]:
+        """The lines to record, and whether any were cut."""
+        if not self.truncated:
+            return [*self.head, *self.tail], False
+        tail_keep, head_keep = self._kept()
+        head = list(self.head)
+        over = self._head_bytes - head_keep
+        if over > 0 and head:  # the line across the edge keeps its beginning
+            head[-1] = _prefix(head[-1], utf8_size(head[-1]) - over)
+        tail = list(self.tail)
+        over = self._tail_bytes - tail_keep
+        if over > 0 and tail:  # ... and across the other edge, its end
+            tail[0] = _suffix(tail[0], utf8_size(tail[0]) - over)
+        cut = self.total_bytes - head_keep - tail_keep
+        return [*head, self.cut_line(cut), *tail], True
+
+    def cut_line(self, cut: int) -> str:
+        return (
+            f"[workbench] log cut here: {cut:,} bytes of this invocation's log are not "
+            f"kept; history keeps {_mb(self.limit)} of each invocation's log, its beginning "
+            "and its end (log_max_mb in workbench.toml, --log-max-mb)"
+        )
+
+
+def collector_for(cfg: FunctionConfig) -> LogCollector:
+    return LogCollector(cfg.log_max_mb * MB)
+
+
+def _mb(size: int) -> str:
+    if size >= MB:
+        return f"{size / MB:g} MB"
+    return f"{size / 1024:g} KB" if size >= 1024 else f"{size} bytes"
 
 
 @dataclass(slots=True)
@@ -300,9 +394,18 @@ class Environment:
     # ---- output ----
 
     def line(self, text: str, stream: Stream) -> None:
-        if self.collector is not None:
-            self.collector.add(text)
-        self.bus.emit(LogLine(self.cfg.name, text, stream, self.request_id, time.time(), self.id))
+        collector = self.collector
+        over = collector is not None and collector.add(text)
+        now = time.time()
+        self.bus.emit(LogLine(self.cfg.name, text, stream, self.request_id, now, self.id))
+        if over:  # said live once; the record says what was cut where it was cut
+            assert collector is not None
+            said = (
+                f"[workbench] this invocation's log is past what history keeps of it "
+                f"({_mb(collector.limit)}, {LOG_LINES_KEPT:,} lines): its record keeps the "
+                "beginning and the end (log_max_mb in workbench.toml, --log-max-mb)"
+            )
+            self.bus.emit(LogLine(self.cfg.name, said, "workbench", self.request_id, now, self.id))
 
     def platform(self, text: str) -> None:
         self.drain()

@@ -17,7 +17,12 @@ from typing import Any, Protocol
 from workbench.core import protocol as P
 from workbench.core.bus import Bus, InvocationFinished, InvocationStarted
 from workbench.core.config.function import FunctionConfig
-from workbench.core.engine.environment import Environment, InitOutcome, LogCollector
+from workbench.core.engine.environment import (
+    Environment,
+    InitOutcome,
+    LogCollector,
+    collector_for,
+)
 from workbench.core.engine.invocation import (
     InvocationHandle,
     Run,
@@ -25,6 +30,7 @@ from workbench.core.engine.invocation import (
     log_result_header,
     make_record,
     new_request_id,
+    settle,
 )
 from workbench.core.record import InvocationRecord, InvokeRequest, InvokeResult
 from workbench.core.runtimes import launch_for
@@ -50,7 +56,7 @@ class Invocable(Protocol):
     @property
     def cfg(self) -> FunctionConfig: ...
 
-    def start_invoke(self, req: InvokeRequest) -> InvocationHandle: ...
+    def start_invoke(self, req: InvokeRequest, rid: str | None = None) -> InvocationHandle: ...
 
     async def invoke(self, req: InvokeRequest) -> InvocationRecord: ...
 
@@ -250,7 +256,9 @@ class Function:
         env = self._env
         try:
             if env is not None and env.ready and not env.stopped and not env.exited.done():
-                Run(self, self.cfg, env, req, handle, LogCollector(), time.time(), False).begin()
+                Run(
+                    self, self.cfg, env, req, handle, collector_for(self.cfg), time.time(), False
+                ).begin()
             else:
                 self.track(self._start_cold(req, handle), handle)
         except Exception as exc:
@@ -267,7 +275,7 @@ class Function:
         """Bring up an environment and hand the event to a Run; when INIT fails twice, the
         invocation is over, recorded as that failure."""
         rid = handle.request_id
-        log = LogCollector()
+        log = collector_for(self.cfg)
         started_at = time.time()
         env = self._env
         if env is not None and (env.exited.done() or env.stopped):
@@ -311,7 +319,7 @@ class Function:
             P.init_report_line(outcome.init_ms, "invoke", outcome.status, outcome.error_type)
         )
         result = InvokeResult(rid, outcome.error_body, function_error=True)
-        handle.settle(result)
+        settle(self.bus, self.cfg, req, handle, result, started_at, True, None)
         max_mb = env.measure_memory()
         await env.stop("failure")
         self._env = None

@@ -4,7 +4,9 @@ Driven by callbacks, not a task: the Runtime API calls `answered` and `next_call
 runtime's own requests, the environment calls `exited`, a timer calls `deadline`. A warm invoke
 is then three socket reads and three writes in the workbench, with nothing scheduled between
 them: the caller's answer is written from inside the runtime's /response, and the record is
-made inside its next /next (bench/invoke_overhead.py measures what that saves).
+made inside its next /next (bench/invoke_overhead.py measures what that saves). Just before the
+answer is settled, InvocationAnswered goes out on the bus, so that history can journal it
+first (settle()).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from workbench.core import protocol as P
-from workbench.core.bus import InvocationFinished, InvocationStarted
+from workbench.core.bus import Bus, InvocationAnswered, InvocationFinished, InvocationStarted
 from workbench.core.config.function import FunctionConfig
 from workbench.core.engine.environment import Environment, LogCollector
 from workbench.core.engine.runtime_api import PendingInvoke
@@ -226,7 +228,19 @@ class Run:
     def answered(self, result: InvokeResult) -> None:
         if not self.over:
             self.result = result
-            self.handle.settle(result)
+            self._settle(result)
+
+    def _settle(self, result: InvokeResult) -> None:
+        settle(
+            self.env.bus,
+            self.cfg,
+            self.req,
+            self.handle,
+            result,
+            self.started_at,
+            self.cold,
+            self.init_ms,
+        )
 
     def next_called(self, at: float) -> None:
         """The environment stays busy until the runtime asks for the next event."""
@@ -251,7 +265,7 @@ class Run:
         env.platform(f"RequestId: {rid} Error: {detail}")
         env.platform(kind)
         result = error_result(rid, kind, detail)
-        self.handle.settle(result)
+        self._settle(result)
         self._end(Ending(result, "crash", ms, True))
 
     def deadline(self) -> None:
@@ -266,7 +280,7 @@ class Run:
             result = error_result(
                 rid, "Sandbox.Timedout", f"Task timed out after {self.cfg.timeout_s:.2f} seconds"
             )
-            self.handle.settle(result)
+            self._settle(result)
         self._end(Ending(result, "timeout", timeout_ms, True))
 
     # ---- the end ----
@@ -332,6 +346,29 @@ class Run:
         self.owner.run_over(self.env, ending.reset, self.handle, record)
 
 
+def settle(
+    bus: Bus,
+    cfg: FunctionConfig,
+    req: InvokeRequest,
+    handle: InvocationHandle,
+    result: InvokeResult,
+    started_at: float,
+    cold: bool,
+    init_ms: float | None,
+) -> None:
+    """Give the caller its answer, once. InvocationAnswered goes out on the bus first, so
+    history has journaled the answer before anyone can have it: the Invoke API writes it to
+    the socket from inside handle.settle, and every wrapper's future follows later still."""
+    if handle.answer.done():
+        return
+    bus.emit(
+        InvocationAnswered(
+            cfg.name, handle.request_id, req, result, started_at, cold, init_ms, cfg.memory_mb
+        )
+    )
+    handle.settle(result)
+
+
 def make_record(
     cfg: FunctionConfig,
     req: InvokeRequest,
@@ -346,6 +383,7 @@ def make_record(
     max_mb: int,
     log: LogCollector,
 ) -> InvocationRecord:
+    lines, truncated = log.finish()
     return InvocationRecord(
         function=cfg.name,
         request_id=rid,
@@ -359,8 +397,8 @@ def make_record(
         init_ms=init_ms,
         memory_mb=cfg.memory_mb,
         max_memory_mb=max_mb,
-        log_lines=list(log.lines),
-        log_truncated=log.truncated,
+        log_lines=lines,
+        log_truncated=truncated,
     )
 
 
@@ -387,10 +425,20 @@ def copy_outcome(
 
 
 def log_result_header(record: InvocationRecord) -> str:
-    """X-Amz-Log-Result: base64 of the last 4 KB of the invocation's log."""
+    """X-Amz-Log-Result: base64 of the last 4 KB of the invocation's log, read from its end
+    (a long log is not joined whole for 4 KB of it)."""
     lines = record.log_lines
     start = P.start_line(record.request_id)
     # the invocation's own log, from START: init output belongs to the environment
     first = next((i for i in range(len(lines) - 1, -1, -1) if lines[i] == start), 0)
-    data = "".join(line + "\n" for line in lines[first:]).encode()[-P.LOG_TAIL_BYTES :]
+    limit = P.LOG_TAIL_BYTES
+    out: list[bytes] = []
+    size = 0
+    for i in range(len(lines) - 1, first - 1, -1):
+        data = lines[i][-limit:].encode() + b"\n"  # a character is a byte at least
+        out.append(data)
+        size += len(data)
+        if size >= limit:
+            break
+    data = b"".join(reversed(out))[-limit:]
     return base64.b64encode(data).decode()

@@ -16,9 +16,13 @@ class ServiceError(Exception):
     status: int
     code: str
     message: str
+    reason: str | None = None  # a throttle's Reason (TooManyRequestsException)
 
     def body(self) -> bytes:
-        return json.dumps({"Type": "User", "Message": self.message}).encode()
+        doc = {"Type": "User", "Message": self.message}
+        if self.reason is not None:
+            doc["Reason"] = self.reason
+        return json.dumps(doc).encode()
 
 
 def validate_payload(

@@ -8,9 +8,12 @@ function wrote those bytes before it posted its answer, so they are in the pipe 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import math
 import os
 import signal
+import sys
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,17 +21,40 @@ from workbench.core.vocab import Stream
 
 LineSink = Callable[[str, Stream], None]  # (text, stream)
 READ_CHUNK = 256 * 1024
-MAX_LINE = 256 * 1024  # a longer line is cut into pieces instead of growing without bound
+# The longest line one log event holds, in bytes. Sources: CloudWatch Logs takes events of up
+# to 1 MB since April 2025 (256 KB before): the PutLogEvents / InputLogEvent reference says
+# "Each log event can be no larger than 1 MB", and AWS's What's New of 2025-04 announced the
+# rise from 256 KB. What Lambda does with a longer line is not in its documentation; the
+# published observations show it split into several events, not dropped or truncated, so a
+# longer line here becomes several lines of at most MAX_LINE bytes each (cut on a character
+# boundary, so each piece is valid UTF-8 when the line was). The Telemetry API has no per-line
+# rule either: it batches records up to `maxBytes` (256 KB by default, 1 MB at most) and drops
+# records with a platform.logsDropped event when a subscriber falls behind.
+MAX_LINE = 1024 * 1024
+
+
+def _piece_end(buf: bytearray, start: int) -> int:
+    """Where the piece of an over-long line that begins at `start` ends: MAX_LINE bytes on,
+    moved back to the start of a UTF-8 character when that falls inside one."""
+    end = start + MAX_LINE
+    for back in range(4):
+        if end - back <= start:
+            break
+        if buf[end - back] & 0xC0 != 0x80:  # not a continuation byte: a character starts here
+            return end - back
+    return end  # not UTF-8 there: cut at the limit
 
 
 class OutputPipe:
-    """One pipe (stdout or stderr) of the function, split into lines."""
+    """One pipe (stdout or stderr) of the function, split into lines of at most MAX_LINE
+    bytes. What it holds between reads is at most one line's worth plus one read: a function
+    that writes without ever ending a line is passed on in pieces as it writes."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, name: Stream, sink: LineSink) -> None:
         self.name = name
         self._loop = loop
         self._sink = sink
-        self._buf = b""
+        self._buf = bytearray()
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         self._open = True
@@ -46,18 +72,40 @@ class OutputPipe:
             return
         self._feed(data)
 
+    def _emit(self, buf: bytearray, start: int, end: int) -> None:
+        self._sink(buf[start:end].decode("utf-8", "replace"), self.name)
+
     def _feed(self, data: bytes) -> None:
-        buf = self._buf + data
-        *lines, rest = buf.split(b"\n")
-        for raw in lines:
-            self._sink(raw.decode("utf-8", "replace"), self.name)
-        while len(rest) > MAX_LINE:
-            self._sink(rest[:MAX_LINE].decode("utf-8", "replace"), self.name)
-            rest = rest[MAX_LINE:]
-        self._buf = rest
+        buf = self._buf
+        buf += data
+        start, size = 0, len(buf)
+        while start < size:
+            newline = buf.find(b"\n", start)
+            if newline < 0:
+                # a line still open: pass on what is past the limit, keep the rest for later
+                while size - start > MAX_LINE:
+                    end = _piece_end(buf, start)
+                    self._emit(buf, start, end)
+                    start = end
+                break
+            while newline - start > MAX_LINE:
+                end = _piece_end(buf, start)
+                self._emit(buf, start, end)
+                start = end
+            self._emit(buf, start, newline)
+            start = newline + 1
+        del buf[:start]
 
     def drain(self, flush_partial: bool = False) -> None:
-        """Read whatever is in the pipe now, without waiting for more."""
+        """Read what is in the pipe now, without waiting for more, and no more than was there
+        when asked: a function that keeps writing must not hold the event loop here."""
+        budget = 0
+        if self._open:
+            try:
+                queued = fcntl.ioctl(self.read_fd, termios.FIONREAD, b"\0\0\0\0")
+                budget = int.from_bytes(queued, sys.byteorder)
+            except OSError:
+                pass
         while self._open:
             try:
                 data = os.read(self.read_fd, READ_CHUNK)
@@ -69,9 +117,12 @@ class OutputPipe:
                 self.close()
                 break
             self._feed(data)
+            budget -= len(data)
+            if budget <= 0:
+                break
         if flush_partial and self._buf:
-            text, self._buf = self._buf.decode("utf-8", "replace"), b""
-            self._sink(text, self.name)
+            self._emit(self._buf, 0, len(self._buf))
+            self._buf.clear()
 
     def close_write_end(self) -> None:
         if self.write_fd >= 0:

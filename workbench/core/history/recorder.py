@@ -1,9 +1,11 @@
 """Recording from the bus: every finished invocation and every reload, into the history
 store of the function's code folder (core/history/store.py), written by one background thread.
 
-On the event loop a record costs a list append under an uncontended lock; the writer thread
-commits within moments, batching what queued up meanwhile. Whoever must know a record is on
-disk (a command about to exit) calls `flush()`.
+On the event loop, an answer and then its record are appended to the store's journal
+(history/journal.py: one writev each, so a kill -9 cannot lose what a caller was answered),
+and the record is handed to the writer thread, which commits within moments, batching what
+queued up meanwhile, and then lets the journal forget it. Whoever must know a record is in the
+database (a command about to exit) calls `flush()`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from workbench.core.bus import (
     Bus,
     EnvironmentStarting,
     Event,
+    InvocationAccepted,
+    InvocationAnswered,
     InvocationFinished,
     ReloadFinished,
 )
@@ -55,9 +59,10 @@ class Recorder:
     The code version is taken when an environment starts (the code a runtime runs is the code
     it loaded at INIT), so it is computed once per cold start, not per invoke.
 
-    On the event loop a record costs a list append under an uncontended lock; the writer
-    thread is woken only when it sleeps with nothing to do, so under load it wakes once per
-    batch, not once per record, and finds the store and writes the rows itself."""
+    On the event loop an invocation costs two journal writes (its answer, then its record)
+    and a list append under an uncontended lock; the writer thread is woken only when it
+    sleeps with nothing to do, so under load it wakes once per batch, not once per record,
+    writes the rows itself, and then tells the journal which records it committed."""
 
     def __init__(self, bus: Bus, store_for: StoreFor) -> None:
         self.store_for = store_for
@@ -93,8 +98,12 @@ class Recorder:
         self.flush()
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, InvocationFinished):
+        if isinstance(event, InvocationAnswered):
+            self._journal_answer(event)
+        elif isinstance(event, InvocationFinished):
             self._record(event.record)
+        elif isinstance(event, InvocationAccepted):
+            self._journal_accepted(event)
         elif isinstance(event, ReloadFinished):
             with self._lock:
                 self._reloads.append((event, time.time()))
@@ -118,13 +127,46 @@ class Recorder:
             self._warn(function, exc)
             return None
 
+    def _journal_answer(self, ev: InvocationAnswered) -> None:
+        """The answer goes out when this returns (the bus is synchronous): journal it first."""
+        store = self._store(ev.function)
+        if store is None:
+            return
+        try:
+            store.journal.answered(
+                ev, self._names.get(ev.request_id), self.code_versions.get(ev.function)
+            )
+        except OSError as exc:  # the answer still goes; say once that history may lose it
+            self._warn(ev.function, exc)
+
+    def _journal_accepted(self, ev: InvocationAccepted) -> None:
+        """An Event invoke's 202 goes out when this returns: journal the event first."""
+        store = self._store(ev.function)
+        if store is None:
+            return
+        try:
+            store.journal.accepted(
+                ev.function, ev.request_id, ev.request, ev.accepted_at, ev.memory_mb
+            )
+        except OSError as exc:
+            self._warn(ev.function, exc)
+
     def _record(self, rec: InvocationRecord) -> None:
-        """Hand the record to the writer thread. Writing on the event loop cost every invoke
-        tens of microseconds and, under load, millisecond stalls (a 1 MB event ~3 ms, plus
-        checkpoints); the writer commits within moments, batching what queued up meanwhile.
-        Whoever must know a record is on disk (a command about to exit) calls flush()."""
+        """Journal the record, then hand it to the writer thread. Committing on the event loop
+        cost every invoke tens of microseconds and, under load, millisecond stalls (a 1 MB
+        event ~3 ms, plus checkpoints); the writer commits within moments, batching what
+        queued up meanwhile. The journal entry is small (the answer's entry already holds the
+        event and the response) and covers the moments until then. Whoever must know a record
+        is in the database (a command about to exit) calls flush()."""
         name = self._names.pop(rec.request_id, None) if self._names else None
-        item = (rec, name, self.code_versions.get(rec.function))
+        version = self.code_versions.get(rec.function)
+        store = self._store(rec.function)
+        if store is not None:
+            try:
+                store.journal.finished(rec, name, version)
+            except OSError as exc:
+                self._warn(rec.function, exc)
+        item = (rec, name, version)
         with self._lock:
             self._pending.append(item)
             self._handed += 1
@@ -209,8 +251,10 @@ class Recorder:
         for store, items in by_store.values():
             try:
                 store.record_many(items, checkpoint_here=True)
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError) as exc:  # still journaled: replayed some day
                 self._warn(items[0][0].function, exc)
+            else:
+                store.journal.committed(rec.request_id for rec, _, _ in items)
 
     def flush(self) -> None:
         """Return once every invocation handed to the writer thread is committed."""

@@ -32,7 +32,8 @@ COLUMNS = (
     ("init", "Init Duration", None),
     ("memory", "Max Memory Used", None),
 )
-OUTCOME_COLOUR = {"ok": "$status-ok", "timeout": "$status-timeout"}
+# "unfinished": workbench stopped before the invocation ended (history has it from its journal)
+OUTCOME_COLOUR = {"ok": "$status-ok", "timeout": "$status-timeout", "unfinished": "$text-muted"}
 UNNAMED = {"tui": "(unsaved)", "replay": "(unsaved)", "invoke-api": "(Invoke API)"}
 
 Cell = Content | Text | str
@@ -70,10 +71,10 @@ def cells(row: InvocationRecord) -> tuple[Cell, ...]:
         Content(row.event_name or UNNAMED.get(row.source, f"({row.source})")),
         Content.from_markup(f"[{colour}]$o[/]", o=row.outcome),
         start,
-        number(duration(row.duration_ms)),
-        number(f"{row.billed_ms} ms"),
+        number(duration(row.duration_ms) if row.measured else "-"),
+        number(f"{row.billed_ms} ms" if row.measured else "-"),
         number("" if row.init_ms is None else duration(row.init_ms)),
-        number(f"{row.max_memory_mb} / {row.memory_mb} MB"),
+        number(f"{row.max_memory_mb} / {row.memory_mb} MB" if row.measured else "-"),
     )
 
 

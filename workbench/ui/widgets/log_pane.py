@@ -30,6 +30,9 @@ from workbench.core.logfilter import LEVELS, SLICE, LineFilter, Segment, scan, w
 from workbench.core.vocab import Stream
 
 MAX_LINES = 5000  # what the widget holds; the book holds the rest
+# a line longer than this shows its beginning only: the widget holds a formatted copy of
+# each line it shows, and a function's line may be up to 1 MB (procs.MAX_LINE)
+SHOWN_CHARS = 10_000
 GUTTER = {"stdout": " ", "stderr": "▌", "platform": "·", "build": "⚙", "workbench": "↻"}
 STYLE_OF = {
     "▌": "logpane--stderr",
@@ -41,6 +44,9 @@ STYLE_OF = {
 
 def format_line(e: Entry) -> str:
     text = e[1]
+    more = len(text) - SHOWN_CHARS
+    if more > 0:
+        text = f"{text[:SHOWN_CHARS]} … ({more:,} more characters not shown)"
     if "\t" in text:  # tabs expanded here so that the widget's width counts them
         text = text.expandtabs()
     return GUTTER.get(e[2], " ") + text
@@ -133,6 +139,7 @@ class LogPane(Vertical):
         self._scan_id = 0  # the newest scan: an older one still running must not write
         self._head = book.latest_request()  # the newest invocation, when last looked
         self._selected: str | None = None  # the history row last selected
+        self._cut: str | None = None  # ... when history cut its log
         self._state = ""
 
     def compose(self) -> ComposeResult:
@@ -222,13 +229,17 @@ class LogPane(Vertical):
         if self.follow and self.filter.request_id is not None and self.filter.request_id == was:
             self.set_filter(request_id=head)
 
-    def select_request(self, request_id: str | None, recorded: Sequence[str] = ()) -> None:
+    def select_request(
+        self, request_id: str | None, recorded: Sequence[str] = (), truncated: bool = False
+    ) -> None:
         """A history row was selected: show its lines. The table announces its selection
         again whenever its rows change; only a new selection changes the filter, so that
         `x` (all requests) stays until the user picks a row. `recorded`: the lines history
-        kept for it, shown when this session never saw it (an earlier session's row)."""
+        kept for it, shown when this session never saw it (an earlier session's row);
+        `truncated`: history kept only part of its log, which the pane then says."""
         if request_id != self._selected:
             self._selected = request_id
+            self._cut = request_id if truncated else None
             self.set_filter(request_id=request_id)
             if recorded and not self.scanning and not self.log_widget.line_count:
                 self.log_widget.append([recorded_line(t) for t in recorded], scroll_end=True)
@@ -255,6 +266,8 @@ class LogPane(Vertical):
         rid = self.filter.request_id
         if rid is not None:
             parts.append(f"request {rid[:8]} (x: all)")
+            if rid == self._cut:
+                parts.append("log cut: history kept its beginning and end")
         if self.scanning:
             parts.append("searching…")
         if not self.follow:

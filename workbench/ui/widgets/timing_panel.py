@@ -88,6 +88,12 @@ class Breakdown(Widget):
             )
         else:
             lines.append(line("Init", "-", None, ""))
+        if not row.measured:  # kept from history's journal: workbench stopped before its end
+            lines.append(
+                Content.styled("Unfinished: workbench stopped before its REPORT", "$text-muted")
+            )
+            lines.append(line("Memory", f"-/{row.memory_mb} MB", None, ""))
+            return Content("\n").join(lines)
         lines.append(
             line(
                 "Duration",
