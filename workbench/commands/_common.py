@@ -298,11 +298,17 @@ def record_history(bus: Bus, configs: list[FunctionConfig]) -> tuple[Recorder, S
     connecting to SQLite and checking the schema before the runtime is even spawned, all on
     the path to the first answer. Here that first opening waits one turn of the event loop,
     by which time the runtime is starting beside it; the code version is then taken as the
-    recorder would have. A record that comes first (an init that failed at once) opens the
-    store itself, so nothing is ever left unrecorded."""
+    recorder would have. An answer or a record that comes first (an init that failed at once)
+    opens the store itself, so nothing is ever left unjournaled or unrecorded."""
     import asyncio
 
-    from workbench.core.bus import EnvironmentStarting, InvocationFinished, ReloadFinished
+    from workbench.core.bus import (
+        EnvironmentStarting,
+        InvocationAccepted,
+        InvocationAnswered,
+        InvocationFinished,
+        ReloadFinished,
+    )
     from workbench.core.history.recorder import Stores, attach
 
     class AfterSpawn(Stores):
@@ -333,7 +339,9 @@ def record_history(bus: Bus, configs: list[FunctionConfig]) -> tuple[Recorder, S
             if event.function in stores.configs and event.function not in stores.opened:
                 stores.held.add(event.function)
                 asyncio.get_running_loop().call_soon(catch_up, event.function)
-        elif isinstance(event, (InvocationFinished, ReloadFinished)):
+        elif isinstance(
+            event, (InvocationAnswered, InvocationAccepted, InvocationFinished, ReloadFinished)
+        ):  # the recorder journals or records it: the store opens for that, now
             stores.held.discard(event.function)
 
     bus.subscribe(before_the_recorder)  # first: it runs before the recorder on every event
