@@ -266,7 +266,9 @@ def spawn_exit(argv: list[str]) -> Callable[[], float]:
     return run
 
 
-def build_cases(rie: str | None, functions: Path, logs: Path) -> list[Case]:
+def build_cases(
+    rie: str | None, functions: Path, logs: Path, baseline: Path | None = None
+) -> list[Case]:
     loop, echo = functions / "echo-loop", functions / "echo-py"
     wb = workbench_cmd()
     event = functions / "event.json"
@@ -357,6 +359,28 @@ def build_cases(rie: str | None, functions: Path, logs: Path) -> list[Case]:
             "rie_first_builtin",
         ),
     ]
+    if baseline is not None:  # another checkout's workbench, in the same run: before / after
+        base = [str(baseline / ".venv" / "bin" / "workbench")]
+        for key, label, group, versus in (
+            ("invoke_loop", "invoke, loop", "oneshot", "rie_oneshot_loop"),
+            ("invoke_ric", "invoke, awslambdaric", "oneshot", "rie_oneshot_ric"),
+            ("invoke_builtin", "invoke, builtin client", "oneshot", "rie_oneshot_builtin"),
+            ("serve_loop", "serve to first answer, loop", "serve", "rie_first_loop"),
+            ("serve_ric", "serve to first answer, awslambdaric", "serve", "rie_first_ric"),
+            ("serve_builtin", "serve to first answer, builtin", "serve", "rie_first_builtin"),
+        ):
+            command, _, client = key.partition("_")
+            target = loop if client == "loop" else echo
+            extra = {"loop": loop_env, "ric": ric, "builtin": []}[client]
+            if command == "invoke":
+                run = wb_oneshot(
+                    [*base, "invoke", str(target), "-e", str(event), *extra], logs / "base.log"
+                )
+            else:
+                run = wb_first_answer(
+                    [*base, "serve", str(target), *extra], target.name, logs / "base.log"
+                )
+            cases.append(Case(f"base_{key}", f"baseline {label}", group, run, versus))
     return cases
 
 
@@ -425,7 +449,7 @@ def report(cases: list[Case], loads: tuple[float, float]) -> tuple[list[dict[str
     say(f"\nload average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end")
     say(f"Targets: each workbench median <= {TARGET_RATIO}x RIE's with the same runtime client")
     for row in rows:
-        if row["versus"] is None:
+        if row["versus"] is None or row["key"].startswith("base_"):
             continue
         if row["ratio"] is None:
             say(f"NOT RUN  {row['label']}: {row.get('error') or 'no RIE to compare with'}")
@@ -438,6 +462,18 @@ def report(cases: list[Case], loads: tuple[float, float]) -> tuple[list[dict[str
             f"{row['ratio']:.2f}x {by_key[row['versus']].label} "
             f"({statistics.median(by_key[row['versus']].times):.0f} ms)"
         )
+    baselines = [r for r in rows if r["key"].startswith("base_") and r.get("n")]
+    if baselines:
+        say("\nThis checkout against the baseline's, same run (median over median):")
+    for row in baselines:
+        mine = by_key.get("wb_" + row["key"].removeprefix("base_"))
+        if mine is not None and mine.times:
+            ratio = statistics.median(mine.times) / row["median_ms"]
+            row["this_over_baseline"] = ratio
+            say(
+                f"  {mine.label:<52} {statistics.median(mine.times):7.0f} ms vs "
+                f"{row['median_ms']:7.0f} ms = {ratio:.2f}"
+            )
     return rows, met
 
 
@@ -446,6 +482,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=12, help="timed runs of each case (12)")
     ap.add_argument("--rie", help="the RIE binary (default: shared/anchors/rie-classic)")
     ap.add_argument("--only", help="run only the cases whose key contains this")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout with its own .venv (e.g. ../main): its workbench is timed in "
+        "the same run, as 'baseline ...' rows",
+    )
     ap.add_argument("--json", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     rie, where = find_rie(args.rie)
@@ -461,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         logs = root / "logs"
         logs.mkdir()
-        cases = build_cases(rie, functions, logs)
+        cases = build_cases(rie, functions, logs, args.baseline)
         if args.only:  # those cases, and the RIE cases they are compared with
             chosen = [c for c in cases if args.only in c.key]
             refs = {c.versus for c in chosen}
