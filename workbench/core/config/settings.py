@@ -37,6 +37,7 @@ RUNTIMES = (
     "provided",
     "provided.al2",
     "provided.al2023",
+    "go1.x",
 )
 ARCHITECTURES = ("x86_64", "arm64")
 FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

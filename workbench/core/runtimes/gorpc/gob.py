@@ -246,7 +246,7 @@ class _Reader:
         self.at += n
         return value
 
-    def int(self) -> int:
+    def signed(self) -> int:
         u = self.uint()
         return ~(u >> 1) if u & 1 else u >> 1
 
@@ -313,7 +313,7 @@ class Decoder:
         if len(body) > self.max_message:
             raise GobError(f"a message of {len(body)} bytes", size=len(body))
         r = _Reader(body)
-        tid = r.int()
+        tid = r.signed()
         if tid < 0:
             tid = -tid
             if tid < FIRST_USER_ID:
@@ -356,7 +356,7 @@ class Decoder:
         if depth > MAX_DEPTH:
             raise GobError(f"values nested more than {MAX_DEPTH} deep")
         if tid == INT:
-            return r.int()
+            return r.signed()
         if tid == UINT:
             return r.uint()
         if tid == STRING:
