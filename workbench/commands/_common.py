@@ -63,6 +63,12 @@ def function_flags(p: argparse.ArgumentParser) -> None:
         help="Python runtime client: workbench's own (default) or awslambdaric",
     )
     g.add_argument("--region", help="AWS region the function believes it is in (us-east-1)")
+    g.add_argument(
+        "--rpc",
+        metavar="HOST:PORT",
+        help="invoke a go1.x function you started yourself (e.g. under a debugger with "
+        "_LAMBDA_SERVER_PORT=PORT) over net/rpc; workbench neither restarts nor stops it",
+    )
     t = p.add_argument_group("SAM / CloudFormation templates")
     t.add_argument(
         "--function",
@@ -81,8 +87,23 @@ def function_flags(p: argparse.ArgumentParser) -> None:
 def targets_argument(p: argparse.ArgumentParser) -> None:
     """One or more TARGETs (TUI, serve, doctor): function folders and/or SAM templates."""
     p.add_argument(
-        "dirs", type=Path, nargs="+", metavar="TARGET", help="function folders and/or SAM templates"
+        "dirs",
+        type=Path,
+        nargs="*",
+        metavar="TARGET",
+        help="function folders and/or SAM templates (none with --rpc: the current folder)",
     )
+
+
+def targets(args: argparse.Namespace) -> list[Path]:
+    """The TARGETs given; none is the current folder with --rpc, else a usage error."""
+    if args.dirs:
+        return list(args.dirs)
+    if getattr(args, "rpc", None):
+        return [Path.cwd()]
+    from workbench.core.config.function import ConfigError
+
+    raise ConfigError("give at least one TARGET: a function folder or a SAM template")
 
 
 def parse_port(text: str) -> int:
@@ -125,6 +146,9 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         "memory_limit": args.memory_limit,
         "region": args.region,
         "runtime_client": args.runtime_client,
+        "rpc": args.rpc,
+        # attached over net/rpc means go1.x, unless --runtime says otherwise (then refused)
+        **({"runtime": args.runtime or "go1.x"} if args.rpc else {}),
     }
 
 
@@ -209,7 +233,7 @@ def runnable(args: argparse.Namespace, warn: bool = True) -> list[ResolvedFuncti
     from workbench.core.config.function import ConfigError
 
     try:
-        resolved = resolve(args.dirs, args)
+        resolved = resolve(targets(args), args)
         for fn in resolved:
             check_runnable(fn.config, warn)
     except ConfigError as exc:

@@ -227,6 +227,7 @@ def detect(
     runtime: str | None = None,
     handler: str | None = None,
     builder: BuilderKind | None = None,
+    attached: bool = False,
 ) -> FunctionConfig:
     """Decide the runtime and handler from the folder, unless the caller already knows
     (`builder`: the setting, one of BUILDER_KINDS, when there is one)."""
@@ -295,6 +296,7 @@ def detect(
         and chosen != "command"
         and not os.access(bootstrap, os.X_OK)
         and not (runtime == GO_RPC and handler and os.access(folder / handler, os.X_OK))
+        and not attached  # the user runs it: nothing here is started
     ):
         hint = "chmod +x bootstrap" if bootstrap.is_file() else "add an executable `bootstrap`"
         raise ConfigError(f"{folder}: a custom runtime needs an executable bootstrap ({hint}).")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.config.function import ConfigError, FunctionConfig
+from workbench.core.config.settings import rpc_address
 from workbench.core.runtimes import isolation
 from workbench.core.runtimes.interpreters import Choice, choose
 from workbench.core.vocab import EnvironmentKind
@@ -80,14 +81,9 @@ def _go_rpc(cfg: FunctionConfig) -> Launch:
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """HOST:PORT (`--rpc`); a bare PORT means 127.0.0.1."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", text
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"--rpc {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8001")
-    return host, int(port)
+    """HOST:PORT (as the `rpc` setting checked it)."""
+    host, _, port = rpc_address(text).rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def _python(cfg: FunctionConfig) -> Launch:
