@@ -21,7 +21,7 @@ from workbench.core.config.settings import load_settings
 CONFIGS = Path(__file__).resolve().parent / "fixtures" / "configs"
 RUNTIME_LIST = (
     "python3.9, python3.10, python3.11, python3.12, python3.13, python3.14, nodejs18.x, "
-    "nodejs20.x, nodejs22.x, nodejs24.x, provided, provided.al2, provided.al2023"
+    "nodejs20.x, nodejs22.x, nodejs24.x, provided, provided.al2, provided.al2023, go1.x"
 )
 
 
@@ -131,7 +131,7 @@ BAD_SETTINGS = [
         "zzzzzz = 1",
         'workbench.toml: unknown key "zzzzzz"; valid keys: name, handler, runtime, timeout, memory, memory_limit, ephemeral_storage, '
         "architecture, environment, env_files, build, start, concurrency, layers, events_dir, "
-        "theme, runtime_client, python, node, builder, history_max_records, history_max_mb, "
+        "theme, runtime_client, python, node, builder, rpc, history_max_records, history_max_mb, "
         "log_max_mb, watch.include, watch.exclude, watch",
     ),
     (

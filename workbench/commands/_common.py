@@ -73,6 +73,12 @@ def function_flags(p: argparse.ArgumentParser) -> None:
         help="history keeps at most this much of one invocation's log, its beginning and "
         "its end (default 4)",
     )
+    g.add_argument(
+        "--rpc",
+        metavar="HOST:PORT",
+        help="invoke a go1.x function you started yourself (e.g. under a debugger with "
+        "_LAMBDA_SERVER_PORT=PORT) over net/rpc; workbench neither restarts nor stops it",
+    )
     t = p.add_argument_group("SAM / CloudFormation templates")
     t.add_argument(
         "--function",
@@ -91,8 +97,23 @@ def function_flags(p: argparse.ArgumentParser) -> None:
 def targets_argument(p: argparse.ArgumentParser) -> None:
     """One or more TARGETs (TUI, serve, doctor): function folders and/or SAM templates."""
     p.add_argument(
-        "dirs", type=Path, nargs="+", metavar="TARGET", help="function folders and/or SAM templates"
+        "dirs",
+        type=Path,
+        nargs="*",
+        metavar="TARGET",
+        help="function folders and/or SAM templates (none with --rpc: the current folder)",
     )
+
+
+def targets(args: argparse.Namespace) -> list[Path]:
+    """The TARGETs given; none is the current folder with --rpc, else a usage error."""
+    if args.dirs:
+        return list(args.dirs)
+    if getattr(args, "rpc", None):
+        return [Path.cwd()]
+    from workbench.core.config.function import ConfigError
+
+    raise ConfigError("give at least one TARGET: a function folder or a SAM template")
 
 
 def parse_port(text: str) -> int:
@@ -136,6 +157,9 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         "region": args.region,
         "runtime_client": args.runtime_client,
         "log_max_mb": args.log_max_mb,
+        "rpc": args.rpc,
+        # attached over net/rpc means go1.x, unless --runtime says otherwise (then refused)
+        **({"runtime": args.runtime or "go1.x"} if args.rpc else {}),
     }
 
 
@@ -220,7 +244,7 @@ def runnable(args: argparse.Namespace, warn: bool = True) -> list[ResolvedFuncti
     from workbench.core.config.function import ConfigError
 
     try:
-        resolved = resolve(args.dirs, args)
+        resolved = resolve(targets(args), args)
         for fn in resolved:
             check_runnable(fn.config, warn)
     except ConfigError as exc:

@@ -11,6 +11,7 @@ from workbench.commands._common import (
     function_flags,
     resolve,
     say,
+    targets,
     targets_argument,
 )
 
@@ -79,7 +80,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from workbench.core.config.function import ConfigError
 
     try:
-        resolved = resolve(args.dirs, args)
+        resolved = resolve(targets(args), args)
     except ConfigError as exc:
         say(str(exc))
         return ExitCode.USAGE

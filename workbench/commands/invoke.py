@@ -35,8 +35,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     inv.add_argument(
         "dir",
         type=Path,
+        nargs="?",
         metavar="TARGET",
-        help="the function's folder, a SAM template, or a folder holding one",
+        help="the function's folder, a SAM template, or a folder holding one "
+        "(with --rpc it may be left out: the current folder)",
     )
     inv.add_argument(
         "-e", "--event", metavar="FILE", help="event JSON file, or - for stdin (default: {})"
@@ -52,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     from workbench.core.engine.payloads import ServiceError, validate_payload
 
     try:
-        cfg = resolve_config(args.dir, args)
+        if args.dir is None and not args.rpc:
+            raise ConfigError("give the TARGET to invoke: a function folder or a SAM template")
+        cfg = resolve_config(args.dir or Path.cwd(), args)
         check_runnable(cfg, warn=True)
         payload = validate_payload(_read_event(args.event))
     except (ConfigError, FileNotFoundError) as exc:

@@ -43,6 +43,10 @@ INVOCATION_TYPES: tuple[InvocationType, ...] = get_args(InvocationType)
 # A function's kind of runtime, which decides how it starts and where its handler lives.
 Family = Literal["python", "node", "provided"]
 
+# How an environment reaches its runtime: the Runtime API (the runtime asks for events), or
+# Go's net/rpc on _LAMBDA_SERVER_PORT (go1.x: workbench calls the function).
+EnvironmentKind = Literal["runtime-api", "go-rpc"]
+
 # Which Python runtime client runs the handler.
 RuntimeClient = Literal["builtin", "awslambdaric"]
 RUNTIME_CLIENTS: tuple[RuntimeClient, ...] = get_args(RuntimeClient)

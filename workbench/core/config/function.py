@@ -21,6 +21,8 @@ PYTHON_MODULE_GUESSES = ("lambda_function", "app", "handler", "main", "index", "
 PYTHON_FUNC_GUESSES = ("lambda_handler", "handler", "main")
 NODE_EXTS = (".js", ".mjs", ".cjs")
 PROVIDED = ("provided", "provided.al2", "provided.al2023")
+# the retired Go runtime: the binary serves net/rpc on _LAMBDA_SERVER_PORT (runtimes/gorpc)
+GO_RPC = "go1.x"
 DEFAULT_HISTORY_RECORDS = 5000
 BUILD_DIR = Path(".workbench") / "build"  # a builder's output, relative to code_dir
 # installed dependencies (reload/dependencies.py): one folder per set, DEPS_CURRENT names
@@ -80,6 +82,23 @@ class FunctionConfig:
     # a path or a command name); None: the one found for the runtime's version
     python: str | None = None
     node: str | None = None
+    # go1.x only: HOST:PORT of a function the user started themselves (under a debugger, say),
+    # which workbench invokes over net/rpc and neither starts, restarts nor stops
+    rpc_address: str | None = None
+
+    @property
+    def go_rpc(self) -> bool:
+        """Run as the go1.x runtime did: over net/rpc, not the Runtime API."""
+        return self.runtime == GO_RPC
+
+    def executable(self) -> Path:
+        """The file a compiled function runs: what a builder made, else for go1.x the file
+        the handler names (go1.x's handler was the binary's name), else `bootstrap`."""
+        if self.builder in ("go", "rust") and not self.build:
+            return self.built_bootstrap()
+        if self.go_rpc and self.handler and (self.code_dir / self.handler).is_file():
+            return self.code_dir / self.handler
+        return self.code_dir / "bootstrap"
 
     def built_bootstrap(self) -> Path:
         """Where a builder puts the function's executable (go, rust): the runtime starts it."""
@@ -176,6 +195,12 @@ BUILDERS: dict[BuilderKind, tuple[str, str]] = {
 }
 
 
+GO_RPC_NOTE = (
+    "Go module, runtime go1.x: built with `go build` (no lambda.norpc tag, so it serves "
+    "net/rpc) into .workbench/build/bootstrap"
+)
+
+
 def _builder(folder: Path) -> BuilderKind | None:
     """Compiled custom runtimes: a bootstrap already in the folder wins over building one."""
     if (folder / "bootstrap").is_file():
@@ -205,6 +230,7 @@ def detect(
     runtime: str | None = None,
     handler: str | None = None,
     builder: BuilderKind | None = None,
+    attached: bool = False,
 ) -> FunctionConfig:
     """Decide the runtime and handler from the folder, unless the caller already knows
     (`builder`: the setting, one of BUILDER_KINDS, when there is one)."""
@@ -240,12 +266,14 @@ def detect(
         if runtime.startswith("python")
         else ("node" if runtime.startswith("nodejs") else "provided")
     )
-    if family == "provided" and runtime not in PROVIDED:
+    if family == "provided" and runtime not in (*PROVIDED, GO_RPC):
         raise ConfigError(
-            f"unknown runtime {runtime!r}: use python3.X, nodejsNN.x or provided.al2023"
+            f"unknown runtime {runtime!r}: use python3.X, nodejsNN.x, provided.al2023 or go1.x"
         )
     if family != "provided":
         builder = None
+    elif builder == "go" and runtime == GO_RPC and chosen != "command":
+        notes.append(GO_RPC_NOTE)
     elif builder is not None and chosen != "command":
         notes.append(BUILDERS[builder][1])
     if handler is None:
@@ -270,6 +298,8 @@ def detect(
         and builder is None
         and chosen != "command"
         and not os.access(bootstrap, os.X_OK)
+        and not (runtime == GO_RPC and handler and os.access(folder / handler, os.X_OK))
+        and not attached  # the user runs it: nothing here is started
     ):
         hint = "chmod +x bootstrap" if bootstrap.is_file() else "add an executable `bootstrap`"
         raise ConfigError(f"{folder}: a custom runtime needs an executable bootstrap ({hint}).")

@@ -65,6 +65,7 @@ FIELDS = {
     "log_max_mb": "log_max_mb",
     "python": "python",
     "node": "node",
+    "rpc": "rpc_address",
 }
 FLAGS = {
     "handler": "--handler",
@@ -75,6 +76,7 @@ FLAGS = {
     "region": "--region",
     "runtime_client": "--runtime-client",
     "log_max_mb": "--log-max-mb",
+    "rpc": "--rpc",
 }
 ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")  # Lambda's own pattern for variable names
 DETECTED = "detected from the folder's files"
@@ -237,6 +239,7 @@ def _resolve(
         handler=_str(chosen.get("handler")),
         # the setting's validator let through only one of BUILDER_KINDS
         builder=cast(BuilderKind | None, chosen.get("builder")),
+        attached=chosen.get("rpc") is not None,
     )
     _fill_from_detection(base, sam, chosen, sources)
     theme = _str(settings.values.get("theme"))
@@ -249,6 +252,7 @@ def _resolve(
     )
     _check_runtime_client(config, sources)
     _check_builder(config, sources)
+    _check_attached(config, sources)
     warnings = [*settings.warnings, *(sam.warnings if sam else ())]
     missing = check_handler_file(config, sources.get("handler", DETECTED))
     return ResolvedFunction(
@@ -386,6 +390,14 @@ def _check_env_names(sources: Mapping[str, str]) -> None:
                 "variable (a letter, then letters, digits and _; two characters "
                 "at least)"
             )
+
+
+def _check_attached(config: FunctionConfig, sources: Mapping[str, str]) -> None:
+    if config.rpc_address and not config.go_rpc:
+        raise ConfigError(
+            f"rpc {config.rpc_address} ({sources['rpc']}) attaches to a go1.x function over "
+            f"net/rpc; {config.name} runs {config.runtime} ({sources['runtime']})"
+        )
 
 
 def _check_runtime_client(config: FunctionConfig, sources: Mapping[str, str]) -> None:

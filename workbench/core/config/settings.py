@@ -36,6 +36,7 @@ RUNTIMES = (
     "provided",
     "provided.al2",
     "provided.al2023",
+    "go1.x",
 )
 ARCHITECTURES = ("x86_64", "arm64")
 FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -160,6 +161,18 @@ def _env_value(key: str, value: Any) -> str:
     raise Invalid("a string (numbers and booleans are converted)", key=key)
 
 
+def rpc_address(value: Any, _: Path | None = None) -> str:
+    """HOST:PORT of a go1.x function to attach to (a bare PORT means 127.0.0.1)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise Invalid("HOST:PORT, e.g. 127.0.0.1:8001")
+    host, sep, port = value.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536 or (sep and not host.strip("[]")):
+        raise Invalid("HOST:PORT, e.g. 127.0.0.1:8001")
+    return value if sep else f"127.0.0.1:{port}"
+
+
 def _environment(value: Any, _: Path) -> dict[str, str]:
     if not isinstance(value, dict):
         raise Invalid("a table of names to strings")
@@ -187,6 +200,7 @@ KEYS: dict[str, Check] = {
     "python": _executable,
     "node": _executable,
     "builder": _choice(BUILDER_KINDS),
+    "rpc": rpc_address,
     "history_max_records": _number(1, 10_000_000, "records", whole=True),
     "history_max_mb": _number(1, 1_000_000, "MB", whole=True),
     "log_max_mb": _number(1, 1024, "MB", whole=True),

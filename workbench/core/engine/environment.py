@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from workbench.core import protocol as P
 from workbench.core.bus import (
@@ -33,7 +33,7 @@ from workbench.core.bus import (
 )
 from workbench.core.config.function import DEFAULT_LOG_MB, FunctionConfig
 from workbench.core.engine import containment, http11, procs
-from workbench.core.engine.runtime_api import RuntimeAPI
+from workbench.core.engine.runtime_api import InitError, PendingInvoke, RuntimeAPI
 from workbench.core.runtimes import Launch
 from workbench.core.vocab import InitStatus, Phase, ShutdownReason, Stream
 
@@ -280,6 +280,23 @@ class InitOutcome:
     error_body: bytes = b""
 
 
+class RuntimeLink(Protocol):
+    """How an environment talks to its runtime: the Runtime API (the runtime calls us), or
+    net/rpc for go1.x (we call the runtime, engine/gorpc.py)."""
+
+    first_next: asyncio.Future[float]  # the runtime is ready for its first event
+    init_failed: asyncio.Future[InitError]
+
+    @property
+    def address(self) -> str: ...
+
+    async def start(self) -> int: ...
+
+    async def stop(self) -> None: ...
+
+    def dispatch(self, inv: PendingInvoke) -> None: ...
+
+
 _ENV_IDS = itertools.count(1)  # environments are numbered for the log: which printed a line
 
 
@@ -289,7 +306,7 @@ class Environment:
         self.cfg = cfg
         self.launch = launch
         self.bus = bus
-        self.api: RuntimeAPI | None = None
+        self.api: RuntimeLink | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self.ready = False
@@ -423,6 +440,25 @@ class Environment:
             self._dense_at = now
             self.sample_every = 0.005
 
+    # ---- what another kind of environment changes (engine/gorpc.py: go1.x) ----
+
+    def _link(self) -> RuntimeLink:
+        return RuntimeAPI(on_error=self._route_failed)
+
+    def _runtime_env(self, env: dict[str, str]) -> dict[str, str]:
+        return env
+
+    def _spawned(self) -> None:
+        """The runtime's process is started (the Runtime API waits for it to call)."""
+
+    def _exit_detail(self, returncode: int | None) -> str:
+        return P.exit_detail(returncode)
+
+    def _marker(self) -> bytes:
+        """What only this environment's processes have in their environment."""
+        assert self.api is not None
+        return f"AWS_LAMBDA_RUNTIME_API={self.api.address}".encode()
+
     # ---- lifecycle ----
 
     async def init(
@@ -431,7 +467,7 @@ class Environment:
         """Spawn the runtime and wait until it asks for its first event, posts an init error,
         exits, or runs out of time."""
         loop = asyncio.get_running_loop()
-        self.api = RuntimeAPI(on_error=self._route_failed)
+        self.api = self._link()
         await self.api.start()
         self.bus.emit(EnvironmentStarting(self.cfg.name, phase, self.id))
         self.platform(
@@ -441,7 +477,7 @@ class Environment:
             procs.OutputPipe(loop, "stdout", self.line),
             procs.OutputPipe(loop, "stderr", self.line),
         ]
-        env = lambda_env(self.cfg, self.launch, self.api.address, self.stream)
+        env = self._runtime_env(lambda_env(self.cfg, self.launch, self.api.address, self.stream))
         # Lambda's /tmp: the environment's own, kept across its warm invokes, gone with it
         self.tmp = Path(tempfile.mkdtemp(prefix=f"workbench-{self.cfg.name}-env{self.id}-"))
         env.update(TMPDIR=str(self.tmp), TMP=str(self.tmp), TEMP=str(self.tmp))
@@ -469,6 +505,7 @@ class Environment:
         self._exit_task = loop.create_task(
             self._watch_exit(self.proc), name=f"exit-watch-{self.cfg.name}"
         )
+        self._spawned()
         api = self.api
         waiters: set[asyncio.Future[Any]] = {api.first_next, api.init_failed, self.exited}
         await asyncio.wait(waiters, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
@@ -486,7 +523,7 @@ class Environment:
             return InitOutcome(True, init_ms)
         if self.exited.done():
             self.drain(flush_partial=True)
-            detail = P.exit_detail(self.exited.result())
+            detail = self._exit_detail(self.exited.result())
             return self._init_failed(
                 phase,
                 t0,
@@ -594,9 +631,7 @@ class Environment:
             self._timer = None
         self.ready = False
         if self.proc is not None and self.api is not None:
-            killed = procs.kill_all(
-                self.proc.pid, f"AWS_LAMBDA_RUNTIME_API={self.api.address}".encode()
-            )
+            killed = procs.kill_all(self.proc.pid, self._marker())
             if self._group is not None:  # what left the session and emptied its environment
                 killed += containment.kill_group(self._group.pids)
             await asyncio.wait({self.exited}, timeout=5)

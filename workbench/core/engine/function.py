@@ -23,6 +23,7 @@ from workbench.core.engine.environment import (
     LogCollector,
     collector_for,
 )
+from workbench.core.engine.gorpc import environment_for
 from workbench.core.engine.invocation import (
     InvocationHandle,
     Run,
@@ -268,7 +269,7 @@ class Function:
     async def _fresh_env(self) -> Environment:
         if self._env is not None:
             await self._env.stop("failure")
-        self._env = Environment(self.cfg, self.launch, self.bus)
+        self._env = environment_for(self.cfg, self.launch, self.bus)
         return self._env
 
     async def _start_cold(self, req: InvokeRequest, handle: InvocationHandle) -> None:

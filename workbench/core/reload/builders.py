@@ -168,9 +168,11 @@ class GoBuilder(Builder):
                 f"note: the function is configured for {self.cfg.architecture}; built "
                 f"for this machine ({arch}) so that it runs here"
             )
-        # lambda.norpc: aws-lambda-go without the legacy RPC mode, as for provided.al2023
+        # lambda.norpc: aws-lambda-go without the legacy RPC mode, as for provided.al2023;
+        # go1.x runs the binary over that RPC mode, so it must keep it
         staged = self._staging().relative_to(self.cfg.code_dir)
-        argv = [go, "build", "-tags", "lambda.norpc", "-o", str(staged), "."]
+        tags = [] if self.cfg.go_rpc else ["-tags", "lambda.norpc"]
+        argv = [go, "build", *tags, "-o", str(staged), "."]
         self.line("$ CGO_ENABLED=0 " + " ".join(["go", *argv[1:]]))
         return argv, {**os.environ, "CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": arch}
 
@@ -273,7 +275,7 @@ def builder_for(cfg: FunctionConfig, bus: Bus | None = None) -> Builder:
     project); else `build` from config; then what the folder says (go.mod, Cargo.toml,
     tsconfig.json)."""
     bus = bus or Bus()
-    if cfg.builder == "none":
+    if cfg.builder == "none" or cfg.rpc_address:  # attached: the process is the user's
         return Builder(cfg, bus)
     if cfg.build:
         return CommandBuilder(cfg, bus, cfg.build)

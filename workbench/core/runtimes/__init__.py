@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.config.function import ConfigError, FunctionConfig
+from workbench.core.config.settings import rpc_address
 from workbench.core.runtimes import isolation
 from workbench.core.runtimes.interpreters import Choice, choose
+from workbench.core.vocab import EnvironmentKind
 
 HERE = Path(__file__).resolve().parent
 PYTHON_BOOTSTRAP = HERE / "pyric" / "bootstrap.py"
@@ -25,6 +27,9 @@ class Launch:
     choice: Choice | None = None
     # appended to PYTHONPATH after the layers, where Lambda's /var/runtime comes
     python_path: tuple[str, ...] = ()
+    kind: EnvironmentKind = "runtime-api"
+    # go1.x attached to a process the user runs: (host, port); nothing is started
+    attach: tuple[str, int] | None = None
 
     @property
     def note(self) -> str | None:
@@ -37,6 +42,8 @@ class Launch:
 
 
 def launch_for(cfg: FunctionConfig) -> Launch:
+    if cfg.go_rpc:
+        return _go_rpc(cfg)
     if cfg.start:
         # the user's own start command stands in for the runtime client (a custom bootstrap)
         return Launch(
@@ -56,12 +63,27 @@ def launch_for(cfg: FunctionConfig) -> Launch:
             choice.version_tag,
             choice,
         )
-    bootstrap = cfg.code_dir / "bootstrap"
-    if cfg.builder in ("go", "rust") and not cfg.build:
-        # built by workbench before any environment starts (builders.py); a `build` command
-        # from config replaces the compile step and leaves its own bootstrap in the folder
-        bootstrap = cfg.built_bootstrap()
+    # built by workbench before any environment starts (builders.py); a `build` command
+    # from config replaces the compile step and leaves its own bootstrap in the folder
+    bootstrap = cfg.executable()
     return Launch([str(bootstrap)], cfg.code_dir, None, _version_tag(cfg.runtime))
+
+
+def _go_rpc(cfg: FunctionConfig) -> Launch:
+    """go1.x: the binary (or the `start` command) serves net/rpc on _LAMBDA_SERVER_PORT."""
+    attach = parse_address(cfg.rpc_address) if cfg.rpc_address else None
+    argv = list(cfg.start) if cfg.start else [str(cfg.executable())]
+    if attach is not None:
+        argv = [f"{attach[0]}:{attach[1]}"]  # nothing runs; named for the runtime's ARN
+    return Launch(
+        argv, cfg.code_dir, "AWS_Lambda_go1.x", "go:1.local", kind="go-rpc", attach=attach
+    )
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """HOST:PORT (as the `rpc` setting checked it)."""
+    host, _, port = rpc_address(text).rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def _python(cfg: FunctionConfig) -> Launch:
