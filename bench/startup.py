@@ -299,7 +299,7 @@ def build_cases(
                 f"rie_oneshot_{k}",
                 f"RIE start+invoke+stop, {what[k]}",
                 "oneshot",
-                rie_oneshot(rie, argv, cwd, logs / "rie.log", env),
+                retried(rie_oneshot(rie, argv, cwd, logs / "rie.log", env)),
             )
             for k, (argv, cwd, env) in rie_runtimes.items()
         ]
@@ -332,7 +332,7 @@ def build_cases(
                 f"rie_first_{k}",
                 f"RIE start to first answer, {what[k]}",
                 "serve",
-                rie_first_answer(rie, argv, cwd, logs / "rie.log", env),
+                retried(rie_first_answer(rie, argv, cwd, logs / "rie.log", env)),
             )
             for k, (argv, cwd, env) in rie_runtimes.items()
         ]
@@ -382,6 +382,22 @@ def build_cases(
                 )
             cases.append(Case(f"base_{key}", f"baseline {label}", group, run, versus))
     return cases
+
+
+def retried(run: Callable[[], float]) -> Callable[[], float]:
+    """RIE picks up the ports it is given; one taken meanwhile by another process (the free
+    port was closed before RIE bound it) makes it exit at once: try again with new ones."""
+
+    def again() -> float:
+        for attempt in range(3):
+            try:
+                return run()
+            except RuntimeError as exc:
+                if "before answering" not in str(exc) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    return again
 
 
 def run_all(cases: list[Case], runs: int) -> None:
