@@ -41,7 +41,8 @@ GO_FIXTURE = REPO / "tests" / "fixtures" / "functions" / "rt-go" / "main.go"
 RESULTS = HERE / "results" / "reload_latency.json"
 PY = sys.executable
 INVOKE = "/2015-03-31/functions/{name}/invocations"
-TARGET_P50_MS = 150.0
+TARGET_P50_MS = 100.0  # issue 12: save -> first answer from the new code, p50, invoking every 20 ms
+INTERVAL_MS = 20.0  # how often the probing client invokes (0: back to back)
 RELOADED = re.compile(r"reloaded (\S+) in (\d+) ms \((.*?)(?:; build (\d+) ms)?; init (\d+) ms\)")
 
 
@@ -145,16 +146,21 @@ class Edit:
 
 
 def save_to_answer(
-    serve: Serve, edit: Edit, client: Client, tag: str
-) -> tuple[float, re.Match[str]]:
-    """Save, then invoke until the answer carries the new marker: milliseconds, and the
-    server's reload line for that save."""
+    serve: Serve, edit: Edit, client: Client, tag: str, interval_ms: float = INTERVAL_MS
+) -> tuple[float, re.Match[str], int]:
+    """Save, then invoke every `interval_ms` (as a person's client or a test loop would)
+    until the answer carries the new marker: milliseconds from the write to that answer,
+    the server's reload line for that save, and how many invokes it took. Every invoke in
+    between must answer 200 from the old code: one that does not is a lost answer."""
     since = len(serve.lines)
     t0 = time.perf_counter()
     marker = edit.write(tag)
     deadline = time.monotonic() + 60
+    tick = interval_ms / 1000
+    sent = 0
     while True:
         status, failed, data = client.invoke()
+        sent += 1
         if status != 200 or failed:
             raise RuntimeError(f"invoke failed during a reload: {status} {data[:300]!r}")
         if marker.encode() in data:
@@ -162,7 +168,25 @@ def save_to_answer(
             break
         if time.monotonic() > deadline:
             raise RuntimeError(f"the new code never answered:\n{serve.text()[-3000:]}")
-    return ms, serve.reload_line(edit.name, since)
+        if tick > 0:  # the next invoke on the next tick after the write
+            elapsed = time.perf_counter() - t0
+            time.sleep(max(0.0, tick - elapsed % tick))
+    return ms, serve.reload_line(edit.name, since), sent
+
+
+def runtime_spawn(folder: Path) -> list[str]:
+    """The bare start of the interpreter workbench runs this function's runtime on, with the
+    same flags: what every reload pays before any of the runtime's own code runs (the venv's
+    python would not do: workbench runs the interpreter the venv was made from, whose
+    site-packages and .pth files differ)."""
+    from workbench.core.config.resolve import resolve_functions
+    from workbench.core.runtimes import launch_for
+
+    argv = launch_for(resolve_functions([folder])[0].config).argv
+    if argv[0].endswith("node") or "node" in Path(argv[0]).name:
+        return [argv[0], "-e", "0"]
+    flags = [a for a in argv[1:] if a.startswith("-") and a != "-m"]
+    return [argv[0], *flags, "-c", "pass"]
 
 
 def spawn_ms(argv: list[str]) -> float:
@@ -182,12 +206,14 @@ def stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def measure_interpreter(serve: Serve, edit: Edit, spawn: list[str], n: int) -> dict[str, Any]:
+def measure_interpreter(
+    serve: Serve, edit: Edit, spawn: list[str], n: int, interval_ms: float = INTERVAL_MS
+) -> dict[str, Any]:
     client = Client(serve.port, edit.name)
     client.invoke()  # the cold start is not a reload
     latency, ready, init, spawns = [], [], [], []
     for i in range(n):
-        ms, line = save_to_answer(serve, edit, client, f"e{i}")
+        ms, line, _ = save_to_answer(serve, edit, client, f"e{i}", interval_ms)
         latency.append(ms)
         ready.append(float(line.group(2)))
         init.append(float(line.group(5)))
@@ -281,7 +307,7 @@ def lost_invokes(serve: Serve, edit: Edit, reloads: int, clients: int) -> dict[s
     try:
         probe = Client(serve.port, edit.name)
         for i in range(reloads):
-            ms, _ = save_to_answer(serve, edit, probe, f"load{i}")
+            ms, _, _ = save_to_answer(serve, edit, probe, f"load{i}")
             latency.append(ms)
             time.sleep(0.1)
     finally:
@@ -314,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--edits", type=int, help="edits per interpreted function (20)")
     ap.add_argument("--go-edits", type=int, help="edits of the Go function (8)")
     ap.add_argument("--no-go", action="store_true", help="leave Go out")
+    ap.add_argument(
+        "--interval-ms",
+        type=float,
+        default=INTERVAL_MS,
+        help=f"the probing client invokes this often ({INTERVAL_MS:.0f}; 0: back to back)",
+    )
     ap.add_argument("--json", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     n = args.edits or (5 if args.quick else 20)
@@ -324,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_at_start": os.getloadavg(),
         "edits": n,
+        "interval_ms": args.interval_ms,
     }
     with tempfile.TemporaryDirectory(prefix="wb-reload-bench-") as tmp:
         root = Path(tmp)
@@ -346,8 +379,12 @@ def main(argv: list[str] | None = None) -> int:
             py = Edit("hello-python", py_dir / "app.py", (py_dir / "app.py").read_text())
             node = Edit("hello-node", node_dir / "index.mjs", (node_dir / "index.mjs").read_text())
             rows = {
-                "hello-python": measure_interpreter(serve, py, [PY, "-c", "pass"], n),
-                "hello-node": measure_interpreter(serve, node, ["node", "-e", "0"], n),
+                "hello-python": measure_interpreter(
+                    serve, py, runtime_spawn(py_dir), n, args.interval_ms
+                ),
+                "hello-node": measure_interpreter(
+                    serve, node, runtime_spawn(node_dir), n, args.interval_ms
+                ),
             }
             out["interpreted"] = rows
             if have_go:
@@ -361,15 +398,20 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(out, indent=2))
     say(f"\nresults written to {args.json}")
     lost = out["lost"]["failed"]
-    met = all(r["save_to_response"]["p50_ms"] < TARGET_P50_MS for r in out["interpreted"].values())
+    met = all(r["save_to_response"]["p50_ms"] <= TARGET_P50_MS for r in out["interpreted"].values())
     return 0 if met and lost == 0 else 1
 
 
 def report(out: dict[str, Any], have_go: bool) -> None:
-    say("\nsave -> first response from the new code (ms), beside the interpreter's bare spawn")
+    every = out.get("interval_ms", INTERVAL_MS)
+    cadence = f"invoking every {every:.0f} ms" if every else "invoking back to back"
+    say(
+        f"\nsave -> first response from the new code (ms), {cadence}; beside the bare start "
+        "of the runtime's own interpreter"
+    )
     say(
         f"{'function':14} {'p50':>8} {'max':>8} | {'spawn p50':>9} {'spawn max':>9} | "
-        f"{'ready p50':>9} {'init p50':>8}   (spawn = {{python -c pass, node -e 0}})"
+        f"{'ready p50':>9} {'init p50':>8}"
     )
     for name, r in out["interpreted"].items():
         say(
@@ -377,6 +419,8 @@ def report(out: dict[str, Any], have_go: bool) -> None:
             f"{fmt(r['spawn']):>9} {fmt(r['spawn'], 'max_ms'):>9} | "
             f"{fmt(r['server_save_to_ready']):>9} {fmt(r['init'])}"
         )
+    for name, r in out["interpreted"].items():
+        say(f"   spawn of {name}: {r['spawn_command']}")
     if have_go:
         g = out["go"]
         say(
@@ -400,8 +444,8 @@ def report(out: dict[str, Any], have_go: bool) -> None:
         say(f"   {err}")
     for name, r in out["interpreted"].items():
         p50 = r["save_to_response"]["p50_ms"]
-        verdict = "PASS" if p50 < TARGET_P50_MS else "FAIL"
-        say(f"{verdict} {name}: p50 {p50:.0f} ms (target < {TARGET_P50_MS:.0f} ms)")
+        verdict = "PASS" if p50 <= TARGET_P50_MS else "FAIL"
+        say(f"{verdict} {name}: p50 {p50:.0f} ms (target <= {TARGET_P50_MS:.0f} ms)")
     say(f"{'PASS' if lost['failed'] == 0 else 'FAIL'} no invoke lost across reloads")
 
 

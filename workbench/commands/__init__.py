@@ -25,9 +25,13 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  # Ctrl+C or a termination signal, as shells report SIGINT
 
 
-def discover() -> dict[str, ModuleType]:
-    found = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if not info.name.startswith("_"):
-            found[info.name] = importlib.import_module(f"{__name__}.{info.name}")
-    return found
+def names() -> list[str]:
+    """Every command's name, without importing any of them."""
+    return sorted(i.name for i in pkgutil.iter_modules(__path__) if not i.name.startswith("_"))
+
+
+def discover(only: str | None = None) -> dict[str, ModuleType]:
+    """The command modules by name; `only`: just that one (a command line that names its
+    command needs no other module imported, nor their parsers built)."""
+    chosen = [only] if only is not None else names()
+    return {name: importlib.import_module(f"{__name__}.{name}") for name in chosen}

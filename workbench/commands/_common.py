@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from workbench.core.bus import Bus
     from workbench.core.config.function import FunctionConfig
     from workbench.core.config.resolve import ResolvedFunction
+    from workbench.core.history.recorder import Recorder, Stores
+    from workbench.core.history.store import HistoryStore
 
 
 def say(message: str) -> None:
@@ -305,3 +308,66 @@ def cancel_on_termination() -> None:
     assert task is not None
     for sig in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, task.cancel)
+
+
+# ---- history ----
+
+
+def record_history(bus: Bus, configs: list[FunctionConfig]) -> tuple[Recorder, Stores]:
+    """Record every invocation on `bus` in its function's history (`.close()` the stores when
+    done), opening each store only once the function's first runtime has been spawned.
+
+    The recorder opens a function's store when an environment starts, to note the code
+    version the runtime loads: for the first cold start that means creating the folder,
+    connecting to SQLite and checking the schema before the runtime is even spawned, all on
+    the path to the first answer. Here that first opening waits one turn of the event loop,
+    by which time the runtime is starting beside it; the code version is then taken as the
+    recorder would have. An answer or a record that comes first (an init that failed at once)
+    opens the store itself, so nothing is ever left unjournaled or unrecorded."""
+    import asyncio
+
+    from workbench.core.bus import (
+        EnvironmentStarting,
+        InvocationAccepted,
+        InvocationAnswered,
+        InvocationFinished,
+        ReloadFinished,
+    )
+    from workbench.core.history.recorder import Stores, attach
+
+    class AfterSpawn(Stores):
+        def __init__(self) -> None:
+            super().__init__(configs)
+            self.held: set[str] = set()  # not to be opened for now
+            self.opened: set[str] = set()
+
+        def __call__(self, function: str) -> HistoryStore | None:
+            if function in self.held:
+                return None
+            store = super().__call__(function)
+            if store is not None:
+                self.opened.add(function)
+            return store
+
+    stores = AfterSpawn()
+
+    def catch_up(function: str) -> None:
+        if function not in stores.held:
+            return  # a record came first and opened it
+        stores.held.discard(function)
+        if stores(function) is not None:
+            recorder.code_versions[function] = stores.code_version(function)
+
+    def before_the_recorder(event: object) -> None:
+        if isinstance(event, EnvironmentStarting):
+            if event.function in stores.configs and event.function not in stores.opened:
+                stores.held.add(event.function)
+                asyncio.get_running_loop().call_soon(catch_up, event.function)
+        elif isinstance(
+            event, (InvocationAnswered, InvocationAccepted, InvocationFinished, ReloadFinished)
+        ):  # the recorder journals or records it: the store opens for that, now
+            stores.held.discard(event.function)
+
+    bus.subscribe(before_the_recorder)  # first: it runs before the recorder on every event
+    recorder = attach(bus, stores)
+    return recorder, stores

@@ -94,8 +94,8 @@ def _folders(target: Path) -> list[Path]:
     holds no template), else the code folder of each function of its template."""
     from workbench.core.config.function import ConfigError
     from workbench.core.config.resolve import resolve_functions
-    from workbench.core.config.sam import find_template
     from workbench.core.config.settings import display_path
+    from workbench.core.config.templates import find_template
     from workbench.core.history.store import DB_NAME, STORE_DIR
 
     if target.is_dir() and (

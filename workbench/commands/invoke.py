@@ -16,6 +16,7 @@ from workbench.commands._common import (
     function_flags,
     needs_build,
     print_logs,
+    record_history,
     resolve_config,
     say,
 )
@@ -92,14 +93,12 @@ async def _invoke_once(
 
     from workbench.core.bus import Bus
     from workbench.core.engine.function import Function
-    from workbench.core.history.recorder import attach, open_stores_for
     from workbench.core.record import InvokeRequest
 
     bus = Bus()
     if not quiet:
         bus.subscribe(print_logs)
-    stores = open_stores_for([cfg])
-    recorder = attach(bus, stores)
+    recorder, stores = record_history(bus, [cfg])
     function = Function(cfg, bus)
     cancel_on_termination()
     try:

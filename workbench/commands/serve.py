@@ -12,6 +12,7 @@ from workbench.commands._common import (
     build_once,
     function_flags,
     parse_port,
+    record_history,
     rereader,
     runnable,
     say,
@@ -137,18 +138,18 @@ async def _serve(
         LogLine,
         ReloadFinished,
     )
-    from workbench.core.history.recorder import attach, open_stores_for
 
     bus = Bus()
     many = len(configs) > 1
-    stores = open_stores_for(configs)
-    recorder = attach(bus, stores)
+    recorder, stores = record_history(bus, configs)
+
+    logs = _Batched()
 
     def show(event: object) -> None:
         if isinstance(event, LogLine):  # most events, by far: nothing else to ask of them
             if not quiet:
                 prefix = f"[{event.function}] " if many else ""
-                sys.stderr.write(prefix + event.text + "\n")
+                logs.add(prefix + event.text + "\n")
             return
         if isinstance(
             event, (InvocationStarted, InvocationAccepted, InvocationAnswered, InvocationFinished)
@@ -156,6 +157,7 @@ async def _serve(
             return
         line = _reload_line(event, quiet)
         if line is not None:
+            logs.flush()  # what came before it is said before it
             print(line, file=sys.stderr, flush=True)
         if isinstance(event, ReloadFinished) and event.ok and event.function in functions:
             stores.update(functions[event.function].cfg)  # its history bounds may have changed
@@ -190,6 +192,34 @@ async def _serve(
         await asyncio.gather(*(f.close() for f in functions.values()))
         recorder.detach()
         stores.close()
+        logs.flush()
+
+
+class _Batched:
+    """serve's log lines on stderr, those of one turn of the event loop in one write: a warm
+    invoke says START, END and REPORT, which were three writes (three system calls, stderr
+    being line-buffered) on the path of every invoke."""
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+
+    def add(self, text: str) -> None:
+        if not self._pending:
+            import asyncio  # imported by then: serve runs on it
+
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop running (any more): at once
+                sys.stderr.write(text)
+                return
+        self._pending.append(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
+            sys.stderr.write(text)
+            sys.stderr.flush()
 
 
 def _served(cfg: FunctionConfig, bus: Bus) -> Invocable:

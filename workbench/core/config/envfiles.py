@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 from workbench.core.config.function import ConfigError
 from workbench.core.config.settings import display_path
 
@@ -35,6 +33,8 @@ def read_env_file(path: Path, origin: str = "--env-file") -> EnvFile:
     shown = display_path(path)
     if not path.is_file():
         raise ConfigError(f"{shown}: env file not found (from {origin})")
+    from dotenv import dotenv_values  # only a function that has env files pays its import
+
     try:
         raw = dotenv_values(path, encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

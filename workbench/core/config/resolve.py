@@ -19,20 +19,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from workbench.core import protocol as P
 from workbench.core.config.describe import check_handler_file, describe_function
 from workbench.core.config.envfiles import DOTENV, layered_env_files
 from workbench.core.config.function import ConfigError, FunctionConfig, detect
-from workbench.core.config.sam import (
-    SamFunction,
-    Template,
-    check_overrides,
-    find_template,
-    pick_id,
-    read_template,
-)
 from workbench.core.config.settings import (
     KEYS,
     RUNTIMES,
@@ -41,7 +33,11 @@ from workbench.core.config.settings import (
     display_path,
     load_settings,
 )
+from workbench.core.config.templates import find_template
 from workbench.core.vocab import BuilderKind
+
+if TYPE_CHECKING:  # templates are read by sam.py, imported only when there is one (yaml)
+    from workbench.core.config.sam import SamFunction, Template
 
 # Our setting name -> FunctionConfig field. Settings name things as workbench.toml does.
 FIELDS = {
@@ -156,13 +152,17 @@ def _expand(
     for target in targets:
         template = target if target.is_file() else find_template(target)
         if template is not None:
+            from workbench.core.config.sam import read_template
+
             entries.append(read_template(template))
         elif target.is_dir():
             entries.append(_Target(target.resolve(), display_path(target)))
         else:
             raise ConfigError(f"{display_path(target)}: no such file or folder")
-    templates = [e for e in entries if isinstance(e, Template)]
+    templates = [e for e in entries if not isinstance(e, _Target)]
     if params:
+        from workbench.core.config.sam import check_overrides
+
         check_overrides(
             params,
             [n for t in templates for n in t.parameter_names],
@@ -203,6 +203,8 @@ def _with_function(templates: list[Template], function: str) -> list[Template]:
         )
     having = [t for t in templates if function in t.function_ids]
     if not having:
+        from workbench.core.config.sam import pick_id
+
         pick_id(
             [i for t in templates for i in t.function_ids],
             function,
@@ -298,6 +300,8 @@ def resolve_again(
     if fn.logical_id is None:
         target = _Target(fn.target, fn.origin)
     else:
+        from workbench.core.config.sam import read_template
+
         region = str(flags.get("region", P.DEFAULT_REGION))
         found = _template_targets(
             read_template(fn.target), fn.logical_id, parameter_overrides or {}, region

@@ -23,7 +23,6 @@ from workbench.core.config.function import ConfigError
 from workbench.core.config.sam_function import FunctionReader
 from workbench.core.config.settings import display_path
 
-TEMPLATE_NAMES = ("template.yaml", "template.yml")
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 
 
@@ -218,13 +217,3 @@ def load_template(
 ) -> list[SamFunction]:
     """Every function of the template (or the one named), resolved with these parameters."""
     return read_template(path).functions(function, overrides, region)
-
-
-def find_template(folder: Path) -> Path | None:
-    """The folder's template.yaml / template.yml; both at once is ambiguous and an error."""
-    found = [folder / n for n in TEMPLATE_NAMES if (folder / n).is_file()]
-    if len(found) > 1:
-        raise ConfigError(
-            f"{display_path(folder)}: has both template.yaml and template.yml; give the one to use"
-        )
-    return found[0] if found else None

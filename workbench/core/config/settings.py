@@ -14,7 +14,6 @@ import difflib
 import json
 import re
 import shlex
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +235,8 @@ class Settings:
 
 
 def _parse(path: Path) -> dict[str, Any]:
+    import tomllib  # here, not at the top: a folder without a settings file never needs it
+
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -343,6 +344,8 @@ def _filled(settings: Settings, raw: Mapping[str, Any], folder: Path) -> Setting
 
 def _ignored_pyproject(pyproject: Path) -> tuple[str, ...]:
     """Both files present: workbench.toml wins, and saying so avoids a silent surprise."""
+    import tomllib
+
     try:
         tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):

@@ -131,11 +131,43 @@ class Group:
         if self.memory is None:
             return False
         try:
-            text = (self.memory / "memory.oom_control").read_text()
+            text = (self.memory / "memory.oom_control").read_bytes()
         except OSError:
             return False
-        counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
-        return int(counts.get("oom_kill", "0")) > 0 or int(counts.get("under_oom", "0")) > 0
+        return _oom_seen(text)
+
+
+class OomWatch:
+    """Group.oom_killed for every invoke (Max Memory Used asks it each time): the group's
+    memory.oom_control kept open and re-read with pread, which the kernel regenerates at
+    offset 0, one syscall instead of a path walk, open, read and close."""
+
+    def __init__(self, group: Group) -> None:
+        self._fd: int | None = None
+        if group.memory is not None:
+            try:
+                self._fd = os.open(group.memory / "memory.oom_control", os.O_RDONLY)
+            except OSError:
+                self._fd = None
+
+    def killed(self) -> bool:
+        if self._fd is None:
+            return False
+        try:
+            return _oom_seen(os.pread(self._fd, 4096, 0))
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _oom_seen(text: bytes) -> bool:
+    """memory.oom_control says a process was killed, or the group is stuck at its limit."""
+    counts = dict(fields for fields in map(bytes.split, text.splitlines()) if len(fields) == 2)
+    return int(counts.get(b"oom_kill", b"0")) > 0 or int(counts.get(b"under_oom", b"0")) > 0
 
 
 class Containment:

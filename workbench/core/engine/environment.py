@@ -324,6 +324,7 @@ class Environment:
         self._hwm: procs.HwmReader | None = None
         # its cgroups, where the machine lets workbench make them
         self._group: containment.Group | None = None
+        self._oom: containment.OomWatch | None = None  # the group's OOM kills, read per invoke
         self.tmp: Path | None = None  # its /tmp (TMPDIR), made when it starts
         self._tmp_warned = False
         self._tmp_checked_at = -TMP_CHECK_EVERY_S  # the first invoke checks
@@ -376,6 +377,10 @@ class Environment:
         all it starts are in the environment's own cgroup, when there is one."""
         limit = self.cfg.memory_mb if self.cfg.memory_limit else None
         self._group = group = containment.shared().new_group(f"env-{self.id}", limit)
+        # die_with_parent uses ctypes. Imported here, in this process, it is a lookup in the
+        # child; left to the child, every fork imported it anew between fork and exec, writing
+        # to pages it then had to copy: ~10-20 ms more for each runtime to start.
+        import ctypes  # noqa: F401
 
         def setup() -> None:
             procs.die_with_parent()
@@ -578,7 +583,13 @@ class Environment:
     def out_of_memory(self) -> bool:
         """The runtime was killed for its memory: by the kernel (the cgroup's limit) or, where
         there is no memory cgroup, by the sampler."""
-        return self._over_limit or (self._group is not None and self._group.oom_killed())
+        if self._over_limit:
+            return True
+        if self._group is None:
+            return False
+        if self._oom is None:
+            self._oom = containment.OomWatch(self._group)
+        return self._oom.killed()
 
     def _hold_to_limit(self) -> None:
         """Without a memory cgroup the sampler enforces the limit: late (a sample is at most
@@ -625,6 +636,9 @@ class Environment:
                 killed += containment.kill_group(self._group.pids)
             await asyncio.wait({self.exited}, timeout=5)
             await procs.wait_gone(killed, timeout=2)  # stop() returns when none of it runs
+        if self._oom is not None:
+            self._oom.close()
+            self._oom = None
         if self._group is not None:
             for path in self._group.paths:
                 containment.remove_group(path)

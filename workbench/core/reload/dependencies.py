@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import shutil
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -56,6 +55,8 @@ def requirements_of(code_dir: Path) -> Requirements | None:
         return Requirements("requirements.txt", ("-r", str(req)), req.read_bytes())
     project = code_dir / "pyproject.toml"
     if project.is_file():
+        import tomllib  # only a folder with a pyproject.toml needs the parser
+
         try:
             doc = tomllib.loads(project.read_text(encoding="utf-8"))
         except (OSError, ValueError):

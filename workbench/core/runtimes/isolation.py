@@ -76,7 +76,11 @@ def workbench_site_dirs() -> list[Path]:
 
 def _has(folder: Path, name: str) -> Path | None:
     """The package, module or compiled extension `name` in `folder`, if there."""
-    for entry in (folder / name, folder / f"{name}.py", *sorted(folder.glob(f"{name}.*.so"))):
+    for entry in (folder / name, folder / f"{name}.py"):
+        if entry.exists():
+            return entry
+    # a listing of the whole folder (site-packages is large): only when the plain names miss
+    for entry in sorted(folder.glob(f"{name}.*.so")):
         if entry.exists():
             return entry
     return None
