@@ -98,6 +98,16 @@ def embedded_body(doc: Any) -> str | None:
     return json.dumps(inner, indent=2, ensure_ascii=False)
 
 
+def _frame_text(frame: object) -> str:
+    """A stack frame as a line: Python and Node send text; Go (go1.x) sends
+    {"path", "line", "label"}, shown as Go prints a frame, `path:line label`."""
+    if isinstance(frame, dict) and "path" in frame:
+        line = f":{frame['line']}" if frame.get("line") is not None else ""
+        label = f" {frame['label']}" if frame.get("label") else ""
+        return f"{frame['path']}{line}{label}"
+    return str(frame)
+
+
 def error_content(doc: dict[str, Any], status: str) -> Content:
     kind = str(doc.get("errorType") or "error")
     aftermath = OUT_OF_MEMORY if kind == "Runtime.OutOfMemory" else AFTERMATH.get(status)
@@ -108,7 +118,7 @@ def error_content(doc: dict[str, Any], status: str) -> Content:
     trace = doc.get("stackTrace")
     if isinstance(trace, list) and trace:
         parts += [Content(""), Content.styled("Stack trace", "bold $text-muted")]
-        parts += [frame_content(str(frame)) for frame in trace]
+        parts += [frame_content(_frame_text(frame)) for frame in trace]
     if note:
         parts += [Content(""), Content.styled(note, "$text-muted")]
     extra = {
